@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# install-deps.sh - installs the Debian packages ringtrain needs to build,
+# test and run its main job, if any is missing. Needs root for apt-get.
+set -euo pipefail
+packages=(build-essential cmake pkg-config git
+  libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
+  libprotobuf-c-dev protobuf-c-compiler libopenblas-dev zlib1g-dev
+  python3-torch python3-h5py python3-numpy dataset-fashion-mnist
+  iproute2 valgrind)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "ringtrain setup: missing packages: ${missing[*]}" >&2
+  echo "ringtrain setup: run as root, or: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "ringtrain setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,59 @@
+/* main.c - the `ringtrain` executable: dispatches to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/cuda_probe.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "launch/commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_entry;
+
+static const command_entry commands[] = {
+    {"data", cmd_data, "import and inspect datasets (import-idx, import-text, info)"},
+    {"train", cmd_train, "train a model data-parallel (run under mpirun for several ranks)"},
+    {"bench", cmd_bench, "benchmarks: allreduce (ours against MPI_Allreduce)"},
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "usage: ringtrain <command> [options]   (ringtrain <command> --help)\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-8s %s\n", "version", "print the version and build options");
+}
+
+int cmd_report(const char *cmd, int status)
+{
+    rt_status st = (rt_status)status;
+    if (st != RT_OK && st != RT_HELP)
+        fprintf(stderr, "ringtrain %s: %s\n", cmd, rt_last_error());
+    return rt_exit_code(st);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(name, "version") || !strcmp(name, "--version")) {
+        printf("ringtrain 0.1.0 (cuda %s)\n", rt_cuda_compiled() ? "on" : "off");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(name, commands[i].name))
+            return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "ringtrain: unknown command '%s' (see ringtrain --help)\n", name);
+    return 2;
+}
