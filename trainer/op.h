@@ -1,0 +1,54 @@
+/* op.h - the op library: forward/backward pairs of the layers the models are
+ * built from, on float32 row-major arrays. These CPU versions are the oracle
+ * that the CUDA versions (op_cuda.h) are tested against.
+ *
+ * Argument order, for every op and both devices: outputs, saved buffers,
+ * inputs, weights, sizes. Gradients are d-prefixed; backward ACCUMULATES into
+ * them (+=), so callers zero gradient buffers once per step. A NULL gradient
+ * pointer means "not needed" (for example dinp of the first layer).
+ */
+#ifndef RT_TRAINER_OP_H
+#define RT_TRAINER_OP_H
+
+#include <stdint.h>
+
+/* linear: out[B,OC] = inp[B,C] . weight[OC,C]^T + bias[OC] (bias may be NULL).
+ * weight is stored [out, in] like PyTorch's nn.Linear. */
+void linear_forward_cpu(float *out, const float *inp, const float *weight, const float *bias,
+                        int B, int C, int OC);
+void linear_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int B, int C, int OC);
+
+/* relu: out = max(inp, 0); backward uses the saved output. Works in place
+ * (out == inp, dinp == dout). */
+void relu_forward_cpu(float *out, const float *inp, int64_t N);
+void relu_backward_cpu(float *dinp, const float *dout, const float *out, int64_t N);
+
+/* softmax cross-entropy, fused: losses[B] (per sample) and probs[B,V] (saved)
+ * from logits[B,V] and labels[B] in [0, V). Backward adds
+ * dloss_scale * (probs - onehot(label)) to dlogits; for a mean over a batch of
+ * B pass dloss_scale = 1/B. */
+void softmax_xent_forward_cpu(float *losses, float *probs, const float *logits,
+                              const int32_t *labels, int B, int V);
+void softmax_xent_backward_cpu(float *dlogits, const float *probs, const int32_t *labels,
+                               float dloss_scale, int B, int V);
+
+/* Number of rows whose argmax (first maximum) equals the label. */
+int64_t accuracy_count_cpu(const float *logits, const int32_t *labels, int B, int V);
+
+/* Sum of squares of N values, accumulated in double. */
+double sum_squares_cpu(const float *x, int64_t N);
+
+/* Optimizer steps with PyTorch's semantics, in place on params.
+ * AdamW (torch.optim.AdamW): p -= lr*wd*p; m = b1*m + (1-b1)*g;
+ * v = b2*v + (1-b2)*g^2; p -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps),
+ * t = 1-based step count.
+ * SGD (torch.optim.SGD, dampening 0, no nesterov): g += wd*p;
+ * buf = momentum*buf + g (buf starts at zero, which equals PyTorch's
+ * buf = g on the first step); p -= lr*buf. momentum 0 ignores buf. */
+void adamw_step_cpu(float *params, float *m, float *v, const float *grads, int64_t N,
+                    float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t);
+void sgd_step_cpu(float *params, float *momentum_buf, const float *grads, int64_t N,
+                  float lr, float momentum, float weight_decay);
+
+#endif
