@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""PyTorch CPU parity of trainer/: every op, the whole MLP's loss and
+gradients, nn.Linear-style initialisation, and 20-step training runs with
+SGD-momentum and AdamW (weight decay, warmup, cosine schedule, clipping),
+through tests/trainer/trainer_driver with the same weights and batches.
+
+Tolerance: 1e-4 relative, per tensor: max|ours - torch| <= 1e-4 * max|torch|
+(elementwise relative error is meaningless for entries that are ~0).
+Usage: test_trainer_torch.py PATH/trainer_driver"""
+import math, os, subprocess, sys, tempfile
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DRIVER = sys.argv[1]
+RTOL = 1e-4
+failures = []
+checks = 0
+
+
+def check(name, ours, ref, rtol=RTOL):
+    global checks
+    checks += 1
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    if ours.shape != ref.shape:
+        failures.append(f"{name}: shape {ours.shape} != {ref.shape}")
+        return
+    scale = max(np.max(np.abs(ref)), 1e-30)
+    err = np.max(np.abs(ours - ref)) / scale
+    if not np.isfinite(err) or err > rtol:
+        failures.append(f"{name}: relative error {err:.3e} > {rtol:g}")
+    else:
+        print(f"ok {name}: {err:.2e}")
+
+
+def run(mode, d, *args):
+    cmd = [DRIVER, mode, "--dir", d] + [str(a) for a in args]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"driver failed: {' '.join(cmd)}\n{r.stderr}")
+
+
+def put(d, name, arr, dtype=np.float32):
+    np.ascontiguousarray(arr, dtype=dtype).tofile(os.path.join(d, name))
+
+
+def get(d, name, dtype=np.float32):
+    return np.fromfile(os.path.join(d, name), dtype=dtype)
+
+
+def make_mlp(sizes):
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def linears(model):
+    return [m for m in model if isinstance(m, nn.Linear)]
+
+
+def pack(model):
+    return np.concatenate([t.detach().numpy().ravel() for l in linears(model)
+                           for t in (l.weight, l.bias)])
+
+
+def pack_grads(model):
+    return np.concatenate([t.grad.numpy().ravel() for l in linears(model)
+                           for t in (l.weight, l.bias)])
+
+
+def unpack(model, flat):
+    off = 0
+    with torch.no_grad():
+        for l in linears(model):
+            for t in (l.weight, l.bias):
+                n = t.numel()
+                t.copy_(torch.from_numpy(flat[off:off + n].reshape(t.shape)))
+                off += n
+
+
+def test_ops(d, g):
+    B, C, OC = 9, 37, 13
+    inp, w, b = torch.randn(B, C, generator=g), torch.randn(OC, C, generator=g), torch.randn(OC, generator=g)
+    dout = torch.randn(B, OC, generator=g)
+    for n, t in (("inp", inp), ("weight", w), ("bias", b), ("dout", dout)):
+        put(d, n, t.numpy())
+    run("op-linear", d, "--B", B, "--C", C, "--OC", OC)
+    ti, tw, tb = (t.clone().requires_grad_() for t in (inp, w, b))
+    out = F.linear(ti, tw, tb)
+    out.backward(dout)
+    check("linear out", get(d, "out").reshape(B, OC), out.detach())
+    check("linear dinp", get(d, "dinp").reshape(B, C), ti.grad)
+    check("linear dweight", get(d, "dweight").reshape(OC, C), tw.grad)
+    check("linear dbias", get(d, "dbias"), tb.grad)
+
+    N = 1000
+    x = torch.randn(N, generator=g)
+    x[::50] = 0.0  # the kink: PyTorch's ReLU gradient at 0 is 0
+    dout = torch.randn(N, generator=g)
+    put(d, "inp", x.numpy()); put(d, "dout", dout.numpy())
+    run("op-relu", d, "--N", N)
+    tx = x.clone().requires_grad_()
+    out = torch.relu(tx)
+    out.backward(dout)
+    check("relu out", get(d, "out"), out.detach())
+    check("relu dinp", get(d, "dinp"), tx.grad)
+
+    B, V = 17, 11
+    logits = torch.randn(B, V, generator=g) * 4
+    logits[0, 3] = 80.0  # large logits: the stable log-softmax must not overflow
+    labels = torch.randint(0, V, (B,), generator=g)
+    put(d, "logits", logits.numpy()); put(d, "labels", labels.numpy(), np.int32)
+    run("op-xent", d, "--B", B, "--V", V)
+    tl = logits.clone().requires_grad_()
+    losses = F.cross_entropy(tl, labels, reduction="none")
+    losses.mean().backward()
+    check("xent losses", get(d, "losses"), losses.detach())
+    check("xent probs", get(d, "probs").reshape(B, V), torch.softmax(logits, 1))
+    check("xent dlogits", get(d, "dlogits").reshape(B, V), tl.grad)
+    correct = int(get(d, "correct", np.int64)[0])
+    want = int((logits.argmax(1) == labels).sum())
+    global checks
+    checks += 1
+    if correct != want:
+        failures.append(f"accuracy count {correct} != {want}")
+
+
+def test_mlp_grad(d, g, sizes, B):
+    spec = "mlp:" + ",".join(map(str, sizes))
+    model = make_mlp(sizes)
+    x = torch.rand(B, sizes[0], generator=g)
+    y = torch.randint(0, sizes[-1], (B,), generator=g)
+    put(d, "params", pack(model)); put(d, "inputs", x.numpy()); put(d, "labels", y.numpy(), np.int32)
+    run("mlp-grad", d, "--spec", spec, "--B", B)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    check(f"{spec} loss", get(d, "loss", np.float64), [loss.item()])
+    ours, ref = get(d, "grads"), pack_grads(model)
+    off = 0
+    for i, l in enumerate(linears(model)):
+        for n, t in (("weight", l.weight), ("bias", l.bias)):
+            k = t.numel()
+            check(f"{spec} fc{i + 1}.{n} grad", ours[off:off + k], ref[off:off + k])
+            off += k
+
+
+def test_init(d):
+    sizes = [300, 200, 10]
+    run("init", d, "--spec", "mlp:300,200,10", "--seed", 7)
+    a = get(d, "params")
+    run("init", d, "--spec", "mlp:300,200,10", "--seed", 7)
+    b = get(d, "params")
+    run("init", d, "--spec", "mlp:300,200,10", "--seed", 8)
+    c = get(d, "params")
+    global checks
+    checks += 3
+    if not np.array_equal(a, b):
+        failures.append("init is not deterministic for a seed")
+    if np.array_equal(a, c):
+        failures.append("init ignores the seed")
+    off = 0
+    for i in range(len(sizes) - 1):
+        bound = 1 / math.sqrt(sizes[i])
+        for n, k in (("weight", sizes[i] * sizes[i + 1]), ("bias", sizes[i + 1])):
+            t = a[off:off + k]
+            off += k
+            checks += 1
+            # U(-b, b): inside the bound, mean 0 and std b/sqrt(3) (5 sigma)
+            mean_tol = 5 * bound / math.sqrt(3) / math.sqrt(k)
+            ok = (np.max(np.abs(t)) <= bound and abs(t.mean()) <= mean_tol and
+                  (k < 1000 or abs(t.std() / (bound / math.sqrt(3)) - 1) < 0.02) and
+                  np.max(np.abs(t)) > 0.9 * bound)
+            if not ok:
+                failures.append(f"init fc{i + 1}.{n}: not U(-{bound:.4f}, {bound:.4f}): "
+                                f"max {np.max(np.abs(t)):.4f} mean {t.mean():.2e} std {t.std():.4f}")
+
+
+def schedule_lr(base, warmup, total, kind, s):
+    if s < warmup:
+        return base * (s + 1) / warmup
+    if kind == "constant":
+        return base
+    p = min(max((s - warmup) / (total - warmup), 0.0), 1.0) if total > warmup else 1.0
+    return base * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def test_training(d, g, sizes, B, steps, optimizer, lr, momentum=0.0, wd=0.0, warmup=0,
+                  schedule="constant", clip=0.0, accum=1):
+    spec = "mlp:" + ",".join(map(str, sizes))
+    model = make_mlp(sizes)
+    x = torch.rand(steps * accum * B, sizes[0], generator=g)
+    y = torch.randint(0, sizes[-1], (steps * accum * B,), generator=g)
+    put(d, "params", pack(model)); put(d, "inputs", x.numpy()); put(d, "labels", y.numpy(), np.int32)
+    run("train", d, "--spec", spec, "--B", B, "--steps", steps, "--accum", accum,
+        "--optimizer", optimizer, "--lr", lr, "--momentum", momentum, "--weight-decay", wd,
+        "--warmup", warmup, "--schedule", schedule, "--grad-clip", clip)
+    if optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=wd)
+    losses, norms, clipped = [], [], 0
+    G = accum * B  # the global batch: one torch step sees all of it
+    for s in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = schedule_lr(lr, warmup, steps, schedule, s)
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x[s * G:(s + 1) * G]), y[s * G:(s + 1) * G])
+        loss.backward()
+        if clip > 0:
+            norm = nn.utils.clip_grad_norm_(model.parameters(), clip)
+            clipped += norm.item() > clip
+        else:
+            norm = torch.norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+        losses.append(loss.item()); norms.append(norm.item())
+        opt.step()
+    tag = f"{spec} {optimizer} B={B}x{accum}"
+    ours = get(d, "losses", np.float64)
+    for s in range(steps):
+        check(f"{tag} step {s + 1} loss", [ours[s]], [losses[s]])
+    check(f"{tag} grad norms", get(d, "grad_norms", np.float64), norms)
+    check(f"{tag} lrs", get(d, "lrs", np.float64),
+          [schedule_lr(lr, warmup, steps, schedule, s) for s in range(steps)], 1e-6)
+    check(f"{tag} final params", get(d, "params_out"), pack(model), 1e-3)
+    if clip > 0:
+        global checks
+        checks += 1
+        if clipped == 0:
+            failures.append(f"{tag}: clipping was never active; the test would not see it")
+
+
+def main():
+    torch.manual_seed(1234)
+    g = torch.Generator().manual_seed(99)
+    with tempfile.TemporaryDirectory() as d:
+        test_ops(d, g)
+        test_mlp_grad(d, g, [20, 32, 16, 5], 8)
+        test_mlp_grad(d, g, [784, 64, 10], 33)
+        test_mlp_grad(d, g, [7, 3], 4)  # a single layer (no ReLU)
+        test_init(d)
+        test_training(d, g, [784, 64, 32, 10], 32, 20, "sgd", 0.05, momentum=0.9, wd=1e-4)
+        test_training(d, g, [784, 64, 32, 10], 32, 20, "adamw", 3e-3, wd=0.05, warmup=5,
+                      schedule="cosine", clip=0.5)
+        # accumulation: 4 micro-batches of 8 against one torch batch of 32
+        test_training(d, g, [784, 64, 32, 10], 8, 20, "adamw", 3e-3, wd=0.05, warmup=5,
+                      schedule="cosine", clip=0.5, accum=4)
+        test_training(d, g, [784, 64, 32, 10], 8, 20, "sgd", 0.05, momentum=0.9, accum=4,
+                      schedule="cosine", warmup=3)
+    for f in failures:
+        print("FAIL", f)
+    print(f"{checks - len(failures)} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,0 @@
-/* placeholder */ int rt_trainer_placeholder(void); int rt_trainer_placeholder(void) { return 0; }
