@@ -1,9 +1,590 @@
-/* cmd_train.c - placeholder until its issue lands. */
+/* cmd_train.c - `ringtrain train`: data-parallel training of the MLP on the
+ * CPU. Every rank runs this: flags are checked before MPI starts; datasets,
+ * model dimensions and batch sizes are checked on every rank and the ranks
+ * agree on the outcome before any training (so a bad input ends every rank
+ * with exit 2, never a hang); rank 0 initialises the parameters and
+ * broadcasts them; each step averages gradients with our ring all-reduce in
+ * buckets started during backward; rank 0 logs and writes the metrics.
+ * Flags and metrics: docs/TRAINING.md. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collectives/coll.h"
+#include "common/args.h"
+#include "common/check.h"
+#include "common/hdf5_util.h"
+#include "common/log.h"
 #include "common/status.h"
+#include "common/timer.h"
+#include "data/dataset.h"
+#include "data/loader.h"
 #include "launch/commands.h"
+#include "trainer/cpu_env.h"
+#include "trainer/export.h"
+#include "trainer/mlp.h"
+#include "trainer/optim.h"
+#include "trainer/schedule.h"
+#include "trainer/threads.h"
+#include "trainer/train_step.h"
+
+typedef struct {
+    const char *model, *data, *eval, *optimizer, *schedule, *device, *metrics, *export_params;
+    const char *ckpt_dir, *resume;
+    int batch, epochs, steps, warmup, seed, log_every, accum, threads, eval_every, ckpt_every, keep;
+    double lr, momentum, weight_decay, grad_clip, bucket_mb;
+    bool skip_nonfinite;
+    /* derived */
+    mlp_spec_t spec;
+    optim_kind opt_kind;
+    sched_kind sched;
+} train_args_t;
+
+/* ---- flags ---------------------------------------------------------------- */
+
+static rt_status train_args_parse(train_args_t *a, int argc, char **argv)
+{
+    memset(a, 0, sizeof *a);
+    a->optimizer = "adamw";
+    a->schedule = "constant";
+    a->device = "auto";
+    a->lr = 1e-3;
+    a->momentum = 0.9;
+    a->weight_decay = -1.0;  /* per optimizer: PyTorch's default */
+    a->log_every = 50;
+    a->accum = 1;
+    a->bucket_mb = 4.0;
+    arg_spec specs[] = {
+        {"model", ARG_STRING, &a->model, "SPEC", "model, e.g. mlp:784,1024,1024,10", true, false},
+        {"data", ARG_STRING, &a->data, "F.h5", "training set (classification)", true, false},
+        {"eval", ARG_STRING, &a->eval, "F.h5", "test set, evaluated once across ranks", false, false},
+        {"batch", ARG_INT, &a->batch, "N", "rows per rank per micro-batch", true, false},
+        {"epochs", ARG_INT, &a->epochs, "N", "epochs to train (default 1)", false, false},
+        {"steps", ARG_INT, &a->steps, "N", "steps to train (instead of --epochs)", false, false},
+        {"accum", ARG_INT, &a->accum, "N", "micro-batches accumulated per step (1)", false, false},
+        {"optimizer", ARG_STRING, &a->optimizer, "sgd|adamw", "optimizer (adamw)", false, false},
+        {"lr", ARG_DOUBLE, &a->lr, "X", "peak learning rate (1e-3)", false, false},
+        {"momentum", ARG_DOUBLE, &a->momentum, "X", "SGD momentum (0.9)", false, false},
+        {"weight-decay", ARG_DOUBLE, &a->weight_decay, "X",
+         "weight decay (adamw 0.01 decoupled, sgd 0 L2)", false, false},
+        {"warmup", ARG_INT, &a->warmup, "N", "linear warmup steps (0)", false, false},
+        {"schedule", ARG_STRING, &a->schedule, "constant|cosine", "after warmup (constant)", false, false},
+        {"grad-clip", ARG_DOUBLE, &a->grad_clip, "X", "clip the global gradient norm (0: off)", false, false},
+        {"seed", ARG_INT, &a->seed, "N", "parameter init and sample order (0)", false, false},
+        {"device", ARG_STRING, &a->device, "auto|cpu|cuda", "where to train (auto = cpu here)", false, false},
+        {"threads", ARG_INT, &a->threads, "N", "CPU threads per rank (0: cores / ranks on the node)", false, false},
+        {"log-every", ARG_INT, &a->log_every, "N", "log every N steps (50)", false, false},
+        {"eval-every", ARG_INT, &a->eval_every, "N", "evaluate every N steps (0: each epoch and at the end)", false, false},
+        {"metrics", ARG_STRING, &a->metrics, "F.jsonl", "JSON-lines metrics (rank 0)", false, false},
+        {"export-params", ARG_STRING, &a->export_params, "F.h5", "write the final parameters (HDF5, state_dict names)", false, false},
+        {"bucket-mb", ARG_DOUBLE, &a->bucket_mb, "X", "gradient all-reduce bucket size in MiB (4)", false, false},
+        {"skip-nonfinite", ARG_FLAG, &a->skip_nonfinite, NULL, "skip steps with a non-finite loss or gradient instead of stopping", false, false},
+        {"ckpt-dir", ARG_STRING, &a->ckpt_dir, "D", "not supported yet", false, false},
+        {"ckpt-every", ARG_INT, &a->ckpt_every, "N", "not supported yet", false, false},
+        {"keep", ARG_INT, &a->keep, "N", "not supported yet", false, false},
+        {"resume", ARG_STRING, &a->resume, "auto|never|PATH", "not supported yet", false, false},
+    };
+    const int nspecs = (int)(sizeof specs / sizeof specs[0]);
+    arg_command cmd = {.prog = "ringtrain train",
+                       .summary = "Train a model data-parallel on the CPU (run under mpirun for several "
+                                  "ranks); gradients are averaged with the ring all-reduce."};
+    TRY(args_parse(&cmd, specs, nspecs, argc, argv));
+    for (int i = nspecs - 4; i < nspecs; i++)
+        if (specs[i].seen)
+            return rt_fail(RT_ERR_USAGE, "--%s: checkpoints are not supported yet", specs[i].name);
+
+    TRY(mlp_spec_parse(a->model, &a->spec));
+    TRY(optim_kind_parse(a->optimizer, &a->opt_kind));
+    TRY(sched_kind_parse(a->schedule, &a->sched));
+    if (!strcmp(a->device, "cuda"))
+        return rt_fail(RT_ERR_USAGE, "--device cuda: the CUDA training path is not built yet (use cpu)");
+    if (strcmp(a->device, "auto") && strcmp(a->device, "cpu"))
+        return rt_fail(RT_ERR_USAGE, "--device '%s' is not auto, cpu or cuda", a->device);
+    if (a->batch < 1)
+        return rt_fail(RT_ERR_USAGE, "--batch must be at least 1, got %d", a->batch);
+    if (specs[4].seen && specs[5].seen)
+        return rt_fail(RT_ERR_USAGE, "give --epochs or --steps, not both");
+    if (specs[4].seen && a->epochs < 1)
+        return rt_fail(RT_ERR_USAGE, "--epochs must be at least 1, got %d", a->epochs);
+    if (specs[5].seen && a->steps < 1)
+        return rt_fail(RT_ERR_USAGE, "--steps must be at least 1, got %d", a->steps);
+    if (!specs[4].seen && !specs[5].seen)
+        a->epochs = 1;
+    if (a->accum < 1)
+        return rt_fail(RT_ERR_USAGE, "--accum must be at least 1, got %d", a->accum);
+    if (!(a->lr >= 0.0))
+        return rt_fail(RT_ERR_USAGE, "--lr must not be negative, got %g", a->lr);
+    if (!(a->momentum >= 0.0 && a->momentum < 1.0))
+        return rt_fail(RT_ERR_USAGE, "--momentum must be in [0, 1), got %g", a->momentum);
+    if (a->weight_decay < 0.0 && specs[10].seen)
+        return rt_fail(RT_ERR_USAGE, "--weight-decay must not be negative, got %g", a->weight_decay);
+    if (a->opt_kind == OPTIM_ADAMW && a->weight_decay * a->lr >= 1.0)
+        return rt_fail(RT_ERR_USAGE, "--weight-decay x --lr must be below 1 for AdamW, got %g",
+                       a->weight_decay * a->lr);
+    if (a->warmup < 0)
+        return rt_fail(RT_ERR_USAGE, "--warmup must not be negative, got %d", a->warmup);
+    if (!(a->grad_clip >= 0.0))
+        return rt_fail(RT_ERR_USAGE, "--grad-clip must not be negative, got %g", a->grad_clip);
+    if (a->log_every < 1)
+        return rt_fail(RT_ERR_USAGE, "--log-every must be at least 1, got %d", a->log_every);
+    if (a->eval_every < 0)
+        return rt_fail(RT_ERR_USAGE, "--eval-every must not be negative, got %d", a->eval_every);
+    if (a->threads < 0)
+        return rt_fail(RT_ERR_USAGE, "--threads must not be negative, got %d", a->threads);
+    if (a->seed < 0)
+        return rt_fail(RT_ERR_USAGE, "--seed must not be negative, got %d", a->seed);
+    if (!(a->bucket_mb > 0.0 && a->bucket_mb <= 4096.0))
+        return rt_fail(RT_ERR_USAGE, "--bucket-mb must be in (0, 4096], got %g", a->bucket_mb);
+    return RT_OK;
+}
+
+/* ---- per-rank state --------------------------------------------------------- */
+
+typedef struct {
+    train_args_t *a;
+    coll_comm_t *comm;
+    int rank, world, threads;
+    dataset_t *train_ds, *eval_ds;
+    loader_t *loader;
+    mlp_t model;
+    bool model_ready;
+    optimizer_t opt;
+    train_step_t step;
+    FILE *metrics;
+    int64_t steps_per_epoch;   /* optimizer steps */
+    int64_t loader_spe;        /* loader batches per epoch */
+    int64_t total_steps;
+    /* micro-batch supply */
+    int64_t micro_in_epoch;
+    bool holding;
+    /* in-flight bucket all-reduces */
+    coll_request_t *reqs[1024];
+    int nreqs;
+    bool consistent;           /* the failure, if any, is the same on every rank */
+} train_run_t;
+
+/* A dataset that cannot be opened or has the wrong kind or shape is a usage
+ * error (exit 2) with the dataset layer's own message. */
+static rt_status open_classification(const char *path, const char *flag, const mlp_spec_t *spec,
+                                     dataset_t **out)
+{
+    rt_status st = dataset_open(path, out);
+    if (st == RT_OK)
+        st = dataset_expect_kind(*out, DATASET_CLASSIFICATION);
+    if (st != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "--%s", flag);
+    const dataset_info_t *info = dataset_info(*out);
+    int in = spec->sizes[0], classes = spec->sizes[spec->nlayers];
+    if (info->features != in)
+        return rt_fail(RT_ERR_USAGE, "--%s %s has %lld features per record but the model takes %d inputs",
+                       flag, path, (long long)info->features, in);
+    if (info->num_classes != classes)
+        return rt_fail(RT_ERR_USAGE, "--%s %s has %d classes but the model has %d outputs", flag,
+                       path, info->num_classes, classes);
+    return RT_OK;
+}
+
+static rt_status run_setup(train_run_t *r)
+{
+    train_args_t *a = r->a;
+    TRY(open_classification(a->data, "data", &a->spec, &r->train_ds));
+    if (a->eval)
+        TRY(open_classification(a->eval, "eval", &a->spec, &r->eval_ds));
+    int64_t n = dataset_info(r->train_ds)->count;
+    int64_t shard = n / r->world;
+    int64_t per_step = (int64_t)a->batch * a->accum;
+    if (shard < per_step)
+        return rt_fail(RT_ERR_USAGE,
+                       "--batch %d x --accum %d = %lld rows per step is larger than a rank's shard "
+                       "of %s (%lld records / %d ranks = %lld)",
+                       a->batch, a->accum, (long long)per_step, a->data, (long long)n, r->world,
+                       (long long)shard);
+    loader_config_t lc;
+    loader_config_default(&lc);
+    lc.batch = a->batch;
+    lc.rank = r->rank;
+    lc.world = r->world;
+    lc.shuffle = true;
+    lc.remainder = SAMPLER_DROP;
+    lc.prefetch = 4;
+    lc.start = (sampler_state_t){.seed = (uint64_t)a->seed, .epoch = 0, .position = 0};
+    if (loader_open(&r->loader, r->train_ds, &lc) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "--data");
+    r->loader_spe = loader_steps_per_epoch(r->loader);
+    r->steps_per_epoch = r->loader_spe / a->accum;
+    if (r->steps_per_epoch < 1)
+        return rt_fail(RT_ERR_USAGE, "--batch %d x --accum %d leaves no full step per epoch", a->batch,
+                       a->accum);
+    r->total_steps = a->steps ? a->steps : (int64_t)a->epochs * r->steps_per_epoch;
+
+    if (r->rank == 0 && a->metrics) {
+        r->metrics = fopen(a->metrics, "w");
+        if (!r->metrics)
+            return rt_fail(RT_ERR_USAGE, "--metrics %s: %s", a->metrics, strerror(errno));
+    }
+    TRY(mlp_create(&r->model, &a->spec, a->batch));
+    r->model_ready = true;
+    optim_config_t oc = optim_config_default(a->opt_kind);
+    oc.momentum = a->opt_kind == OPTIM_SGD ? (float)a->momentum : 0.0f;
+    if (a->weight_decay >= 0.0)
+        oc.weight_decay = (float)a->weight_decay;
+    TRY(optimizer_create(&r->opt, &oc, r->model.params.total));
+    return RT_OK;
+}
+
+/* ---- gradient buckets: nonblocking ring all-reduce -------------------------- */
+
+static rt_status bucket_progress(train_run_t *r)
+{
+    int kept = 0;
+    for (int i = 0; i < r->nreqs; i++) {
+        int done = 0;
+        TRY(coll_test(r->reqs[i], &done));
+        if (!done)
+            r->reqs[kept++] = r->reqs[i];
+    }
+    r->nreqs = kept;
+    return RT_OK;
+}
+
+static rt_status bucket_start(void *ctx, float *buf, int64_t count)
+{
+    train_run_t *r = ctx;
+    TRY(bucket_progress(r));
+    if (r->nreqs >= (int)(sizeof r->reqs / sizeof r->reqs[0]))
+        return rt_fail(RT_ERR_INTERNAL, "too many gradient buckets in flight");
+    return coll_allreduce_start(r->comm, buf, buf, (size_t)count, RT_DTYPE_F32, COLL_AVG,
+                                &r->reqs[r->nreqs++]);
+}
+
+static rt_status bucket_wait(void *ctx)
+{
+    train_run_t *r = ctx;
+    rt_status st = RT_OK;
+    for (int i = 0; i < r->nreqs; i++) {
+        rt_status w = coll_wait(r->reqs[i]);
+        if (st == RT_OK)
+            st = w;
+    }
+    r->nreqs = 0;
+    return st;
+}
+
+/* ---- batches ---------------------------------------------------------------- */
+
+static rt_status next_micro(void *ctx, int k, const float **x, const int32_t **y, int *B)
+{
+    train_run_t *r = ctx;
+    loader_batch_t b;
+    if (r->holding) {
+        loader_release(r->loader);
+        r->holding = false;
+    }
+    /* Batches past the last whole step of an epoch are skipped, so that every
+     * step's micro-batches come from one epoch (np=1 with accumulation then
+     * sees the same samples per step as np=accum without). */
+    if (r->micro_in_epoch == r->steps_per_epoch * r->a->accum) {
+        for (int64_t i = r->micro_in_epoch; i < r->loader_spe; i++) {
+            TRY(loader_acquire(r->loader, &b));
+            loader_release(r->loader);
+        }
+        r->micro_in_epoch = 0;
+    }
+    TRY(loader_acquire(r->loader, &b));
+    r->holding = true;
+    r->micro_in_epoch++;
+    *x = b.inputs;
+    *y = b.labels;
+    *B = b.rows;
+    return RT_OK;
+}
+
+/* ---- evaluation: the whole test set once across ranks ----------------------- */
+
+static rt_status evaluate(train_run_t *r, double *loss, double *accuracy, int64_t *count)
+{
+    loader_config_t lc;
+    loader_config_default(&lc);
+    lc.batch = r->a->batch;
+    lc.rank = r->rank;
+    lc.world = r->world;
+    lc.shuffle = false;
+    lc.remainder = SAMPLER_PARTIAL;
+    lc.one_epoch = true;
+    lc.prefetch = 2;
+    loader_t *l = NULL;
+    TRY(loader_open(&l, r->eval_ds, &lc));
+    double sums[3] = {0, 0, 0};  /* loss, correct, rows */
+    rt_status st = RT_OK;
+    int64_t steps = loader_steps_per_epoch(l);
+    for (int64_t s = 0; s < steps && st == RT_OK; s++) {
+        loader_batch_t b;
+        TRY_GOTO(st, loader_acquire(l, &b), out);
+        if (b.rows > 0) {
+            double ls;
+            int64_t correct;
+            mlp_forward(&r->model, b.inputs, b.labels, b.rows, &ls, &correct);
+            sums[0] += ls;
+            sums[1] += (double)correct;
+            sums[2] += b.rows;
+        }
+        loader_release(l);
+    }
+out:
+    loader_close(l);
+    TRY(st);
+    TRY(coll_allreduce(r->comm, sums, sums, 3, RT_DTYPE_F64, COLL_SUM));
+    *loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
+    *accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
+    *count = (int64_t)sums[2];
+    return RT_OK;
+}
+
+/* ---- logging ------------------------------------------------------------------ */
+
+static void format_duration(double s, char *buf, size_t size)
+{
+    if (!(s >= 0) || s > 1e7)
+        snprintf(buf, size, "?");
+    else if (s >= 3600)
+        snprintf(buf, size, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60)
+        snprintf(buf, size, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(buf, size, "%.1fs", s);
+}
+
+/* FNV-1a over the parameter bytes: every rank must end with the same value. */
+static uint64_t params_hash(const param_set_t *ps)
+{
+    const unsigned char *p = (const unsigned char *)ps->data;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < (size_t)ps->total * sizeof(float); i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static rt_status run_eval_and_log(train_run_t *r, int64_t step)
+{
+    double loss, acc;
+    int64_t count;
+    TRY(evaluate(r, &loss, &acc, &count));
+    if (r->rank == 0) {
+        printf("eval  step %lld | loss %.4f | accuracy %.4f (%lld records)\n", (long long)step, loss,
+               acc, (long long)count);
+        fflush(stdout);
+        if (r->metrics) {
+            fprintf(r->metrics, "{\"step\":%lld,\"eval_loss\":%.6g,\"eval_accuracy\":%.6g}\n",
+                    (long long)step, loss, acc);
+            fflush(r->metrics);
+        }
+    }
+    return RT_OK;
+}
+
+/* ---- the loop ----------------------------------------------------------------- */
+
+static rt_status run_train(train_run_t *r)
+{
+    train_args_t *a = r->a;
+    param_set_t *ps = &r->model.params;
+    if (r->rank == 0)
+        mlp_init_params(&r->model, (uint64_t)a->seed);
+    TRY(coll_broadcast(r->comm, ps->data, (size_t)ps->total, RT_DTYPE_F32, 0));
+
+    train_step_init(&r->step, &r->model, &r->opt);
+    train_step_t *t = &r->step;
+    t->accum = a->accum;
+    t->grad_clip = a->grad_clip;
+    t->skip_nonfinite = a->skip_nonfinite;
+    t->sched = (schedule_t){.kind = a->sched, .base_lr = a->lr, .warmup = a->warmup,
+                            .total = r->total_steps};
+    t->bucket_floats = (int64_t)(a->bucket_mb * 1048576.0 / sizeof(float));
+    if (t->bucket_floats < 1)
+        t->bucket_floats = 1;
+    if (r->world > 1) {
+        t->reduce = bucket_start;
+        t->wait = bucket_wait;
+        t->reduce_ctx = r;
+    }
+    const int64_t global_batch = (int64_t)a->batch * a->accum * r->world;
+    if (r->rank == 0) {
+        printf("train %s | %d ranks x %d threads | batch %d x %d accum x %d ranks = %lld | "
+               "%lld steps (%lld per epoch) | %s lr %g %s warmup %d | blas %s\n",
+               a->model, r->world, r->threads, a->batch, a->accum, r->world,
+               (long long)global_batch, (long long)r->total_steps, (long long)r->steps_per_epoch,
+               a->optimizer, a->lr, a->schedule, a->warmup, cpu_env_blas_core());
+        fflush(stdout);
+    }
+    double t_start = rt_now(), t_log = t_start, loss_acc = 0.0;
+    int64_t steps_since_log = 0;
+    for (int64_t s = 0; s < r->total_steps; s++) {
+        step_result_t res;
+        rt_status st = train_step_run(t, next_micro, r, &res);
+        if (r->holding) {
+            loader_release(r->loader);
+            r->holding = false;
+        }
+        r->consistent = st == RT_ERR_NUMERIC;
+        TRY(st);
+        if (res.skipped && r->rank == 0)
+            LOG_WARN("step %lld: non-finite loss or gradient, update skipped (--skip-nonfinite)",
+                     (long long)s + 1);
+        if (!res.skipped) {
+            loss_acc += res.loss;
+            steps_since_log++;
+        }
+        int64_t done = s + 1;
+        double now = rt_now();
+        if (r->rank == 0 && (done % a->log_every == 0 || done == r->total_steps)) {
+            int64_t n_since = done - (done - 1) / a->log_every * a->log_every;
+            double rate = (double)global_batch * (double)n_since / (now - t_log);
+            double loss = steps_since_log ? loss_acc / (double)steps_since_log : NAN;
+            double epoch = (double)done / (double)r->steps_per_epoch;
+            char eta[32];
+            format_duration((now - t_start) / (double)done * (double)(r->total_steps - done), eta,
+                            sizeof eta);
+            printf("step %lld/%lld | epoch %.2f | loss %.4f | lr %.3e | %.0f samples/s | ETA %s\n",
+                   (long long)done, (long long)r->total_steps, epoch, loss, res.lr, rate, eta);
+            fflush(stdout);
+            if (r->metrics) {
+                fprintf(r->metrics,
+                        "{\"step\":%lld,\"epoch\":%.4f,\"loss\":%.7g,\"lr\":%.7g,"
+                        "\"samples_per_s\":%.1f,\"grad_norm\":%.7g}\n",
+                        (long long)done, epoch, loss, res.lr, rate, res.grad_norm);
+                fflush(r->metrics);
+            }
+        }
+        if (done % a->log_every == 0 || done == r->total_steps) {
+            t_log = now;
+            loss_acc = 0.0;
+            steps_since_log = 0;
+        }
+        bool eval_now = r->eval_ds &&
+                        (a->eval_every ? done % a->eval_every == 0
+                                       : done % r->steps_per_epoch == 0 && !a->steps);
+        if (r->eval_ds && done == r->total_steps)
+            eval_now = true;
+        if (eval_now)
+            TRY(run_eval_and_log(r, done));
+    }
+    double seconds = rt_now() - t_start;
+
+    /* every replica must hold the same parameters */
+    int64_t mine = (int64_t)params_hash(ps);
+    int64_t *all = calloc((size_t)r->world, sizeof *all);
+    CHECK_ALLOC(all, sizeof *all * (size_t)r->world);
+    rt_status st = coll_allgather(r->comm, &mine, all, 1, RT_DTYPE_I64);
+    bool same = true;
+    for (int i = 0; st == RT_OK && i < r->world; i++)
+        same = same && all[i] == all[0];
+    free(all);
+    TRY(st);
+    r->consistent = true;
+    if (!same)
+        return rt_fail(RT_ERR_INTERNAL, "replicas diverged: parameter hashes differ across ranks");
+    if (r->rank == 0) {
+        printf("done  %lld steps in %.1f s | %.0f samples/s | replicas identical (%016llx)%s\n",
+               (long long)r->total_steps, seconds,
+               (double)global_batch * (double)r->total_steps / seconds,
+               (unsigned long long)mine, t->skipped ? " | some steps skipped" : "");
+        if (r->metrics)
+            fprintf(r->metrics, "{\"step\":%lld,\"train_seconds\":%.3f,\"skipped_steps\":%lld,"
+                                "\"params_hash\":\"%016llx\"}\n",
+                    (long long)r->total_steps, seconds, (long long)t->skipped,
+                    (unsigned long long)mine);
+        if (a->export_params) {
+            char spec[512];
+            mlp_spec_format(&a->spec, spec, sizeof spec);
+            TRY(params_export_h5(ps, spec, a->export_params));
+        }
+    }
+    return RT_OK;
+}
+
+static void run_free(train_run_t *r)
+{
+    if (r->holding)
+        loader_release(r->loader);
+    loader_close(r->loader);
+    if (r->model_ready) {
+        optimizer_free(&r->opt);
+        mlp_free(&r->model);
+    }
+    dataset_close(r->eval_ds);
+    dataset_close(r->train_ds);
+    if (r->metrics)
+        fclose(r->metrics);
+}
+
+/* All ranks learn whether any failed, so that none trains alone or waits in a
+ * collective for a peer that already gave up. Every rank returns a failure
+ * if any rank failed; *speak is set on the one rank that prints the message
+ * (the lowest failing rank), so that a bad flag on 4 ranks prints once. */
+static rt_status agree(train_run_t *r, rt_status local, bool *speak)
+{
+    int32_t *codes = calloc((size_t)r->world, sizeof *codes);
+    CHECK_ALLOC(codes, sizeof *codes * (size_t)r->world);
+    int32_t mine = (int32_t)local;
+    rt_status st = coll_allgather(r->comm, &mine, codes, 1, RT_DTYPE_I32);
+    int first = -1;
+    for (int i = 0; st == RT_OK && i < r->world && first < 0; i++)
+        if (codes[i] != RT_OK)
+            first = i;
+    rt_status agreed = first < 0 ? RT_OK : (rt_status)codes[first];
+    free(codes);
+    TRY(st);
+    *speak = first == r->rank;
+    if (agreed != RT_OK && local == RT_OK)
+        rt_fail(agreed, "rank %d failed to set up (see its message)", first);
+    return agreed;
+}
 
 int cmd_train(int argc, char **argv)
 {
-    (void)argc; (void)argv;
-    return cmd_report("train", rt_fail(RT_ERR_UNSUPPORTED, "not built yet"));
+    /* before OpenBLAS threads, OpenMP or MPI start: may re-execute this process */
+    cpu_env_reexec_if_needed();
+    train_args_t args;
+    rt_status st = train_args_parse(&args, argc, argv);
+    if (st != RT_OK)
+        return cmd_report("train", st);
+
+    rt_hdf5_quiet();
+    train_run_t run;
+    memset(&run, 0, sizeof run);
+    run.a = &args;
+    bool speak = true;
+    TRY_GOTO(st, coll_init(&argc, &argv), report);
+    TRY_GOTO(st, coll_comm_world(&run.comm), finalize);
+    run.rank = coll_rank(run.comm);
+    run.world = coll_size(run.comm);
+    run.threads = args.threads ? args.threads : trainer_default_threads(coll_local_size(run.comm));
+    trainer_set_threads(run.threads);
+
+    st = agree(&run, run_setup(&run), &speak);
+    if (st == RT_OK) {
+        st = run_train(&run);
+        /* a non-finite step and diverged replicas are seen by every rank alike
+         * (they come from all-reduced values); rank 0 reports them */
+        speak = run.rank == 0;
+        if (st != RT_OK && !run.consistent) {
+            /* a failure the other ranks may not share (I/O, a collective):
+             * end the whole job so that no peer stays blocked */
+            fprintf(stderr, "ringtrain train: rank %d: %s\n", run.rank, rt_last_error());
+            fflush(stderr);
+            coll_abort(run.comm, rt_exit_code(st));
+        }
+    }
+    run_free(&run);
+    coll_comm_free(run.comm);
+finalize:
+    coll_finalize();
+report:
+    if (!speak)
+        return rt_exit_code(st);
+    return cmd_report("train", st);
 }

@@ -61,8 +61,12 @@ rt_status train_step_run(train_step_t *t, batch_fn next, void *next_ctx, step_re
     }
     if (t->reduce) {
         TRY(reduce_ready(t, 0));  /* whatever the last layer callback left */
+        if (t->wait)
+            TRY(t->wait(t->reduce_ctx));
         float l = (float)loss_mean;
         TRY(t->reduce(t->reduce_ctx, &l, 1));
+        if (t->wait)
+            TRY(t->wait(t->reduce_ctx));
         loss_mean = l;
     }
     result->loss = loss_mean;

@@ -10,7 +10,9 @@
  * The reduce callback is the only link to the other ranks (the trainer does
  * not depend on MPI): it must replace buf[0..count) with the average of that
  * buffer across ranks, the same count in the same order on every rank. A
- * NULL callback means a single process. */
+ * NULL callback means a single process. The reduce may only start the
+ * average (a nonblocking all-reduce): then `wait` must complete every
+ * started one; it is called once after the last bucket. */
 #ifndef RT_TRAINER_TRAIN_STEP_H
 #define RT_TRAINER_TRAIN_STEP_H
 
@@ -23,6 +25,7 @@
 #include "trainer/schedule.h"
 
 typedef rt_status (*grad_reduce_fn)(void *ctx, float *buf, int64_t count);
+typedef rt_status (*grad_wait_fn)(void *ctx);
 
 typedef struct {
     mlp_t *model;
@@ -33,6 +36,7 @@ typedef struct {
     bool skip_nonfinite;      /* skip the update instead of failing */
     int64_t bucket_floats;    /* gradient bucket size for the reduce */
     grad_reduce_fn reduce;
+    grad_wait_fn wait;        /* NULL: reduce is synchronous */
     void *reduce_ctx;
     int64_t step;             /* steps taken (the next step's 0-based index) */
     int64_t skipped;          /* steps skipped for non-finite values */
