@@ -31,42 +31,50 @@ field() { $py -c "import json,sys; print(json.loads(sys.stdin.readline())['$1'])
 
 echo "# machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%F)"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-ours=$("$build/tests/trainer/bench_train_step" --model mlp:784,1024,1024,10 --batch "$batch" \
-       --threads "$threads" --optimizer adamw --iters 20)
-echo "$ours"
-t1=$($py "$peer" mlp --sizes 784,1024,1024,10 --batch "$batch" --threads "$threads" --optimizer adamw --iters 20)
-echo "$t1"
-core=$(echo "$ours" | field blas_core)
-t2=$(OPENBLAS_CORETYPE=$core $py "$peer" mlp --sizes 784,1024,1024,10 --batch "$batch" \
-     --threads "$threads" --optimizer adamw --iters 20)
-echo "$t2" | sed 's/"peer": "pytorch"/"peer": "pytorch+OPENBLAS_CORETYPE='"$core"'"/'
-o=$(echo "$ours" | field samples_per_s); p1=$(echo "$t1" | field samples_per_s)
-p2=$(echo "$t2" | field samples_per_s)
-$py - "$o" "$p1" "$p2" <<'PY'
-import sys
-o, p1, p2 = map(float, sys.argv[1:])
+# Three rounds, each running all three back to back, and the median of each:
+# the machine is shared, so the load changes between runs.
+round() {
+  "$build/tests/trainer/bench_train_step" --model mlp:784,1024,1024,10 --batch "$batch" \
+    --threads "$threads" --optimizer adamw --iters 20
+  $py "$peer" mlp --sizes 784,1024,1024,10 --batch "$batch" --threads "$threads" \
+    --optimizer adamw --iters 20
+  OPENBLAS_CORETYPE=$core $py "$peer" mlp --sizes 784,1024,1024,10 --batch "$batch" \
+    --threads "$threads" --optimizer adamw --iters 20 |
+    sed 's/"peer": "pytorch"/"peer": "pytorch+coretype"/'
+}
+core=$("$build/tests/trainer/bench_train_step" --batch 8 --iters 1 | field blas_core)
+out=$(for r in 1 2 3; do round; done)
+echo "$out"
+echo "$out" | $py -c '
+import json, statistics, sys
+rows = [json.loads(l) for l in sys.stdin if l.startswith("{")]
+med = lambda p: statistics.median(r["samples_per_s"] for r in rows if r["peer"] == p)
+o, p1, p2 = med("ringtrain"), med("pytorch"), med("pytorch+coretype")
 best = max(p1, p2)
-print(f"step: ringtrain {o:.0f} samples/s, pytorch {p1:.0f} (as installed), {p2:.0f} "
-      f"(same OpenBLAS kernels); ratio {o / best:.2f}x against the faster PyTorch, "
-      f"{o / p1:.2f}x against PyTorch as installed")
-PY
+print(f"step (median of 3 rounds): ringtrain {o:.0f} samples/s, pytorch {p1:.0f} (as installed), "
+      f"{p2:.0f} (OPENBLAS_CORETYPE='"$core"'); ratio {o / best:.2f}x against the faster PyTorch, "
+      f"{o / p1:.2f}x against PyTorch as installed")'
 
 if [ -n "$data" ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-  for np in 1 2; do
-    mpirun -np $np --oversubscribe --bind-to none "$build/launch/ringtrain" train \
-      --model mlp:784,1024,1024,10 --data "$data" --batch "$batch" --steps "$steps" \
-      --optimizer adamw --lr 1e-3 --threads 1 --log-every 10 --metrics "$tmp/np$np.jsonl" >/dev/null
+  for r in 1 2 3; do
+    for np in 1 2; do
+      mpirun -np $np --oversubscribe --bind-to none "$build/launch/ringtrain" train \
+        --model mlp:784,1024,1024,10 --data "$data" --batch "$batch" --steps "$steps" \
+        --optimizer adamw --lr 1e-3 --threads 1 --log-every 10 --metrics "$tmp/np$np.$r.jsonl" >/dev/null
+    done
   done
-  $py - "$tmp/np1.jsonl" "$tmp/np2.jsonl" "$batch" <<'PY'
-import json, sys
+  $py - "$tmp" "$batch" <<'PY'
+import json, statistics, sys
 def rate(path):
     rows = [json.loads(l) for l in open(path) if '"samples_per_s"' in l]
     rows = rows[len(rows) // 3:]          # skip the warm-up third
     return sum(r["samples_per_s"] for r in rows) / len(rows)
-r1, r2 = rate(sys.argv[1]), rate(sys.argv[2])
-print(f"scaling (1 thread per rank, batch {sys.argv[3]} per rank): np=1 {r1:.0f} samples/s, "
+d = sys.argv[1]
+r1 = statistics.median(rate(f"{d}/np1.{r}.jsonl") for r in (1, 2, 3))
+r2 = statistics.median(rate(f"{d}/np2.{r}.jsonl") for r in (1, 2, 3))
+print(f"scaling (median of 3 rounds; 1 thread per rank, batch {sys.argv[2]} per rank): np=1 {r1:.0f} samples/s, "
       f"np=2 {r2:.0f} samples/s, speedup {r2 / r1:.2f}x (efficiency {r2 / r1 / 2:.0%})")
 PY
 fi

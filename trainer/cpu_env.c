@@ -33,6 +33,10 @@ bool cpu_env_needs_reexec(void)
     const char *keep = getenv("RT_CPU_ENV");
     if ((keep && !strcmp(keep, "keep")) || getenv("RT_CPU_ENV_DONE"))
         return false;
+    /* under valgrind /proc/self/exe is valgrind's tool, not this program */
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "vgpreload"))
+        return false;
     bool need = false;
     if (!getenv("OPENBLAS_CORETYPE") && blas_core_is_fallback(cpu_env_blas_core())) {
         __builtin_cpu_init();

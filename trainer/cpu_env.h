@@ -11,7 +11,7 @@
  *   the cores from OpenBLAS's threads during the next sgemm (a 2-thread
  *   training step went from 28 ms to 58 ms).
  * Variables the user has set are never changed; RT_CPU_ENV=keep disables all
- * of this. */
+ * of this, and so does running under valgrind. */
 #ifndef RT_TRAINER_CPU_ENV_H
 #define RT_TRAINER_CPU_ENV_H
 
