@@ -59,23 +59,25 @@ void linear_backward_cpu(float *dinp, float *dweight, float *dbias, const float 
 
 void relu_forward_cpu(float *out, const float *inp, int64_t N)
 {
+    /* NaN passes through, as torch.relu does, so a bad input is not hidden */
 #pragma omp parallel for simd schedule(static) if (N >= OP_PARALLEL_MIN)
     for (int64_t i = 0; i < N; i++)
-        out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+        out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
 }
 
 void relu_backward_cpu(float *dinp, const float *dout, const float *out, int64_t N)
 {
     /* In place (dinp == dout) the gradient is masked; otherwise the masked
-     * gradient is added, like every other backward. */
+     * gradient is added, like every other backward. The mask is PyTorch's
+     * (zero where out <= 0), so a NaN output passes its gradient on. */
     if (dinp == dout) {
 #pragma omp parallel for simd schedule(static) if (N >= OP_PARALLEL_MIN)
         for (int64_t i = 0; i < N; i++)
-            dinp[i] = out[i] > 0.0f ? dinp[i] : 0.0f;
+            dinp[i] = out[i] <= 0.0f ? 0.0f : dinp[i];
     } else {
 #pragma omp parallel for simd schedule(static) if (N >= OP_PARALLEL_MIN)
         for (int64_t i = 0; i < N; i++)
-            dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+            dinp[i] += out[i] <= 0.0f ? 0.0f : dout[i];
     }
 }
 

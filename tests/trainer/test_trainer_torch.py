@@ -27,6 +27,11 @@ def check(name, ours, ref, rtol=RTOL):
     if ours.shape != ref.shape:
         failures.append(f"{name}: shape {ours.shape} != {ref.shape}")
         return
+    nan = np.isnan(ref)
+    if not np.array_equal(nan, np.isnan(ours)):
+        failures.append(f"{name}: NaN in different places")
+        return
+    ours, ref = ours[~nan], ref[~nan]
     scale = max(np.max(np.abs(ref)), 1e-30)
     err = np.max(np.abs(ours - ref)) / scale
     if not np.isfinite(err) or err > rtol:
@@ -101,6 +106,7 @@ def test_ops(d, g):
     N = 1000
     x = torch.randn(N, generator=g)
     x[::50] = 0.0  # the kink: PyTorch's ReLU gradient at 0 is 0
+    x[7] = float("nan")  # NaN passes through forward, its gradient is 0
     dout = torch.randn(N, generator=g)
     put(d, "inp", x.numpy()); put(d, "dout", dout.numpy())
     run("op-relu", d, "--N", N)
