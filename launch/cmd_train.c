@@ -24,6 +24,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "launch/commands.h"
+#include "launch/eval_set.h"
 #include "trainer/cpu_env.h"
 #include "trainer/export.h"
 #include "trainer/mlp.h"
@@ -167,33 +168,12 @@ typedef struct {
     bool consistent;           /* the failure, if any, is the same on every rank */
 } train_run_t;
 
-/* A dataset that cannot be opened or has the wrong kind or shape is a usage
- * error (exit 2) with the dataset layer's own message. */
-static rt_status open_classification(const char *path, const char *flag, const mlp_spec_t *spec,
-                                     dataset_t **out)
-{
-    rt_status st = dataset_open(path, out);
-    if (st == RT_OK)
-        st = dataset_expect_kind(*out, DATASET_CLASSIFICATION);
-    if (st != RT_OK)
-        return rt_fail_context(RT_ERR_USAGE, "--%s", flag);
-    const dataset_info_t *info = dataset_info(*out);
-    int in = spec->sizes[0], classes = spec->sizes[spec->nlayers];
-    if (info->features != in)
-        return rt_fail(RT_ERR_USAGE, "--%s %s has %lld features per record but the model takes %d inputs",
-                       flag, path, (long long)info->features, in);
-    if (info->num_classes != classes)
-        return rt_fail(RT_ERR_USAGE, "--%s %s has %d classes but the model has %d outputs", flag,
-                       path, info->num_classes, classes);
-    return RT_OK;
-}
-
 static rt_status run_setup(train_run_t *r)
 {
     train_args_t *a = r->a;
-    TRY(open_classification(a->data, "data", &a->spec, &r->train_ds));
+    TRY(eval_set_open(a->data, "data", &a->spec, &r->train_ds));
     if (a->eval)
-        TRY(open_classification(a->eval, "eval", &a->spec, &r->eval_ds));
+        TRY(eval_set_open(a->eval, "eval", &a->spec, &r->eval_ds));
     int64_t n = dataset_info(r->train_ds)->count;
     int64_t shard = n / r->world;
     int64_t per_step = (int64_t)a->batch * a->accum;
@@ -303,47 +283,6 @@ static rt_status next_micro(void *ctx, int k, const float **x, const int32_t **y
     return RT_OK;
 }
 
-/* ---- evaluation: the whole test set once across ranks ----------------------- */
-
-static rt_status evaluate(train_run_t *r, double *loss, double *accuracy, int64_t *count)
-{
-    loader_config_t lc;
-    loader_config_default(&lc);
-    lc.batch = r->a->batch;
-    lc.rank = r->rank;
-    lc.world = r->world;
-    lc.shuffle = false;
-    lc.remainder = SAMPLER_PARTIAL;
-    lc.one_epoch = true;
-    lc.prefetch = 2;
-    loader_t *l = NULL;
-    TRY(loader_open(&l, r->eval_ds, &lc));
-    double sums[3] = {0, 0, 0};  /* loss, correct, rows */
-    rt_status st = RT_OK;
-    int64_t steps = loader_steps_per_epoch(l);
-    for (int64_t s = 0; s < steps && st == RT_OK; s++) {
-        loader_batch_t b;
-        TRY_GOTO(st, loader_acquire(l, &b), out);
-        if (b.rows > 0) {
-            double ls;
-            int64_t correct;
-            mlp_forward(&r->model, b.inputs, b.labels, b.rows, &ls, &correct);
-            sums[0] += ls;
-            sums[1] += (double)correct;
-            sums[2] += b.rows;
-        }
-        loader_release(l);
-    }
-out:
-    loader_close(l);
-    TRY(st);
-    TRY(coll_allreduce(r->comm, sums, sums, 3, RT_DTYPE_F64, COLL_SUM));
-    *loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
-    *accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
-    *count = (int64_t)sums[2];
-    return RT_OK;
-}
-
 /* ---- logging ------------------------------------------------------------------ */
 
 static void format_duration(double s, char *buf, size_t size)
@@ -372,7 +311,7 @@ static rt_status run_eval_and_log(train_run_t *r, int64_t step)
 {
     double loss, acc;
     int64_t count;
-    TRY(evaluate(r, &loss, &acc, &count));
+    TRY(eval_set_run(&r->model, r->eval_ds, r->a->batch, r->comm, &loss, &acc, &count));
     if (r->rank == 0) {
         printf("eval  step %lld | loss %.4f | accuracy %.4f (%lld records)\n", (long long)step, loss,
                acc, (long long)count);
@@ -521,29 +460,6 @@ static void run_free(train_run_t *r)
         fclose(r->metrics);
 }
 
-/* All ranks learn whether any failed, so that none trains alone or waits in a
- * collective for a peer that already gave up. Every rank returns a failure
- * if any rank failed; *speak is set on the one rank that prints the message
- * (the lowest failing rank), so that a bad flag on 4 ranks prints once. */
-static rt_status agree(train_run_t *r, rt_status local, bool *speak)
-{
-    int32_t *codes = calloc((size_t)r->world, sizeof *codes);
-    CHECK_ALLOC(codes, sizeof *codes * (size_t)r->world);
-    int32_t mine = (int32_t)local;
-    rt_status st = coll_allgather(r->comm, &mine, codes, 1, RT_DTYPE_I32);
-    int first = -1;
-    for (int i = 0; st == RT_OK && i < r->world && first < 0; i++)
-        if (codes[i] != RT_OK)
-            first = i;
-    rt_status agreed = first < 0 ? RT_OK : (rt_status)codes[first];
-    free(codes);
-    TRY(st);
-    *speak = first == r->rank;
-    if (agreed != RT_OK && local == RT_OK)
-        rt_fail(agreed, "rank %d failed to set up (see its message)", first);
-    return agreed;
-}
-
 int cmd_train(int argc, char **argv)
 {
     /* before OpenBLAS threads, OpenMP or MPI start: may re-execute this process */
@@ -565,7 +481,7 @@ int cmd_train(int argc, char **argv)
     run.threads = args.threads ? args.threads : trainer_default_threads(coll_local_size(run.comm));
     trainer_set_threads(run.threads);
 
-    st = agree(&run, run_setup(&run), &speak);
+    st = eval_set_agree(run.comm, run_setup(&run), &speak);
     if (st == RT_OK) {
         st = run_train(&run);
         /* a non-finite step and diverged replicas are seen by every rank alike

@@ -1,7 +1,9 @@
-/* export.c - parameters to HDF5 by state_dict name (see export.h). */
+/* export.c - parameters to and from HDF5 by state_dict name (see export.h). */
 #include "trainer/export.h"
 
 #include <hdf5.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/check.h"
@@ -62,4 +64,86 @@ close_file:
     if (st != RT_OK)
         return rt_fail_context(st, "exporting parameters to %s", path);
     return RT_OK;
+}
+
+rt_status params_read_spec_h5(const char *path, char *buf, size_t size)
+{
+    rt_status st = RT_OK;
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), attr = -1, type = -1, mem = -1;
+    if (file < 0) {
+        rt_hdf5_error("H5Fopen", __FILE__, __LINE__);
+        return rt_fail_context(RT_ERR_IO, "cannot open %s", path);
+    }
+    if (H5Aexists(file, "model_spec") <= 0) {
+        st = rt_fail(RT_ERR_FORMAT, "%s has no model_spec attribute (not ringtrain parameters)", path);
+        goto out;
+    }
+    attr = H5Aopen(file, "model_spec", H5P_DEFAULT);
+    type = attr < 0 ? -1 : H5Aget_type(attr);
+    if (type < 0 || H5Tget_class(type) != H5T_STRING) {
+        st = rt_fail(RT_ERR_FORMAT, "%s: model_spec is not a string", path);
+        goto out;
+    }
+    size_t len = H5Tget_size(type);
+    if (H5Tis_variable_str(type) > 0 || len + 1 > size) {
+        st = rt_fail(RT_ERR_FORMAT, "%s: model_spec is not a fixed string under %zu bytes", path, size);
+        goto out;
+    }
+    memset(buf, 0, size);
+    mem = H5Tcopy(H5T_C_S1);
+    if (mem < 0 || H5Tset_size(mem, len + 1) < 0 || H5Aread(attr, mem, buf) < 0)
+        st = rt_hdf5_error("reading model_spec", __FILE__, __LINE__);
+out:
+    if (mem >= 0)
+        H5Tclose(mem);
+    if (type >= 0)
+        H5Tclose(type);
+    if (attr >= 0)
+        H5Aclose(attr);
+    H5Fclose(file);
+    return st;
+}
+
+rt_status params_import_h5(param_set_t *ps, const char *path)
+{
+    rt_status st = RT_OK;
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) {
+        rt_hdf5_error("H5Fopen", __FILE__, __LINE__);
+        return rt_fail_context(RT_ERR_IO, "cannot open %s", path);
+    }
+    for (int i = 0; i < ps->count && st == RT_OK; i++) {
+        const param_entry_t *e = &ps->entries[i];
+        char name[RT_PARAM_NAME_MAX + 8];
+        snprintf(name, sizeof name, "/params/%s", e->name);
+        if (H5Lexists(file, "/params", H5P_DEFAULT) <= 0 || H5Lexists(file, name, H5P_DEFAULT) <= 0) {
+            st = rt_fail(RT_ERR_FORMAT, "%s has no dataset %s", path, name);
+            break;
+        }
+        hid_t dset = H5Dopen2(file, name, H5P_DEFAULT);
+        hid_t space = dset < 0 ? -1 : H5Dget_space(dset);
+        hsize_t dims[RT_TENSOR_MAX_DIMS + 1] = {0};
+        int nd = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+        bool same = nd == e->ndim;
+        if (same && H5Sget_simple_extent_dims(space, dims, NULL) < 0)
+            same = false;
+        for (int d = 0; same && d < nd; d++)
+            same = dims[d] == (hsize_t)e->shape[d];
+        if (dset < 0 || space < 0)
+            st = rt_hdf5_error("opening a parameter", __FILE__, __LINE__);
+        else if (!same) {
+            char want[64];
+            tensor_t t = param_set_tensor(ps, i);
+            st = rt_fail(RT_ERR_FORMAT, "%s: %s does not have the model's shape %s", path, name,
+                         tensor_shape_str(&t, want, sizeof want));
+        } else if (H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                           ps->data + e->offset) < 0)
+            st = rt_hdf5_error("reading a parameter", __FILE__, __LINE__);
+        if (space >= 0)
+            H5Sclose(space);
+        if (dset >= 0)
+            H5Dclose(dset);
+    }
+    H5Fclose(file);
+    return st;
 }

@@ -2,13 +2,22 @@
  * dataset per parameter under /params/<state_dict name> ([out, in] weights),
  * with root attributes format="ringtrain-params" and model_spec. It is an
  * export for h5py/PyTorch users and tests, not a checkpoint: no optimizer
- * state, no sample position, no CRCs. */
+ * state, no sample position, no CRCs. The import reads the same layout,
+ * which checkpoints share (/params/<name>, model_spec). */
 #ifndef RT_TRAINER_EXPORT_H
 #define RT_TRAINER_EXPORT_H
+
+#include <stddef.h>
 
 #include "common/status.h"
 #include "trainer/params.h"
 
 rt_status params_export_h5(const param_set_t *ps, const char *model_spec, const char *path);
+
+/* Reads the root attribute model_spec of an export (or of a checkpoint,
+ * which has the same attribute and /params group) into buf. */
+rt_status params_read_spec_h5(const char *path, char *buf, size_t size);
+/* Fills every parameter of ps from /params/<name>, checking each shape. */
+rt_status params_import_h5(param_set_t *ps, const char *path);
 
 #endif

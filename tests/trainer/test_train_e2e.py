@@ -7,6 +7,7 @@
   exported parameters agree within 1e-5 relative (per tensor, max-norm);
 - evaluation covers the test set exactly once across ranks: its loss and
   accuracy equal numpy's over the whole set with the exported parameters;
+- `ringtrain eval` on the exported parameters (3 ranks) agrees with numpy;
 - metrics JSON lines carry the documented keys;
 - bad input (spec, dimensions, batch, files, hyperparameters, flags of later
   issues) stops before training with exit 2 and one message, also under
@@ -137,6 +138,18 @@ def main():
             check(abs(got["eval_accuracy"] - acc) <= 1e-9 + 0.5 / len(ye),
                   f"eval accuracy {got['eval_accuracy']} != numpy {acc}")
             check(acc > 0.3, f"the model learned nothing ({acc})")
+            # ringtrain eval on the exported parameters, split over 3 ranks
+            r = subprocess.run([MPIEXEC, "-np", "3", "--oversubscribe", RINGTRAIN, "eval", "--ckpt",
+                                p("np2.h5"), "--data", eval_h5, "--batch", "50", "--json"],
+                               capture_output=True, text=True, timeout=120)
+            check(r.returncode == 0, f"ringtrain eval: {r.stderr}")
+            if r.returncode == 0:
+                e = json.loads(r.stdout.strip().splitlines()[-1])
+                check(e["records"] == len(ye) and abs(e["eval_loss"] - loss) <= 1e-5 * loss and
+                      abs(e["eval_accuracy"] - acc) <= 1e-6, f"ringtrain eval {e} != numpy {loss} {acc}")
+            r = subprocess.run([RINGTRAIN, "eval", "--ckpt", eval_h5, "--data", eval_h5],
+                               capture_output=True, text=True, timeout=60)
+            check(r.returncode == 2 and "model_spec" in r.stderr, f"eval of a non-parameter file: {r.stderr}")
 
         # 3. bad input: exit 2 before training, one clear message
         tokens_h5 = write_dataset(p("tokens.h5"), np.arange(100, dtype=np.uint16), None, 300, "tokens")
