@@ -15,8 +15,8 @@ typedef struct {
     uint8_t *data;               /* shape[0] * ... bytes, row-major */
 } idx_array_t;
 
-/* Reads an unsigned-byte IDX file (magic 0x00 0x00 0x08 <dims>) through
- * zlib, which reads plain files as they are. Fails, naming the file, on a
+/* Reads an unsigned-byte IDX file (magic 0x00 0x00 0x08 <dims>), through
+ * zlib's inflate when it starts with the gzip magic, else as it is. Fails, naming the file, on a
  * missing or empty file, a wrong magic, a type other than unsigned byte,
  * a dimension count other than want_dims (0: any), truncation, corrupt gzip
  * data or trailing bytes. */

@@ -19,8 +19,10 @@ rt_status import_idx(const char *images_path, const char *labels_path, const cha
     TRY(idx_read(images_path, 0, &images));
     TRY_GOTO(st, idx_read(labels_path, 1, &labels), done);
     if (images.dims < 2) {
-        st = rt_fail(RT_ERR_FORMAT, "%s: images need at least 2 dimensions, found %d",
-                     images_path, images.dims);
+        st = rt_fail(RT_ERR_FORMAT,
+                     "%s: magic number 0x%08x gives %d dimension, images need at least 2 "
+                     "dimensions (a label file?)", images_path, 0x800u + (unsigned)images.dims,
+                     images.dims);
         goto done;
     }
     if (images.count != labels.count) {
