@@ -76,7 +76,7 @@ static void check_epoch(int64_t n, int world, int64_t batch, sampler_remainder m
                    (long long)(total_pos - n));
             /* the duplicates are the first records of the order */
             for (int64_t p = n; p < total_pos; p++)
-                EXPECT(seen[order[p - n]] >= 2, "padding repeats the order's start");
+                EXPECT(seen[order[p % n]] >= 2, "padding repeats the order's start");
         } else {
             EXPECT(dup == 0, "drop has no duplicates");
             EXPECT(missing == n - total_pos, "drop leaves out n %% world records");
