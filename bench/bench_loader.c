@@ -3,6 +3,7 @@
  * same gathers done synchronously on the calling thread.
  *
  *   bench_loader --data fmnist-train.h5 [--batch 512] [--seconds 3] [--prefetch 4]
+ *                [--workers 1] [--zero-copy] [--world 1] [--json]
  */
 /* POSIX: clock_gettime in common/timer.h */
 #define _POSIX_C_SOURCE 200809L
@@ -24,9 +25,9 @@ static int fail(rt_status st)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    int batch = 512, prefetch = 4, world = 1;
+    int batch = 512, prefetch = 4, world = 1, workers = 1;
     double seconds = 3.0;
-    bool json = false;
+    bool json = false, zero_copy = false;
     arg_spec specs[] = {
         {"data", ARG_STRING, &path, "F.h5", "classification dataset", true, false},
         {"batch", ARG_INT, &batch, "N", "rows per batch (default 512)", false, false},
@@ -34,10 +35,13 @@ int main(int argc, char **argv)
         {"world", ARG_INT, &world, "N", "simulated ranks; rank 0 is measured (default 1)", false,
          false},
         {"seconds", ARG_DOUBLE, &seconds, "S", "time per measurement (default 3)", false, false},
+        {"workers", ARG_INT, &workers, "N", "loader threads (default 1)", false, false},
+        {"zero-copy", ARG_FLAG, &zero_copy, NULL,
+         "take batches with loader_acquire instead of copying them out", false, false},
         {"json", ARG_FLAG, &json, NULL, "print one JSON object", false, false},
     };
     arg_command cmd = {.prog = "bench_loader", .summary = "Loader throughput in batches per second."};
-    rt_status st = args_parse(&cmd, specs, 6, argc - 1, argv + 1);
+    rt_status st = args_parse(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc - 1, argv + 1);
     if (st != RT_OK)
         return st == RT_HELP ? 0 : fail(st);
 
@@ -80,6 +84,7 @@ int main(int argc, char **argv)
     cfg.batch = batch;
     cfg.world = world;
     cfg.prefetch = prefetch;
+    cfg.workers = workers;
     cfg.start.seed = 1;
     loader_t *l = NULL;
     if ((st = loader_open(&l, d, &cfg)) != RT_OK)
@@ -89,8 +94,15 @@ int main(int argc, char **argv)
     t0 = rt_now();
     t1 = t0;
     while (t1 - t0 < seconds) {
-        if ((st = loader_next(l, inputs, labels, &count)) != RT_OK)
+        if (zero_copy) {
+            loader_batch_t b;
+            if ((st = loader_acquire(l, &b)) != RT_OK)
+                return fail(st);
+            count = b.rows;
+            loader_release(l);
+        } else if ((st = loader_next(l, inputs, labels, &count)) != RT_OK) {
             return fail(st);
+        }
         n++;
         t1 = rt_now();
     }
@@ -100,15 +112,18 @@ int main(int argc, char **argv)
 
     double mb = (double)batch * (double)features * 4.0 / 1e6;
     if (json)
-        printf("{\"batch\":%d,\"prefetch\":%d,\"world\":%d,\"features\":%lld,"
+        printf("{\"batch\":%d,\"prefetch\":%d,\"workers\":%d,\"zero_copy\":%s,"
+               "\"world\":%d,\"features\":%lld,"
                "\"loader_batches_per_s\":%.1f,\"sync_batches_per_s\":%.1f,"
                "\"loader_samples_per_s\":%.0f,\"epochs\":%lld}\n",
-               batch, prefetch, world, (long long)features, rate, sync_rate,
+               batch, prefetch, workers, zero_copy ? "true" : "false", world,
+               (long long)features, rate, sync_rate,
                rate * batch, (long long)end.epoch);
     else
         printf("loader: %.1f batches/s (%.0f samples/s, %.0f MB/s float32) batch %d prefetch %d "
-               "world %d; synchronous gather: %.1f batches/s; epochs crossed: %lld\n",
-               rate, rate * batch, rate * mb, batch, prefetch, world, sync_rate,
+               "workers %d%s world %d; synchronous gather: %.1f batches/s; epochs crossed: %lld\n",
+               rate, rate * batch, rate * mb, batch, prefetch, workers,
+               zero_copy ? " zero-copy" : "", world, sync_rate,
                (long long)end.epoch);
     free(inputs);
     free(labels);

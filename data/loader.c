@@ -1,5 +1,6 @@
-/* loader.c - the prefetching loader: one producer thread fills a ring of
- * batch slots in sample order; the caller takes them in the same order. */
+/* loader.c - the prefetching loader: worker threads claim batches in sample
+ * order, fill ring slots (possibly finishing out of order), and the caller
+ * takes them strictly in order. */
 /* POSIX 2008: pread, strdup, O_CLOEXEC, O_DIRECTORY */
 #define _POSIX_C_SOURCE 200809L
 #include "data/loader.h"
@@ -17,7 +18,17 @@ typedef struct {
     int32_t *tokens;
     int rows;
     int64_t epoch, step;
+    bool ready;                  /* filled and not yet released */
 } loader_slot;
+
+/* One background thread: its own index buffer, so the shared epoch order is
+ * touched only under the lock. */
+typedef struct {
+    loader_t *l;
+    pthread_t thread;
+    bool started;
+    int64_t *indices;
+} loader_worker;
 
 struct loader {
     dataset_t *d;
@@ -29,21 +40,26 @@ struct loader {
 
     loader_slot *slots;
     int nslots;
-    int64_t *order;              /* producer: this epoch's order */
-    int64_t *indices;            /* producer: this batch's records */
+    loader_worker *workers;
+    int nworkers;
 
     pthread_mutex_t mu;
     pthread_cond_t can_fill;     /* a slot became free, or stop */
-    pthread_cond_t can_take;     /* a slot became full, or the producer ended */
-    int head;                    /* oldest full slot */
-    int filled;                  /* full slots, including a held one */
+    pthread_cond_t can_take;     /* a slot became ready, a worker failed or all ended */
+    /* the claim cursor: batch sequence number seq is (epoch, step), and goes
+     * to slot seq % nslots once seq < head_seq + nslots */
+    int64_t claim_seq, claim_epoch, claim_step;
+    int64_t order_epoch;         /* the epoch `order` holds, -1 for none */
+    int64_t *order;
+    int64_t shift;               /* tokens: the order epoch's window shift */
+    bool claims_done;            /* one_epoch: nothing left to claim */
+    int64_t head_seq;            /* the next batch to deliver */
+    int running;                 /* workers not yet ended */
     bool stop;
-    bool produced_all;
     bool failed;
+    int64_t fail_seq;            /* the first batch that could not be made */
     rt_status fail_status;
     char fail_msg[1024];
-    pthread_t thread;
-    bool thread_started;
 
     /* consumer side */
     bool held;
@@ -72,6 +88,7 @@ void loader_config_default(loader_config_t *cfg)
     cfg->shuffle = true;
     cfg->remainder = SAMPLER_PAD;
     cfg->prefetch = 4;
+    cfg->workers = 1;
 }
 
 /* Token windows: the shuffled stream starts at a per-epoch shift in
@@ -90,64 +107,82 @@ static int64_t token_shift(const loader_t *l, int64_t epoch)
     return (int64_t)(sampler_hash(l->cfg.start.seed, epoch, 1) % (uint64_t)l->cfg.ctx);
 }
 
-static rt_status fill_slot(loader_t *l, loader_slot *s, int64_t epoch, int64_t step,
-                           int64_t shift)
+static rt_status fill_slot(loader_t *l, loader_slot *s, const int64_t *indices, int64_t shift)
 {
-    int64_t rows = sampler_batch_rows(&l->sc, step);
-    sampler_batch_indices(&l->sc, l->order, step, l->indices);
-    s->rows = (int)rows;
-    s->epoch = epoch;
-    s->step = step;
     if (!l->tokens)
-        return dataset_gather(l->d, l->indices, rows, s->inputs, s->labels);
+        return dataset_gather(l->d, indices, s->rows, s->inputs, s->labels);
     int64_t width = l->cfg.ctx + 1;
-    for (int64_t j = 0; j < rows; j++)
-        TRY(dataset_read_tokens(l->d, shift + l->indices[j] * l->cfg.ctx, width,
+    for (int64_t j = 0; j < s->rows; j++)
+        TRY(dataset_read_tokens(l->d, shift + indices[j] * l->cfg.ctx, width,
                                 s->tokens + j * width));
     return RT_OK;
 }
 
-static void *producer_main(void *arg)
+/* Under the lock: waits for room, then claims the next batch, copying its
+ * record indices out of the epoch order. Returns false when the worker
+ * should end (stop, failure, or one_epoch finished). */
+static bool claim_next(loader_t *l, loader_worker *w, int64_t *seq, loader_slot **slot,
+                       int64_t *shift)
 {
-    loader_t *l = arg;
-    int64_t epoch = l->epoch, step = l->position;
     for (;;) {
-        if (l->cfg.one_epoch && epoch != l->cfg.start.epoch)
+        if (l->stop || l->failed || l->claims_done)
+            return false;
+        if (l->claim_seq < l->head_seq + l->nslots)
             break;
-        sampler_epoch_order(&l->sc, l->cfg.start.seed, epoch, l->order);
-        int64_t shift = l->tokens ? token_shift(l, epoch) : 0;
-        for (; step < l->steps; step++) {
-            pthread_mutex_lock(&l->mu);
-            while (l->filled == l->nslots && !l->stop)
-                pthread_cond_wait(&l->can_fill, &l->mu);
-            if (l->stop) {
-                pthread_mutex_unlock(&l->mu);
-                return NULL;
-            }
-            loader_slot *s = &l->slots[(l->head + l->filled) % l->nslots];
-            pthread_mutex_unlock(&l->mu);
+        pthread_cond_wait(&l->can_fill, &l->mu);
+    }
+    if (l->claim_step == l->steps) {
+        l->claim_epoch++;
+        l->claim_step = 0;
+    }
+    if (l->cfg.one_epoch && l->claim_epoch != l->cfg.start.epoch) {
+        l->claims_done = true;
+        return false;
+    }
+    if (l->order_epoch != l->claim_epoch) {
+        sampler_epoch_order(&l->sc, l->cfg.start.seed, l->claim_epoch, l->order);
+        l->shift = l->tokens ? token_shift(l, l->claim_epoch) : 0;
+        l->order_epoch = l->claim_epoch;
+    }
+    *seq = l->claim_seq++;
+    loader_slot *s = &l->slots[*seq % l->nslots];
+    s->epoch = l->claim_epoch;
+    s->step = l->claim_step++;
+    s->rows = (int)sampler_batch_rows(&l->sc, s->step);
+    sampler_batch_indices(&l->sc, l->order, s->step, w->indices);
+    *shift = l->shift;
+    *slot = s;
+    return true;
+}
 
-            /* the slot is ours until counted as filled */
-            rt_status st = fill_slot(l, s, epoch, step, shift);
-
-            pthread_mutex_lock(&l->mu);
-            if (st != RT_OK) {
-                l->failed = true;
+static void *worker_main(void *arg)
+{
+    loader_worker *w = arg;
+    loader_t *l = w->l;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        int64_t seq, shift;
+        loader_slot *s;
+        if (!claim_next(l, w, &seq, &s, &shift))
+            break;
+        pthread_mutex_unlock(&l->mu);
+        /* the slot is this worker's until marked ready */
+        rt_status st = fill_slot(l, s, w->indices, shift);
+        pthread_mutex_lock(&l->mu);
+        if (st != RT_OK) {
+            if (!l->failed || seq < l->fail_seq) {
+                l->fail_seq = seq;
                 l->fail_status = st;
                 snprintf(l->fail_msg, sizeof l->fail_msg, "%s", rt_last_error());
-                pthread_cond_broadcast(&l->can_take);
-                pthread_mutex_unlock(&l->mu);
-                return NULL;
             }
-            l->filled++;
-            pthread_cond_signal(&l->can_take);
-            pthread_mutex_unlock(&l->mu);
+            l->failed = true;
+            pthread_cond_broadcast(&l->can_fill); /* other workers end too */
+            break;
         }
-        epoch++;
-        step = 0;
+        s->ready = true;
+        pthread_cond_broadcast(&l->can_take);
     }
-    pthread_mutex_lock(&l->mu);
-    l->produced_all = true;
+    l->running--;
     pthread_cond_broadcast(&l->can_take);
     pthread_mutex_unlock(&l->mu);
     return NULL;
@@ -187,6 +222,7 @@ static rt_status loader_setup(loader_t *l, dataset_t *d, const loader_config_t *
     l->tokens = info->kind == DATASET_TOKENS;
     l->features = info->features;
     CHECK_ARG(cfg->prefetch >= 1 && cfg->prefetch <= 1024, "loader: prefetch %d", cfg->prefetch);
+    CHECK_ARG(cfg->workers >= 1 && cfg->workers <= 64, "loader: workers %d", cfg->workers);
     CHECK_ARG(cfg->batch >= 1 && cfg->batch <= INT32_MAX, "loader: batch %lld",
               (long long)cfg->batch);
     CHECK_ARG(cfg->start.epoch >= 0 && cfg->start.position >= 0,
@@ -218,10 +254,19 @@ static rt_status loader_setup(loader_t *l, dataset_t *d, const loader_config_t *
         l->done = cfg->one_epoch;
     }
     l->nslots = cfg->prefetch;
+    l->claim_epoch = l->epoch;
+    l->claim_step = l->position;
+    l->order_epoch = -1;
     l->order = malloc((size_t)l->sc.n * sizeof *l->order);
     CHECK_ALLOC(l->order, (size_t)l->sc.n * sizeof *l->order);
-    l->indices = malloc((size_t)cfg->batch * sizeof *l->indices);
-    CHECK_ALLOC(l->indices, (size_t)cfg->batch * sizeof *l->indices);
+    l->nworkers = cfg->workers;
+    l->workers = calloc((size_t)l->nworkers, sizeof *l->workers);
+    CHECK_ALLOC(l->workers, (size_t)l->nworkers * sizeof *l->workers);
+    for (int i = 0; i < l->nworkers; i++) {
+        l->workers[i].l = l;
+        l->workers[i].indices = malloc((size_t)cfg->batch * sizeof(int64_t));
+        CHECK_ALLOC(l->workers[i].indices, (size_t)cfg->batch * sizeof(int64_t));
+    }
     return alloc_slots(l);
 }
 
@@ -236,15 +281,21 @@ rt_status loader_open(loader_t **out, dataset_t *d, const loader_config_t *cfg)
     rt_status st = loader_setup(l, d, cfg);
     if (st != RT_OK)
         goto fail;
-    if (l->done) {
-        l->produced_all = true;
-    } else {
-        int rc = pthread_create(&l->thread, NULL, producer_main, l);
+    if (l->done)
+        l->claims_done = true;
+    for (int i = 0; i < l->nworkers && !l->done; i++) {
+        pthread_mutex_lock(&l->mu);
+        l->running++;
+        pthread_mutex_unlock(&l->mu);
+        int rc = pthread_create(&l->workers[i].thread, NULL, worker_main, &l->workers[i]);
         if (rc != 0) {
+            pthread_mutex_lock(&l->mu);
+            l->running--;
+            pthread_mutex_unlock(&l->mu);
             st = rt_fail(RT_ERR_INTERNAL, "loader: pthread_create: %s", strerror(rc));
             goto fail;
         }
-        l->thread_started = true;
+        l->workers[i].started = true;
     }
     *out = l;
     return RT_OK;
@@ -261,15 +312,15 @@ rt_status loader_acquire(loader_t *l, loader_batch_t *batch)
         return rt_fail(RT_ERR_INVALID, "%s: the evaluation epoch is over (no more batches)",
                        dataset_path(l->d));
     pthread_mutex_lock(&l->mu);
-    while (l->filled == 0 && !l->failed && !l->produced_all)
+    loader_slot *s = &l->slots[l->head_seq % l->nslots];
+    while (!s->ready && !(l->failed && l->fail_seq == l->head_seq) && l->running > 0)
         pthread_cond_wait(&l->can_take, &l->mu);
-    if (l->filled == 0) {
+    if (!s->ready) {
         rt_status st = l->failed ? rt_fail(l->fail_status, "%s", l->fail_msg)
-                                 : rt_fail(RT_ERR_INTERNAL, "loader: producer ended early");
+                                 : rt_fail(RT_ERR_INTERNAL, "loader: workers ended early");
         pthread_mutex_unlock(&l->mu);
         return st;
     }
-    loader_slot *s = &l->slots[l->head];
     pthread_mutex_unlock(&l->mu);
     l->held = true;
     batch->inputs = s->inputs;
@@ -286,9 +337,9 @@ void loader_release(loader_t *l)
     if (!l->held)
         return;
     pthread_mutex_lock(&l->mu);
-    l->head = (l->head + 1) % l->nslots;
-    l->filled--;
-    pthread_cond_signal(&l->can_fill);
+    l->slots[l->head_seq % l->nslots].ready = false;
+    l->head_seq++;
+    pthread_cond_broadcast(&l->can_fill);
     pthread_mutex_unlock(&l->mu);
     l->held = false;
     if (++l->position == l->steps) {
@@ -350,13 +401,16 @@ void loader_close(loader_t *l)
 {
     if (!l)
         return;
-    if (l->thread_started) {
-        pthread_mutex_lock(&l->mu);
-        l->stop = true;
-        pthread_cond_broadcast(&l->can_fill);
-        pthread_mutex_unlock(&l->mu);
-        pthread_join(l->thread, NULL);
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    pthread_cond_broadcast(&l->can_fill);
+    pthread_mutex_unlock(&l->mu);
+    for (int i = 0; l->workers && i < l->nworkers; i++) {
+        if (l->workers[i].started)
+            pthread_join(l->workers[i].thread, NULL);
+        free(l->workers[i].indices);
     }
+    free(l->workers);
     if (l->slots) {
         for (int i = 0; i < l->nslots; i++) {
             loader_slot *s = &l->slots[i];
@@ -370,7 +424,6 @@ void loader_close(loader_t *l)
         free(l->slots);
     }
     free(l->order);
-    free(l->indices);
     pthread_cond_destroy(&l->can_take);
     pthread_cond_destroy(&l->can_fill);
     pthread_mutex_destroy(&l->mu);

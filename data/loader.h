@@ -1,5 +1,6 @@
-/* loader.h - the prefetching loader: a background thread fills a ring of
+/* loader.h - the prefetching loader: background threads fill a ring of
  * batch buffers in sample order (sampler.h) while the trainer computes.
+ * Batches are delivered strictly in order, whatever the number of workers.
  *
  * Classification batches are inputs float32 [rows, features] (uint8 x
  * becomes x / 255.0f) and labels int32 [rows]. Token batches are int32
@@ -14,7 +15,7 @@
  *
  * The loader crosses epochs by itself (epoch+1, new permutation) unless
  * cfg.one_epoch, where it stops after the epoch it started in (evaluation).
- * An error in the background thread (a failed read) is returned by the call
+ * An error in a background thread (a failed read) is returned by the call
  * that would have received the failed batch, with its message; batches
  * prepared before it are still delivered.
  */
@@ -38,7 +39,9 @@ typedef struct {
     bool shuffle;
     sampler_remainder remainder;
     bool one_epoch;               /* stop after start.epoch (evaluation) */
-    int prefetch;                 /* batches prepared ahead, >= 1 */
+    int prefetch;                 /* ring slots: batches prepared ahead, >= 1 */
+    int workers;                  /* threads filling slots, 1..64 (they take CPU from
+                                     the CPU trainer; 1 is plenty for small models) */
     int64_t ctx;                  /* tokens: window length (rows hold ctx+1 tokens) */
     sampler_state_t start;        /* {seed, 0, 0} for a fresh run; a saved state to resume */
     loader_alloc_fn alloc;        /* NULL: aligned malloc */
@@ -56,7 +59,7 @@ typedef struct {
 
 typedef struct loader loader_t;
 
-/* batch 1, rank 0, world 1, shuffle, PAD, prefetch 4, seed 0. */
+/* batch 1, rank 0, world 1, shuffle, PAD, prefetch 4, workers 1, seed 0. */
 void loader_config_default(loader_config_t *cfg);
 
 /* Starts the background thread. d must stay open until loader_close. */

@@ -89,9 +89,11 @@ static loader_config_t base_config(int64_t batch)
 }
 
 /* Three epochs of shuffled batches match the sampler's order, row by row. */
-static void test_order_and_values(dataset_t *d)
+static void test_order_and_values(dataset_t *d, int workers, int prefetch)
 {
     loader_config_t cfg = base_config(8);
+    cfg.workers = workers;
+    cfg.prefetch = prefetch;
     loader_t *l;
     EXPECT(loader_open(&l, d, &cfg) == RT_OK, "open: %s", rt_last_error());
     sampler_config_t sc = {.n = N, .world = 1, .batch = 8, .shuffle = true,
@@ -117,7 +119,8 @@ static void test_order_and_values(dataset_t *d)
                 bad += !check_u8_row(in + j * F, lab[j], idx[j]);
         }
     }
-    EXPECT(bad == 0, "%d mismatches over 3 epochs", bad);
+    EXPECT(bad == 0, "%d mismatches over 3 epochs (workers %d, prefetch %d)", bad, workers,
+           prefetch);
     sampler_state_t st = loader_state(l);
     EXPECT(st.epoch == 3 && st.position == 0, "state after 3 epochs");
     loader_close(l);
@@ -140,6 +143,7 @@ static void test_resume(dataset_t *d)
             loader_next(a, in_a, lab_a, &count);
         cfg.start = loader_state(a);
         cfg.prefetch = 3;
+        cfg.workers = 1 + k % 3;
         EXPECT(loader_open(&b, d, &cfg) == RT_OK, "open b");
         int same = 1;
         for (int i = 0; i < 20; i++) {
@@ -167,6 +171,8 @@ static void test_eval(dataset_t *d)
         cfg.shuffle = false;
         cfg.remainder = SAMPLER_PARTIAL;
         cfg.one_epoch = true;
+        cfg.workers = 2;
+        cfg.prefetch = 8; /* more slots than the epoch has batches */
         loader_t *l;
         EXPECT(loader_open(&l, d, &cfg) == RT_OK, "eval open");
         EXPECT(loader_steps_per_epoch(l) == 3, "eval steps %lld", (long long)loader_steps_per_epoch(l));
@@ -312,6 +318,7 @@ static void test_error_reaches_caller(const char *src)
     EXPECT(dataset_open_opts(path, &opt, &d) == RT_OK, "open cut");
     EXPECT(truncate(path, 1000) == 0, "truncate");
     loader_config_t cfg = base_config(8);
+    cfg.workers = 3;
     loader_t *l;
     EXPECT(loader_open(&l, d, &cfg) == RT_OK, "open loader");
     float in[8 * F];
@@ -383,7 +390,9 @@ int main(void)
                    info->record_dims == 2 && info->record_shape[0] == 3 &&
                    info->record_shape[1] == 5 && info->num_classes == C,
                "info");
-        test_order_and_values(d);
+        test_order_and_values(d, 1, 2);
+        test_order_and_values(d, 3, 5);
+        test_order_and_values(d, 4, 1);
         test_resume(d);
         test_eval(d);
         test_direct_reads(u8, d);
