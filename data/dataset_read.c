@@ -373,7 +373,10 @@ rt_status dataset_open_opts(const char *path, const dataset_options_t *opt, data
     }
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) {
-        st = rt_fail(RT_ERR_FORMAT, "%s: cannot open as HDF5", path);
+        /* HDF5's own reason, e.g. "truncated file: eof = ..." */
+        rt_hdf5_error("H5Fopen", __FILE__, __LINE__);
+        st = rt_fail_context(RT_ERR_FORMAT, "%s: cannot open as HDF5 (truncated or corrupt?)",
+                             path);
         goto fail;
     }
     st = open_file(d, file, opt);

@@ -148,6 +148,8 @@ def main():
         info(h5("bigtoken.h5", {"format": "ringtrain-dataset", "format_version": 1,
                                 "kind": "tokens", "vocab_size": 10},
                 {"tokens": np.array([1, 10], dtype=np.uint16)}), "token 10")
+        info(write(p("cut.h5"), open(good, "rb").read()[: os.path.getsize(good) // 2]),
+             "cannot open as HDF5")
         info(write(p("text.h5"), b"hello, not hdf5\n"), "not an HDF5 file")
         info(write(p("zero.h5"), b""), "empty")
         info(p("absent.h5"), "No such file")
