@@ -323,6 +323,14 @@ rt_status loader_acquire(loader_t *l, loader_batch_t *batch)
     }
     pthread_mutex_unlock(&l->mu);
     l->held = true;
+    /* handed out counts as consumed: a checkpoint taken while the caller
+     * still holds this batch resumes after it */
+    if (++l->position == l->steps) {
+        l->epoch++;
+        l->position = 0;
+        if (l->cfg.one_epoch)
+            l->done = true;
+    }
     batch->inputs = s->inputs;
     batch->labels = s->labels;
     batch->tokens = s->tokens;
@@ -342,12 +350,6 @@ void loader_release(loader_t *l)
     pthread_cond_broadcast(&l->can_fill);
     pthread_mutex_unlock(&l->mu);
     l->held = false;
-    if (++l->position == l->steps) {
-        l->epoch++;
-        l->position = 0;
-        if (l->cfg.one_epoch)
-            l->done = true;
-    }
 }
 
 rt_status loader_next(loader_t *l, float *inputs, int32_t *labels, int *count)

@@ -77,8 +77,11 @@ rt_status loader_next_tokens(loader_t *l, int32_t *tokens, int *count);
 rt_status loader_acquire(loader_t *l, loader_batch_t *batch);
 void loader_release(loader_t *l);
 
-/* The state to resume from exactly: the next batch to be delivered. After
- * the last batch of an epoch it reads {seed, epoch+1, 0}. */
+/* The state to resume from exactly: the next batch to be handed out. A batch
+ * counts as consumed as soon as loader_next or loader_acquire returns it
+ * (also while it is still held), so a checkpoint taken after the step that
+ * used it resumes with the batch after it. After an epoch's last batch it
+ * reads {seed, epoch+1, 0}. */
 sampler_state_t loader_state(const loader_t *l);
 
 int64_t loader_steps_per_epoch(const loader_t *l);
@@ -86,7 +89,7 @@ int64_t loader_steps_per_epoch(const loader_t *l);
 int64_t loader_epoch_rows(const loader_t *l);
 /* Records (classification) or windows (tokens) the sampler draws from. */
 int64_t loader_num_samples(const loader_t *l);
-/* True once a one-epoch loader has delivered its last batch. */
+/* True once a one-epoch loader has handed out its last batch. */
 bool loader_done(const loader_t *l);
 
 /* Stops the thread and frees the buffers. NULL is ignored. */

@@ -349,6 +349,7 @@ static void test_alloc_and_close(dataset_t *d)
     EXPECT(loader_open(&l, d, &cfg) == RT_OK, "open");
     loader_batch_t b;
     EXPECT(loader_acquire(l, &b) == RT_OK && b.rows == 4 && b.epoch == 0 && b.step == 0, "acquire");
+    EXPECT(loader_state(l).position == 1, "a held batch counts as consumed");
     EXPECT(loader_acquire(l, &b) == RT_ERR_INVALID, "double acquire refused");
     loader_release(l);
     nanosleep(&(struct timespec){0, 20000000}, NULL); /* let the producer fill the ring and block */
