@@ -153,6 +153,13 @@ def main():
         info(write(p("text.h5"), b"hello, not hdf5\n"), "not an HDF5 file")
         info(write(p("zero.h5"), b""), "empty")
         info(p("absent.h5"), "No such file")
+    # the command line itself: usage errors exit 2, --help exits 0
+    for args, code in ((["data"], 2), (["data", "frob"], 2), (["data", "info"], 2),
+                       (["data", "info", "a.h5", "b.h5"], 2),
+                       (["data", "import-idx", "--images", "x"], 2),
+                       (["data", "import-idx", "--help"], 0), (["data", "--help"], 0)):
+        r = subprocess.run([RINGTRAIN, *args], capture_output=True, text=True)
+        check(r.returncode == code, f"{args}: exit {r.returncode}, want {code}")
     print(f"{len(failures)} failed")
     return 1 if failures else 0
 
