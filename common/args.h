@@ -12,6 +12,10 @@
 
 #include "status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     ARG_INT,       /* int, decimal */
     ARG_I64,       /* int64_t; accepts K/M/G suffixes (powers of 1024) */
@@ -54,5 +58,9 @@ void args_print_help(const arg_command *cmd, const arg_spec *specs, int nspecs);
 
 /* Parses a byte count like "4096", "4K", "256M", "1G". */
 rt_status args_parse_bytes(const char *text, int64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -14,6 +14,10 @@
 
 #include "status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define TRY(expr) \
     do { rt_status try_st_ = (expr); if (try_st_ != RT_OK) return try_st_; } while (0)
 
@@ -44,5 +48,9 @@ rt_status rt_hdf5_error(const char *call, const char *file, int line);
 #define CHECK_ALLOC(ptr, bytes) \
     do { if ((ptr) == NULL && (bytes) != 0) \
              return rt_fail(RT_ERR_NOMEM, "cannot allocate %zu bytes", (size_t)(bytes)); } while (0)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

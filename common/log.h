@@ -7,6 +7,10 @@
 #ifndef RT_COMMON_LOG_H
 #define RT_COMMON_LOG_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { RT_LOG_ERROR = 0, RT_LOG_WARN, RT_LOG_INFO, RT_LOG_DEBUG } rt_log_level;
 
 /* Sets the rank and world size shown in the prefix. */
@@ -23,5 +27,9 @@ void rt_log_write(rt_log_level level, const char *file, int line, const char *fm
 #define LOG_WARN(...) RT_LOG(RT_LOG_WARN, __VA_ARGS__)
 #define LOG_INFO(...) RT_LOG(RT_LOG_INFO, __VA_ARGS__)
 #define LOG_DEBUG(...) RT_LOG(RT_LOG_DEBUG, __VA_ARGS__)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,10 @@
 
 #include <stdarg.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     RT_OK = 0,
     RT_ERR_USAGE,        /* bad flag or argument: exit code 2 */
@@ -50,5 +54,9 @@ void rt_clear_error(void);
 
 /* Process exit code for a status: 0 ok/help, 2 usage, 1 otherwise. */
 int rt_exit_code(rt_status st);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

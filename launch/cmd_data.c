@@ -1,9 +1,171 @@
-/* cmd_data.c - placeholder until its issue lands. */
+/* cmd_data.c - `ringtrain data`: import-idx, import-text and info.
+ *
+ * Bad input (a missing, empty, truncated or corrupt file, a wrong magic, an
+ * HDF5 file of another kind or a newer format version) exits with code 2
+ * and one line naming the file and the problem; importers leave no output
+ * file behind. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/args.h"
 #include "common/status.h"
+#include "data/dataset.h"
+#include "data/import.h"
 #include "launch/commands.h"
+
+#define ARRAY_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Exit code 2 for usage errors and for files that are missing or not what
+ * they claim to be; 1 for everything else (out of memory, internal). */
+static int data_report(const char *sub, rt_status st)
+{
+    if (st == RT_OK || st == RT_HELP)
+        return 0;
+    fprintf(stderr, "ringtrain data %s: %s\n", sub, rt_last_error());
+    switch (st) {
+    case RT_ERR_USAGE:
+    case RT_ERR_FORMAT:
+    case RT_ERR_IO:
+    case RT_ERR_HDF5:
+        return 2;
+    default:
+        return 1;
+    }
+}
+
+static int run_import_idx(int argc, char **argv)
+{
+    const char *images = NULL, *labels = NULL, *out = NULL;
+    arg_spec specs[] = {
+        {"images", ARG_STRING, &images, "F", "IDX image file (.gz or plain)", true, false},
+        {"labels", ARG_STRING, &labels, "F", "IDX label file (.gz or plain)", true, false},
+        {"out", ARG_STRING, &out, "F.h5", "output dataset", true, false},
+    };
+    arg_command cmd = {.prog = "ringtrain data import-idx",
+                       .summary = "Import an IDX image/label pair (MNIST, Fashion-MNIST) as a "
+                                  "classification dataset."};
+    rt_status st = args_parse(&cmd, specs, ARRAY_LEN(specs), argc, argv);
+    if (st != RT_OK)
+        return data_report("import-idx", st);
+    import_idx_summary_t sum;
+    st = import_idx(images, labels, out, &sum);
+    if (st != RT_OK)
+        return data_report("import-idx", st);
+    printf("%s: %lld records of %lld features, %d classes\n", out, (long long)sum.records,
+           (long long)sum.features, sum.num_classes);
+    return 0;
+}
+
+static int run_import_text(int argc, char **argv)
+{
+    arg_list_t inputs = {0};
+    const char *out = NULL, *val_out = NULL;
+    double val_fraction = -1.0;
+    arg_spec specs[] = {
+        {"input", ARG_LIST, &inputs, "F", "text file (repeat for several, concatenated in order)",
+         true, false},
+        {"out", ARG_STRING, &out, "F.h5", "output dataset", true, false},
+        {"val-out", ARG_STRING, &val_out, "V.h5", "held-out dataset (the end of the stream)",
+         false, false},
+        {"val-fraction", ARG_DOUBLE, &val_fraction, "X", "fraction of bytes held out, in (0, 1)",
+         false, false},
+    };
+    arg_command cmd = {.prog = "ringtrain data import-text",
+                       .summary = "Import text files as a byte-level token stream (vocabulary "
+                                  "256), optionally holding out the end as a validation set."};
+    rt_status st = args_parse(&cmd, specs, ARRAY_LEN(specs), argc, argv);
+    if (st != RT_OK)
+        return data_report("import-text", st);
+    if ((val_out != NULL) != specs[3].seen)
+        return data_report("import-text",
+                           rt_fail(RT_ERR_USAGE, "--val-out and --val-fraction go together"));
+    import_text_summary_t sum;
+    st = import_text(inputs.items, inputs.count, out, val_out, val_fraction, &sum);
+    if (st != RT_OK)
+        return data_report("import-text", st);
+    printf("%s: %lld tokens\n", out, (long long)sum.train_tokens);
+    if (val_out)
+        printf("%s: %lld tokens\n", val_out, (long long)sum.val_tokens);
+    return 0;
+}
+
+static void print_shape(const char *name, const dataset_info_t *info, dataset_dtype type,
+                        bool with_record)
+{
+    printf("%s: %s [%lld", name, dataset_dtype_name(type), (long long)info->count);
+    if (with_record)
+        for (int i = 0; i < info->record_dims; i++)
+            printf(", %lld", (long long)info->record_shape[i]);
+    printf("]\n");
+}
+
+static int run_info(int argc, char **argv)
+{
+    const char *path = NULL;
+    arg_command cmd = {.prog = "ringtrain data info", .summary = "Describe a dataset file.",
+                       .positional = "F.h5", .min_positional = 1, .max_positional = 1,
+                       .positional_out = &path};
+    rt_status st = args_parse(&cmd, NULL, 0, argc, argv);
+    if (st != RT_OK)
+        return data_report("info", st);
+    dataset_t *d = NULL;
+    st = dataset_open(path, &d);
+    if (st != RT_OK)
+        return data_report("info", st);
+    const dataset_info_t *info = dataset_info(d);
+    printf("file: %s\n", path);
+    printf("format: %s version %d\n", DATASET_FORMAT, info->format_version);
+    printf("kind: %s\n", dataset_kind_name(info->kind));
+    if (info->kind == DATASET_CLASSIFICATION) {
+        printf("records: %lld\n", (long long)info->count);
+        printf("features: %lld\n", (long long)info->features);
+        print_shape("inputs", info, info->input_type, true);
+        print_shape("labels", info, info->label_type, false);
+        printf("classes: %d\n", info->num_classes);
+        printf("class histogram:");
+        const int32_t *labels = dataset_labels(d);
+        for (int c = 0; c < info->num_classes; c++) {
+            int64_t n = 0;
+            for (int64_t i = 0; i < info->count; i++)
+                n += labels[i] == c;
+            printf(" %d:%lld", c, (long long)n);
+        }
+        printf("\n");
+    } else {
+        print_shape("tokens", info, info->input_type, false);
+        printf("token count: %lld\n", (long long)info->count);
+        printf("vocab size: %d\n", info->vocab_size);
+    }
+    dataset_close(d);
+    return 0;
+}
+
+static void print_usage(FILE *f)
+{
+    fprintf(f, "usage: ringtrain data <subcommand> [options]   (ringtrain data <subcommand> --help)\n\n"
+               "subcommands:\n"
+               "  import-idx   --images F --labels F --out F.h5\n"
+               "  import-text  --input F [--input F]... --out F.h5 [--val-out V.h5 --val-fraction X]\n"
+               "  info         F.h5\n");
+}
 
 int cmd_data(int argc, char **argv)
 {
-    (void)argc; (void)argv;
-    return cmd_report("data", rt_fail(RT_ERR_UNSUPPORTED, "not built yet"));
+    if (argc < 1) {
+        print_usage(stderr);
+        return 2;
+    }
+    const char *sub = argv[0];
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "import-idx"))
+        return run_import_idx(argc - 1, argv + 1);
+    if (!strcmp(sub, "import-text"))
+        return run_import_text(argc - 1, argv + 1);
+    if (!strcmp(sub, "info"))
+        return run_info(argc - 1, argv + 1);
+    fprintf(stderr, "ringtrain data: unknown subcommand '%s' (import-idx, import-text, info)\n", sub);
+    return 2;
 }

@@ -1,0 +1,78 @@
+/* dataset.h - ringtrain dataset files (HDF5): open and validate them, read
+ * their metadata, and read records for the loader.
+ *
+ * The file layout is specified in docs/FORMATS.md. Classification files hold
+ * /inputs [N, ...] (uint8 or float32) and /labels [N]; token files hold
+ * /tokens [T] (uint8 or uint16). Every error names the file and the problem.
+ *
+ * After dataset_open() no function here calls HDF5: records come from memory
+ * (sets up to max_memory_bytes) or from pread() at the raw offset of the
+ * contiguous dataset. So the loader's background thread may read while the
+ * main thread uses HDF5 for checkpoints (the Debian HDF5 is not thread-safe).
+ */
+#ifndef RT_DATA_DATASET_H
+#define RT_DATA_DATASET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/status.h"
+
+#define DATASET_FORMAT "ringtrain-dataset"
+#define DATASET_FORMAT_VERSION 1     /* the newest version this build reads and writes */
+#define DATASET_MAX_DIMS 8           /* per-record dimensions */
+
+typedef enum { DATASET_CLASSIFICATION = 1, DATASET_TOKENS = 2 } dataset_kind;
+
+/* Element types as stored in the file. */
+typedef enum { DATASET_U8 = 1, DATASET_U16, DATASET_I32, DATASET_F32, DATASET_OTHER_INT } dataset_dtype;
+
+typedef struct {
+    dataset_kind kind;
+    int format_version;
+    int64_t count;                     /* records (classification) or tokens */
+    int64_t features;                  /* elements per record (784); 1 for tokens */
+    int record_dims;                   /* per-record rank: 2 for [28,28]; 0 for tokens */
+    int64_t record_shape[DATASET_MAX_DIMS];
+    dataset_dtype input_type;          /* /inputs or /tokens */
+    dataset_dtype label_type;          /* /labels as stored (classification) */
+    int num_classes;                   /* classification */
+    int vocab_size;                    /* tokens */
+    bool in_memory;                    /* false: records are read by offset */
+} dataset_info_t;
+
+typedef struct {
+    /* Inputs (or tokens) up to this many bytes are read whole at open; larger
+     * ones are read per record by offset. Negative: the default, 1 GiB. */
+    int64_t max_memory_bytes;
+} dataset_options_t;
+
+typedef struct dataset dataset_t;
+
+rt_status dataset_open(const char *path, dataset_t **out);
+rt_status dataset_open_opts(const char *path, const dataset_options_t *opt, dataset_t **out);
+void dataset_close(dataset_t *d);
+
+const dataset_info_t *dataset_info(const dataset_t *d);
+const char *dataset_path(const dataset_t *d);
+const char *dataset_kind_name(dataset_kind kind);
+const char *dataset_dtype_name(dataset_dtype type);
+
+/* Fails naming the file when it is of another kind ("is a tokens dataset,
+ * expected classification"). */
+rt_status dataset_expect_kind(const dataset_t *d, dataset_kind kind);
+
+/* All labels as int32 [count] (classification), validated in [0, num_classes). */
+const int32_t *dataset_labels(const dataset_t *d);
+
+/* Classification: rows indices[0..n) into inputs [n, features] as float32
+ * (uint8 x becomes x / 255.0f; float32 is copied) and labels [n] as int32.
+ * Either output may be NULL. Thread-safe. */
+rt_status dataset_gather(const dataset_t *d, const int64_t *indices, int64_t n,
+                         float *inputs, int32_t *labels);
+
+/* Tokens: tokens [offset, offset + n) as int32, checked < vocab_size.
+ * Thread-safe. */
+rt_status dataset_read_tokens(const dataset_t *d, int64_t offset, int64_t n, int32_t *out);
+
+#endif
