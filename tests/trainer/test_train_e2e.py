@@ -185,6 +185,10 @@ def main():
                   f"{args}: metrics written although training should not start")
         r = train(2, ["--model", "mlp:33,10"] + base, 2)
         check(r.stderr.count("33 inputs") == 1, f"np=2 bad input: one message, got {r.stderr!r}")
+        # only rank 0 opens the metrics file: the other rank must stop too
+        r = train(2, ["--model", spec] + base + ["--metrics", p("no/such/dir/m.jsonl")], 2)
+        check(r.stderr.count("no/such/dir") == 1 and "step 1" not in r.stdout,
+              f"np=2, rank 0 alone fails: {r.stderr!r}")
 
         # 4. non-finite loss: stop naming the step, or skip with --skip-nonfinite
         xf = (x[:512] / 255.0).astype(np.float32)
