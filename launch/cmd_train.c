@@ -33,6 +33,10 @@
 #include "trainer/threads.h"
 #include "trainer/train_step.h"
 
+/* Nonblocking all-reduces in flight at once: the collectives keep a few
+ * scratch buffers per communicator (8), each request holding one or two. */
+#define TRAIN_MAX_INFLIGHT 4
+
 typedef struct {
     const char *model, *data, *eval, *optimizer, *schedule, *device, *metrics, *export_params;
     const char *ckpt_dir, *resume;
@@ -163,7 +167,7 @@ typedef struct {
     int64_t micro_in_epoch;
     bool holding;
     /* in-flight bucket all-reduces */
-    coll_request_t *reqs[1024];
+    coll_request_t *reqs[TRAIN_MAX_INFLIGHT];
     int nreqs;
     bool consistent;           /* the failure, if any, is the same on every rank */
 } train_run_t;
@@ -235,10 +239,16 @@ static rt_status bucket_start(void *ctx, float *buf, int64_t count)
 {
     train_run_t *r = ctx;
     TRY(bucket_progress(r));
-    if (r->nreqs >= (int)(sizeof r->reqs / sizeof r->reqs[0]))
-        return rt_fail(RT_ERR_INTERNAL, "too many gradient buckets in flight");
-    return coll_allreduce_start(r->comm, buf, buf, (size_t)count, RT_DTYPE_F32, COLL_AVG,
-                                &r->reqs[r->nreqs++]);
+    if (r->nreqs == TRAIN_MAX_INFLIGHT) {
+        /* small buckets: finish the oldest before starting another */
+        rt_status st = coll_wait(r->reqs[0]);
+        memmove(r->reqs, r->reqs + 1, sizeof r->reqs[0] * (size_t)--r->nreqs);
+        TRY(st);
+    }
+    TRY(coll_allreduce_start(r->comm, buf, buf, (size_t)count, RT_DTYPE_F32, COLL_AVG,
+                             &r->reqs[r->nreqs]));
+    r->nreqs++;
+    return RT_OK;
 }
 
 static rt_status bucket_wait(void *ctx)

@@ -126,6 +126,11 @@ def main():
                   "--log-every", 25, "--eval-every", 25, "--threads", 1]
         train(2, common + ["--batch", 64, "--export-params", p("np2.h5"), "--metrics", p("np2.jsonl")])
         train(0, common + ["--batch", 128, "--export-params", p("np1.h5")])
+        # many small buckets (more than may be in flight at once) change nothing
+        train(2, common + ["--batch", 64, "--bucket-mb", 0.002, "--export-params", p("np2b.h5")])
+        if os.path.exists(p("np2b.h5")) and os.path.exists(p("np2.h5")):
+            compare_params(load_params(p("np2b.h5")), load_params(p("np2.h5")), 1e-6,
+                           "np=2 with 2 KiB buckets vs 4 MiB")
         if os.path.exists(p("np2.h5")) and os.path.exists(p("np1.h5")):
             params = load_params(p("np2.h5"))
             compare_params(params, load_params(p("np1.h5")), 1e-5, "np=2 x 64 vs np=1 x 128")
