@@ -226,6 +226,8 @@ static bool env_wanted(const char *name, size_t n)
               c == '_'))
             return false;
     }
+    if (n == 9 && !strncmp(name, "RT_MPIRUN", 9)) /* the launcher's own setting */
+        return false;
     if ((n > 3 && !strncmp(name, "RT_", 3)) || (n > 5 && !strncmp(name, "NCCL_", 5)))
         return true;
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
