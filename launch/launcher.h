@@ -92,12 +92,14 @@ typedef struct {
     int failed_rank;      /* from mpirun's or the ranks' messages; -1 unknown */
     char cause[512];      /* one line: what mpirun or the ranks said */
     int stop_signal;      /* SIGINT/SIGTERM the launcher received, else 0 */
+    bool rank_said;       /* cause holds a rank's own failure line */
 } launch_result_t;
 
 /* Scans one line of mpirun's stderr for a failure cause and updates res:
  * "process rank N ... exited on signal S", "MPI_ABORT was invoked on rank N",
- * "Process name: [[J,S],N]", and the first "ERROR:" line from a rank (tagged
- * "[J,N]<stderr>:" by --tag-output). */
+ * "Process name: [[J,S],N]", and the first failure line of a rank (tagged
+ * "[J,N]<stderr>:" by --tag-output): a log line with " ERROR: " or a
+ * command's report "ringtrain train: ...". */
 void launch_cause_scan_line(const char *line, launch_result_t *res);
 
 /* One-line description of a failed run ("rank 1 exited on signal 9 (Killed);

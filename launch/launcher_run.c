@@ -89,23 +89,27 @@ void launch_cause_scan_line(const char *line, launch_result_t *res)
             res->failed_rank = atoi(close + 2);
         return;
     }
-    /* The first ERROR line of a rank, "[1,3]<stderr>:[r3/4 host] f.c:9 ERROR: ..." */
-    const char *err = strstr(line, " ERROR: ");
-    if (err && !strstr(res->cause, "ERROR")) {
+    /* The first failure line of a rank: a log line with " ERROR: " or a
+     * command's final report "ringtrain train: ...", tagged "[1,3]<stderr>:"
+     * by --tag-output. */
+    const char *text = strstr(line, "<stderr>:");
+    text = text ? text + 9 : line;
+    bool is_error = strstr(text, " ERROR: ") != NULL ||
+                    (!strncmp(text, "ringtrain ", 10) && strstr(text + 10, ": ") != NULL);
+    if (is_error && !res->rank_said) {
         int tagged = -1;
         if (line[0] == '[') {
             const char *comma = strchr(line, ',');
             if (comma && comma[1] >= '0' && comma[1] <= '9')
                 tagged = atoi(comma + 1);
         }
-        const char *text = strstr(line, "<stderr>:");
-        text = text ? text + 9 : line;
         char buf[512];
         if (res->cause[0]) /* keep mpirun's statement first, add the rank's own words */
             snprintf(buf, sizeof buf, "%.200s; first error: %.290s", res->cause, text);
         else
             snprintf(buf, sizeof buf, "%.500s", text);
         set_cause(res, buf);
+        res->rank_said = true;
         if (res->failed_rank < 0)
             res->failed_rank = tagged;
     }

@@ -209,6 +209,22 @@ static void test_cause(void)
     EXPECT(r.failed_rank == 3 && !strcmp(r.cause, "rank 3 exited on signal 6 (Aborted)"),
            "both: %d %s", r.failed_rank, r.cause);
 
+    /* the trainer's own report of a collective timeout (cmd_report format) */
+    const char *report[] = {
+        "[1,0]<stdout>:step 10 loss 0.5",
+        "[1,2]<stderr>:ringtrain train: rank 2: allreduce #12 timed out after 3.0 s waiting for "
+        "rank 1; rank 1 never arrived",
+        "[1,0]<stderr>:ringtrain train: rank 0: allreduce #12 timed out",
+        "MPI_ABORT was invoked on rank 2 in communicator MPI_COMM_WORLD",
+        NULL};
+    scan_all(report, &r);
+    EXPECT(r.failed_rank == 2 && strstr(r.cause, "ringtrain train: rank 2: allreduce #12 timed "
+                                        "out after 3.0 s waiting for rank 1; rank 1 never arrived"),
+           "report: %d %s", r.failed_rank, r.cause);
+    const char *notfail[] = {"[1,0]<stdout>:ringtrain train: 4 ranks", "ringtrain launch", NULL};
+    scan_all(notfail, &r);
+    EXPECT(!r.cause[0], "stdout or a bare name taken as a failure: %s", r.cause);
+
     const char *pname[] = {"  Process name: [[20393,1],5]", "  Exit code:    3", NULL};
     scan_all(pname, &r);
     r.code = 3;
