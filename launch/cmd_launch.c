@@ -51,7 +51,7 @@ int cmd_launch(int argc, char **argv)
     for (int i = 0; i < nflags; i++)
         flags[i] = (!strcmp(argv[i], "-np") || !strcmp(argv[i], "-n")) ? "--np" : argv[i];
 
-    int np = 0, max_restarts = 0, grace = 10;
+    int np = 0, max_restarts = 0, grace = 3;
     const char *hostfile = NULL;
     bool dry_run = false, oversubscribe = false;
     arg_list_t mpirun_args = {0};
@@ -61,7 +61,7 @@ int cmd_launch(int argc, char **argv)
         {"max-restarts", ARG_INT, &max_restarts, "N", "restart a failed job up to N times with --resume auto (default 0)", false, false},
         {"mpirun-arg", ARG_LIST, &mpirun_args, "A", "pass A to mpirun (repeatable; one argv word each)", false, false},
         {"oversubscribe", ARG_FLAG, &oversubscribe, NULL, "allow more ranks than slots", false, false},
-        {"grace", ARG_INT, &grace, "S", "seconds mpirun waits before SIGTERM and again before SIGKILL when stopping ranks (default 10)", false, false},
+        {"grace", ARG_INT, &grace, "S", "seconds mpirun waits before SIGTERM and again before SIGKILL when stopping ranks (default 3)", false, false},
         {"dry-run", ARG_FLAG, &dry_run, NULL, "print the mpirun command and exit", false, false},
     };
     arg_command cmd = {

@@ -96,7 +96,7 @@ env -i PATH="$PATH" RT_MPIRUN="$here/fake_mpirun.sh" OMP_NUM_THREADS=1 "$RINGTRA
   >"$work/np5o.out" 2>"$work/np5o.err"
 check "--oversubscribe allows it (dry run: no mpirun run)" test "$?/$(calls)" = 0/0
 check "dry run prints only the command" test "$(cat "$work/np5o.out")" = \
-  "$here/fake_mpirun.sh -np 5 --hostfile $work/good.hosts --oversubscribe --tag-output --bind-to none --mca odls_base_sigkill_timeout 10 -x OMP_NUM_THREADS $RINGTRAIN train --model m"
+  "$here/fake_mpirun.sh -np 5 --hostfile $work/good.hosts --oversubscribe --tag-output --bind-to none --mca odls_base_sigkill_timeout 3 -x OMP_NUM_THREADS $RINGTRAIN train --model m"
 run nonp ok -- train --model m
 check "no -np and no hostfile: exit 2" test "$(rc nonp)" = 2
 run nojob ok -np 2
