@@ -4,7 +4,7 @@
 # Safe to run any number of times; touches only names of that pattern.
 set -uo pipefail
 id=${1:-0}
-[[ $id =~ ^[0-9]+$ ]] && (( id <= 99 )) || { echo "netns-down: ID must be 0..99" >&2; exit 2; }
+if ! [[ $id =~ ^[0-9]+$ ]] || (( id > 99 )); then echo "netns-down: ID must be 0..99" >&2; exit 2; fi
 pre=rt$id
 command -v ip >/dev/null || exit 0
 status=0

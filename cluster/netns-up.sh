@@ -11,8 +11,8 @@
 set -euo pipefail
 k=${1:?usage: netns-up.sh K [ID]}
 id=${2:-0}
-[[ $k =~ ^[0-9]+$ ]] && (( k >= 1 && k <= 250 )) || { echo "netns-up: K must be 1..250" >&2; exit 2; }
-[[ $id =~ ^[0-9]+$ ]] && (( id <= 99 )) || { echo "netns-up: ID must be 0..99" >&2; exit 2; }
+if ! [[ $k =~ ^[0-9]+$ ]] || (( k < 1 || k > 250 )); then echo "netns-up: K must be 1..250" >&2; exit 2; fi
+if ! [[ $id =~ ^[0-9]+$ ]] || (( id > 99 )); then echo "netns-up: ID must be 0..99" >&2; exit 2; fi
 pre=rt$id
 br=$pre-br
 net=10.77.$id

@@ -31,6 +31,7 @@ calls() { cat "$work/fake/count" 2>/dev/null || echo 0; }
 ck=$work/ckpt
 mkdir -p "$ck"
 touch "$ck/ckpt-00000040.h5" "$ck/ckpt-00000020.h5" "$ck/.ckpt-00000060.h5.tmp"
+# shellcheck disable=SC2054 # mlp:4,8,2 is one word
 train=(train --model mlp:4,8,2 --data d.h5 --batch 4 --ckpt-dir "$ck")
 
 # 1. kill -9 then a collective timeout, then success: two restarts
@@ -103,6 +104,7 @@ run nojob ok -np 2
 check "no job after --: exit 2" test "$(rc nojob)" = 2
 
 # 8. arguments reach mpirun verbatim, one word each (no shell in between)
+# shellcheck disable=SC2016 # the point: text that a shell would run
 evil='$(touch '"$work"'/pwned);`touch '"$work"'/pwned2` x'
 run verbatim ok -np 1 --mpirun-arg "$evil" -- train --model "a b" --name "$evil"
 check "verbatim: ran" test "$(rc verbatim)" = 0

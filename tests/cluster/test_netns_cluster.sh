@@ -25,6 +25,7 @@ bash "$cl/netns-hostfile.sh" 2 2 "$id" > "$work/hosts"
 fails=0
 check() { local what=$1; shift; if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi; }
 
+# shellcheck disable=SC2054 # self,tcp is one word
 mca=(--mca plm_rsh_agent "$cl/netns-rsh.sh" --mca routed direct
      --mca oob_tcp_if_include "10.77.$id.0/24" --mca btl_tcp_if_include "10.77.$id.0/24"
      --mca btl self,tcp)
