@@ -35,7 +35,7 @@ touch "$ck/ckpt-00000040.h5" "$ck/ckpt-00000020.h5" "$ck/.ckpt-00000060.h5.tmp"
 train=(train --model mlp:4,8,2 --data d.h5 --batch 4 --ckpt-dir "$ck")
 
 # 1. kill -9 then a collective timeout, then success: two restarts
-run restart kill9,hang,ok -np 2 --max-restarts 2 -- "${train[@]}"
+run restart kill9,hang,ok -np 2 --oversubscribe --max-restarts 2 -- "${train[@]}"
 check "restarted job exits 0" test "$(rc restart)" = 0
 check "three mpirun runs" test "$(calls)" = 3
 check "restart 1 names rank 1, signal 9 and the checkpoint" has "$work/restart.err" \
@@ -44,31 +44,31 @@ check "restart 2 names the timeout message" has "$work/restart.err" \
   "restart 2 of 2 after: [r0/4 vm] ring.c:1 ERROR: allreduce timed out after 5 s waiting for rank 3 (mpirun exit 1)"
 check "first run has no --resume" lacks "$work/fake/argv.1" "--resume"
 check "restart ends with --resume auto" test "$(tail -n 2 "$work/fake/argv.2" | tr '\n' ' ')" = "--resume auto "
-check "the mpirun command is printed" has "$work/restart.err" "ringtrain launch: running: $here/fake_mpirun.sh -np 2"
+check "the mpirun command is printed" has "$work/restart.err" "ringtrain launch: running: $here/fake_mpirun.sh -np 2 --oversubscribe --tag-output"
 
 # 2. restart limit
-run limit kill9,kill9,ok -np 2 --max-restarts 1 -- "${train[@]}"
+run limit kill9,kill9,ok -np 2 --oversubscribe --max-restarts 1 -- "${train[@]}"
 check "limit: exit 1" test "$(rc limit)" = 1
 check "limit: two runs" test "$(calls)" = 2
 check "limit: says it gives up" has "$work/limit.err" "giving up after 1 restart"
 
 # 3. a usage error is never retried
-run usage usage -np 2 --max-restarts 3 -- "${train[@]}"
+run usage usage -np 2 --oversubscribe --max-restarts 3 -- "${train[@]}"
 check "usage: exit 2" test "$(rc usage)" = 2
 check "usage: one run" test "$(calls)" = 1
 check "usage: says why" has "$work/usage.err" "usage error (exit 2); not restarting"
 
 # 4. --resume never cannot be restarted; restarts need --ckpt-dir
-run never ok -np 2 --max-restarts 1 -- "${train[@]}" --resume never
+run never ok -np 2 --oversubscribe --max-restarts 1 -- "${train[@]}" --resume never
 check "--resume never + restarts: exit 2, no run" test "$(rc never)/$(calls)" = 2/0
 check "--resume never: says why" has "$work/never.err" "with --resume never"
-run nockpt ok -np 2 --max-restarts 1 -- train --model m
+run nockpt ok -np 2 --oversubscribe --max-restarts 1 -- train --model m
 check "restarts without --ckpt-dir: exit 2" test "$(rc nockpt)/$(calls)" = 2/0
 
 # 5. SIGTERM to the launcher reaches mpirun; no restart; exit 128+15
 rm -rf "$work/fake"; mkdir -p "$work/fake"
 FAKE_MPIRUN_DIR=$work/fake FAKE_MPIRUN_PLAN=term,ok RT_MPIRUN=$here/fake_mpirun.sh \
-  "$RINGTRAIN" launch -np 2 --max-restarts 2 -- "${train[@]}" 2>"$work/term.err" &
+  "$RINGTRAIN" launch -np 2 --oversubscribe --max-restarts 2 -- "${train[@]}" 2>"$work/term.err" &
 lpid=$!
 for _ in $(seq 100); do [ -e "$work/fake/ready.1" ] && break; sleep 0.05; done
 kill -TERM "$lpid"
