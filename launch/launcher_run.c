@@ -48,9 +48,39 @@ static int parse_rank_after(const char *line, const char *key)
     return atoi(p);
 }
 
+/* Length of an output tag "[J,R]<stderr>:" or "[J,R]<stdout>:" at p, else 0. */
+static size_t tag_len(const char *p)
+{
+    const char *q = p;
+    if (*q++ != '[')
+        return 0;
+    for (int part = 0; part < 2; part++) {
+        if (*q < '0' || *q > '9')
+            return 0;
+        while (*q >= '0' && *q <= '9')
+            q++;
+        if (*q++ != (part == 0 ? ',' : ']'))
+            return 0;
+    }
+    if (!strncmp(q, "<stderr>:", 9) || !strncmp(q, "<stdout>:", 9))
+        return (size_t)(q + 9 - p);
+    return 0;
+}
+
+/* Copies text without the tags that mpirun inserts where a rank wrote one
+ * line in several pieces ("...arrived[1,2]<stderr>:"). */
 static void set_cause(launch_result_t *res, const char *text)
 {
-    snprintf(res->cause, sizeof res->cause, "%s", text);
+    size_t o = 0;
+    for (const char *p = text; *p && o < sizeof res->cause - 1;) {
+        size_t t = tag_len(p);
+        if (t) {
+            p += t;
+            continue;
+        }
+        res->cause[o++] = *p++;
+    }
+    res->cause[o] = '\0';
 }
 
 void launch_cause_scan_line(const char *line, launch_result_t *res)

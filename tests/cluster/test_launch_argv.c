@@ -221,6 +221,13 @@ static void test_cause(void)
     EXPECT(r.failed_rank == 2 && strstr(r.cause, "ringtrain train: rank 2: allreduce #12 timed "
                                         "out after 3.0 s waiting for rank 1; rank 1 never arrived"),
            "report: %d %s", r.failed_rank, r.cause);
+    /* a line a rank wrote in two pieces: mpirun tags each piece */
+    const char *pieces[] = {
+        "[1,2]<stderr>:ringtrain train: rank 2: timed out waiting for rank 1[1,2]<stderr>:", NULL};
+    scan_all(pieces, &r);
+    EXPECT(!strcmp(r.cause, "ringtrain train: rank 2: timed out waiting for rank 1"),
+           "pieces: '%s'", r.cause);
+
     const char *notfail[] = {"[1,0]<stdout>:ringtrain train: 4 ranks", "ringtrain launch", NULL};
     scan_all(notfail, &r);
     EXPECT(!r.cause[0], "stdout or a bare name taken as a failure: %s", r.cause);
