@@ -4,6 +4,7 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <limits.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +27,16 @@ static int usable_cpus(void)
     return n > 0 ? (int)n : 1;
 }
 
-static int launch_usage(const char *fmt, const char *a, const char *b)
+/* Prints "ringtrain launch: <message>" and returns the usage exit code. */
+static int launch_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int launch_usage(const char *fmt, ...)
 {
-    char msg[512];
-    snprintf(msg, sizeof msg, fmt, a, b);
-    fprintf(stderr, "ringtrain launch: %s\n", msg);
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ringtrain launch: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
     return LAUNCH_EXIT_USAGE;
 }
 
@@ -80,27 +86,26 @@ int cmd_launch(int argc, char **argv)
 
     if (split < 0 || split + 1 >= argc)
         return launch_usage("no command to run: give it after --, e.g. "
-                            "ringtrain launch -np 4 -- train --model ...%s%s", "", "");
+                            "ringtrain launch -np 4 -- train --model ...");
     int njob = argc - split - 1;
     const char *const *job = (const char *const *)argv + split + 1;
     if (!strcmp(job[0], "launch"))
-        return launch_usage("cannot launch 'launch' itself%s%s", "", "");
+        return launch_usage("cannot launch 'launch' itself");
     if (max_restarts < 0)
-        return launch_usage("--max-restarts must be >= 0%s%s", "", "");
+        return launch_usage("--max-restarts must be >= 0");
     if (grace < 1 || grace > 3600)
-        return launch_usage("--grace must be between 1 and 3600 seconds%s%s", "", "");
+        return launch_usage("--grace must be between 1 and 3600 seconds");
     launch_job_info_t info;
     launch_job_scan(njob - 1, job + 1, &info);
     if (max_restarts > 0) {
         if (strcmp(job[0], "train") != 0)
-            return launch_usage("--max-restarts applies to 'train' only, not '%s'%s", job[0], "");
+            return launch_usage("--max-restarts applies to 'train' only, not '%s'", job[0]);
         if (info.resume && !strcmp(info.resume, "never"))
-            return launch_usage("--max-restarts %s with --resume never: a restart could not "
-                                "resume, it would start over; drop one of them%s",
-                                max_restarts == 1 ? "1" : "N", "");
+            return launch_usage("--max-restarts %d with --resume never: a restart could not "
+                                "resume, it would start over; drop one of them", max_restarts);
         if (!info.ckpt_dir)
             return launch_usage("--max-restarts needs --ckpt-dir in the train arguments, so "
-                                "that a restart can resume from a checkpoint%s%s", "", "");
+                                "that a restart can resume from a checkpoint");
     }
 
     hostfile_t hf = {0};
@@ -116,16 +121,12 @@ int cmd_launch(int argc, char **argv)
             return cmd_report("launch", st);
     } else {
         if (!specs[0].seen)
-            return launch_usage("give -np N (ranks on this host) or --hostfile F%s%s", "", "");
+            return launch_usage("give -np N (ranks on this host) or --hostfile F");
         if (np < 1)
-            return launch_usage("-np must be at least 1%s%s", "", "");
-        if (np > cpus && !oversubscribe) {
-            char n1[32], n2[32];
-            snprintf(n1, sizeof n1, "%d", np);
-            snprintf(n2, sizeof n2, "%d", cpus);
-            return launch_usage("-np %s exceeds the %s slots (CPUs) of this host; pass "
-                                "--oversubscribe to run more ranks than slots", n1, n2);
-        }
+            return launch_usage("-np must be at least 1");
+        if (np > cpus && !oversubscribe)
+            return launch_usage("-np %d exceeds the %d slots (CPUs) of this host; pass "
+                                "--oversubscribe to run more ranks than slots", np, cpus);
     }
 
     /* Environment the ranks need on other hosts (local ranks inherit it). */
