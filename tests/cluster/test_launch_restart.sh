@@ -87,6 +87,21 @@ printf 'h1 slots=2\nh2 slots=2 gpus=4\n' > "$work/bad.hosts"
 run badhf ok --hostfile "$work/bad.hosts" -- train --model m
 check "bad hostfile: exit 2, no run" test "$(rc badhf)/$(calls)" = 2/0
 check "bad hostfile: names the line" has "$work/badhf.err" "$work/bad.hosts:2: unknown key 'gpus'"
+# every class of bad hostfile, through the command: exit 2, "FILE:LINE: reason"
+badcase() { # badcase NAME LINE REASON CONTENT
+  printf '%b' "$4" > "$work/$1.hosts"
+  "$RINGTRAIN" launch --hostfile "$work/$1.hosts" --dry-run -- train >/dev/null 2>"$work/$1.err"
+  local code=$?
+  check "hostfile $1: exit 2 naming line $2" test "$code" = 2
+  check "hostfile $1: says '$3'" has "$work/$1.err" "$work/$1.hosts:$2: $3"
+}
+badcase unknown-key 2 "unknown key 'cpus'" 'a slots=2\nb slots=2 cpus=4\n'
+badcase zero-slots 1 "slots=0 must be at least 1" 'a slots=0\n'
+badcase negative-slots 3 "slots=-1 must be at least 1" '# c\n\na slots=-1\n'
+badcase duplicate 3 "duplicate host 'a' (first on line 1)" 'a slots=1\nb slots=1\na slots=1\n'
+badcase non-numeric 1 "slots='two' is not a number" 'a slots=two\n'
+badcase empty 1 "no hosts in the hostfile" ''
+badcase comments-only 2 "no hosts in the hostfile" '# nothing\n\n'
 printf '# two hosts\nh1 slots=2\nh2 slots=2\n' > "$work/good.hosts"
 run np5 ok --hostfile "$work/good.hosts" -np 5 -- train --model m
 check "-np beyond slots: exit 2" test "$(rc np5)/$(calls)" = 2/0
