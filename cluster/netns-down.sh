@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # netns-down.sh [ID] - removes the test cluster made by netns-up.sh: every
-# namespace rt<ID>-h<N> (their veths go with them) and the bridge rt<ID>-br.
+# namespace rt<ID>-h<N> (their veths go with them), the bridge rt<ID>-br and
+# the hosts' scratch directories /run/ringtrain-netns-rt<ID>/.
 # Safe to run any number of times; touches only names of that pattern.
 set -uo pipefail
 id=${1:-0}
@@ -17,5 +18,6 @@ for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*
               grep -E "^$pre-(br|v[0-9]+)\$"); do
   ip link del "$link" 2>/dev/null || true
 done
+rm -rf -- "/run/ringtrain-netns-$pre"
 if ip link show "$pre-br" >/dev/null 2>&1; then status=1; fi
 exit $status

@@ -30,4 +30,10 @@ for w in "$@"; do
   args+=("$w")
 done
 [ ${#args[@]} -ge 1 ] || die "no command"
+# Each "host" keeps Open MPI's session directory in its own scratch: the
+# namespaces share the host name and /tmp, and daemons of different hosts
+# racing to create /tmp/ompi.<hostname>.<uid>/jf.<job> fail with EEXIST.
+scratch=/run/ringtrain-netns-${host%-h*}/h${host##*-h}
+[ -d "$scratch" ] || die "no scratch directory $scratch (run cluster/netns-up.sh)"
+export OMPI_MCA_orte_tmpdir_base="$scratch"
 exec ip netns exec "$host" "${args[@]}"

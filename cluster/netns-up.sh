@@ -2,7 +2,8 @@
 # netns-up.sh K [ID] - a local test cluster of K "hosts" for mpirun: Linux
 # network namespaces rt<ID>-h1..rt<ID>-hK, each with one veth on the bridge
 # rt<ID>-br, addresses 10.77.<ID>.1..K/24 (the bridge is 10.77.<ID>.254 in
-# this namespace, where mpirun runs). ID (0-99, default 0) lets separate
+# this namespace, where mpirun runs), and a private scratch directory per host
+# /run/ringtrain-netns-rt<ID>/h<N> (mode 0700). ID (0-99, default 0) lets separate
 # test runs coexist. Nothing is routed or forwarded beyond the bridge: the
 # subnet exists only between namespaces this script creates.
 # Needs root and iproute2. Exits 77 (CTest "skipped") with the reason when
@@ -37,6 +38,13 @@ fi
 # Undo a half-built cluster if any step fails.
 trap 'echo "netns-up: failed; removing what was created" >&2; "$(dirname "$0")/netns-down.sh" "$id" >/dev/null 2>&1 || true' ERR
 
+# Per-host scratch for Open MPI's session directories: the namespaces share
+# the host name and /tmp, so daemons of different "hosts" would race to
+# create the same /tmp/ompi.<hostname>.<uid>/... (netns-rsh.sh points each
+# daemon at its own directory). Under /run: writable by root only.
+scratch=/run/ringtrain-netns-$pre
+rm -rf "$scratch"
+mkdir -m 0700 "$scratch"
 ip link add "$br" type bridge
 ip addr add "$net.254/24" dev "$br"
 ip link set "$br" up
@@ -49,6 +57,7 @@ for n in $(seq 1 "$k"); do
   ip -n "$ns" link set lo up
   ip -n "$ns" link set "$pre-p$n" up
   ip link set "$pre-v$n" master "$br" up
+  mkdir -m 0700 "$scratch/h$n"
 done
 trap - ERR
 echo "netns-up: cluster $id: $k hosts $pre-h1..$pre-h$k on $br, $net.0/24" >&2

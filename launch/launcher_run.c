@@ -1,7 +1,7 @@
 /* launcher_run.c - runs mpirun (fork + execvp, never a shell), relays its
  * stderr while reading the failure cause from it, forwards SIGINT/SIGTERM,
  * and restarts a failed job from its newest checkpoint. */
-#define _DEFAULT_SOURCE /* kill, setpgid, sigaction with SA_ flags */
+#define _DEFAULT_SOURCE /* kill, setpgid, sigaction, sigprocmask */
 #include "launch/launcher.h"
 
 #include <errno.h>
@@ -172,8 +172,6 @@ static void child_exec(const launch_argv_t *a, int err_fd, int report_fd)
     }
     dup2(err_fd, STDERR_FILENO);
     close(err_fd);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
     execvp(a->argv[0], a->argv);
     int e = errno;
     if (write(report_fd, &e, sizeof e) < 0) {
@@ -212,26 +210,42 @@ rt_status launch_run_once(const launch_argv_t *a, launch_result_t *res)
     int errp[2], rep[2];
     if (pipe(errp) < 0)
         return rt_fail(RT_ERR_IO, "pipe: %s", strerror(errno));
-    if (pipe(rep) < 0 || fcntl(rep[1], F_SETFD, FD_CLOEXEC) < 0 ||
-        fcntl(errp[0], F_SETFD, FD_CLOEXEC) < 0) {
+    if (pipe(rep) < 0) {
+        int e = errno;
         close(errp[0]);
         close(errp[1]);
-        return rt_fail(RT_ERR_IO, "pipe: %s", strerror(errno));
+        return rt_fail(RT_ERR_IO, "pipe: %s", strerror(e));
     }
+    /* the child must not keep the read ends; rep's write end closes on exec */
+    fcntl(errp[0], F_SETFD, FD_CLOEXEC);
+    fcntl(rep[0], F_SETFD, FD_CLOEXEC);
+    fcntl(rep[1], F_SETFD, FD_CLOEXEC);
+    /* SIGINT/SIGTERM wait until g_child names the child, so that none is lost
+     * between fork and exec */
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &old);
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
         close(errp[0]); close(errp[1]); close(rep[0]); close(rep[1]);
         return rt_fail(RT_ERR_IO, "fork: %s", strerror(e));
     }
     if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
         close(rep[0]);
         child_exec(a, errp[1], rep[1]);
     }
     setpgid(pid, pid); /* also here, so that the group exists before any kill */
     g_child = pid;
-    if (g_stop_signal) /* a signal that arrived before the child existed */
+    if (g_stop_signal) /* a signal that arrived before this run started */
         kill(pid, (int)g_stop_signal);
+    sigprocmask(SIG_SETMASK, &old, NULL); /* pending signals reach on_stop_signal now */
     close(errp[1]);
     close(rep[1]);
     int exec_errno = 0;

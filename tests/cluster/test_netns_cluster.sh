@@ -23,7 +23,7 @@ rc=$?
 bash "$cl/netns-hostfile.sh" 2 2 "$id" > "$work/hosts"
 
 fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi; }
+check() { local what=$1; shift; if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); return 1; fi; }
 
 # shellcheck disable=SC2054 # self,tcp is one word
 mca=(--mca plm_rsh_agent "$cl/netns-rsh.sh" --mca routed direct
