@@ -28,9 +28,9 @@ def main():
         base = ["-np", 2, "--oversubscribe", "--grace", 1, "--"]
         train = ["train", "--model", spec, "--data", p("train.h5"), "--batch", 16,
                  "--threads", 1, "--ckpt-dir", ck, "--ckpt-every", 50, "--log-every", 1000]
+        a_log = open(p("a.log"), "w")
         a = subprocess.Popen([e.RINGTRAIN, "launch", *map(str, base), *map(str, train),
-                              "--steps", "100000000"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+                              "--steps", "100000000"], stdout=a_log, stderr=a_log)
         lock = os.path.join(ck, ".lock")
         holder = ""
         for _ in range(600):
@@ -58,7 +58,9 @@ def main():
         except subprocess.TimeoutExpired:
             a.kill()
             arc = a.wait()
-        e.check(arc == 143, f"job A stopped by SIGTERM exits 143 (got {arc})")
+        a_log.close()
+        e.check(arc == 143, f"job A stopped by SIGTERM exits 143 (got {arc})") or \
+            print(open(p("a.log")).read()[-4000:])
         # A's checkpoints are there, so B may resume past its --steps: only the
         # lock matters here
         again = e.Run([*base, *train, "--steps", 20], timeout=120)
