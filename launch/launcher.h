@@ -108,8 +108,10 @@ void launch_result_describe(const launch_result_t *res, char *out, int size);
 
 /* Runs argv once (fork, setpgid, stdin from /dev/null, execvp), relays its
  * stderr to ours while scanning it, forwards SIGINT/SIGTERM (a second one
- * sends SIGKILL), and waits. */
-rt_status launch_run_once(const launch_argv_t *argv, launch_result_t *res);
+ * sends SIGKILL), and waits. When mpirun is still there stop_kill_s seconds
+ * after a forwarded signal, its process group gets SIGKILL (stop_kill_s <= 0:
+ * never). */
+rt_status launch_run_once(const launch_argv_t *argv, double stop_kill_s, launch_result_t *res);
 
 /* The restart loop: runs the plan; a failure that is not a usage error
  * (exit 2), not an exec failure and not a stop by signal is started again

@@ -203,7 +203,7 @@ static void relay_chunk(const char *buf, ssize_t n, char *line, size_t *len, siz
     }
 }
 
-rt_status launch_run_once(const launch_argv_t *a, launch_result_t *res)
+rt_status launch_run_once(const launch_argv_t *a, double stop_kill_s, launch_result_t *res)
 {
     memset(res, 0, sizeof *res);
     res->failed_rank = -1;
@@ -265,7 +265,8 @@ rt_status launch_run_once(const launch_argv_t *a, launch_result_t *res)
     size_t len = 0;
     int status = 0;
     bool reaped = false, eof = false;
-    double reaped_at = 0;
+    double reaped_at = 0, stop_at = 0;
+    bool escalated = false;
     /* Relay until mpirun has exited and its stderr is drained; a daemon that
      * keeps the pipe open (an rsh agent) gets 2 s after mpirun's exit. */
     while (!(reaped && (eof || rt_now() - reaped_at > 2.0))) {
@@ -282,6 +283,17 @@ rt_status launch_run_once(const launch_argv_t *a, launch_result_t *res)
         } else if (!reaped) {
             struct timespec ts = {0, 50 * 1000 * 1000};
             nanosleep(&ts, NULL);
+        }
+        if (!reaped && g_stop_signal && stop_kill_s > 0 && !escalated) {
+            if (stop_at == 0)
+                stop_at = rt_now();
+            else if (rt_now() - stop_at > stop_kill_s) {
+                fprintf(stderr, "ringtrain launch: mpirun still running %.0f s after signal "
+                        "%d: sending SIGKILL\n", stop_kill_s, (int)g_stop_signal);
+                kill(-pid, SIGKILL);
+                kill(pid, SIGKILL);
+                escalated = true;
+            }
         }
         if (!reaped) {
             pid_t w = waitpid(pid, &status, WNOHANG);
@@ -347,7 +359,8 @@ int launch_run(launch_plan_t *plan, int max_restarts, const char *ckpt_dir, bool
         fflush(stderr);
         launch_result_t res;
         double t0 = rt_now();
-        if (launch_run_once(&a, &res) != RT_OK) {
+        /* mpirun's stop sequence takes up to 2 x grace; 5 s more for its own exit */
+        if (launch_run_once(&a, 2.0 * plan->grace_s + 5.0, &res) != RT_OK) {
             fprintf(stderr, "ringtrain launch: %s\n", rt_last_error());
             rc = LAUNCH_EXIT_FAILED;
             break;

@@ -8,6 +8,7 @@
 #   hang   a rank's collective-timeout ERROR line and MPI_ABORT, exit 1
 #   usage  a rank's usage error, exit 2
 #   term   waits for SIGTERM (touches ready.<n> first), records it, exit 143
+#   deaf   ignores SIGTERM (touches ready.<n> first) and sleeps 30 s
 set -u
 dir=$FAKE_MPIRUN_DIR
 n=$(( $(cat "$dir/count" 2>/dev/null || echo 0) + 1 ))
@@ -30,6 +31,11 @@ case $act in
     trap 'echo TERM > "$dir/got.$n"; exit 143' TERM
     touch "$dir/ready.$n"
     for _ in $(seq 100); do sleep 0.1; done
+    exit 0 ;;
+  deaf)
+    trap 'echo TERM > "$dir/got.$n"' TERM
+    touch "$dir/ready.$n"
+    for _ in $(seq 300); do sleep 0.1; done
     exit 0 ;;
 esac
 exit 99

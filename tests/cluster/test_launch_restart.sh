@@ -77,6 +77,20 @@ check "SIGTERM: launcher exits 143" test "$trc" = 143
 check "SIGTERM: forwarded to mpirun" test -e "$work/fake/got.1"
 check "SIGTERM: no restart" test "$(calls)" = 1
 
+# 5b. an mpirun that ignores SIGTERM is killed 2 x grace + 5 s later
+rm -rf "$work/fake"; mkdir -p "$work/fake"
+FAKE_MPIRUN_DIR=$work/fake FAKE_MPIRUN_PLAN=deaf RT_MPIRUN=$here/fake_mpirun.sh \
+  "$RINGTRAIN" launch -np 1 --grace 1 -- train --model m 2>"$work/deaf.err" &
+lpid=$!
+for _ in $(seq 100); do [ -e "$work/fake/ready.1" ] && break; sleep 0.05; done
+t0=$(date +%s%N)
+kill -TERM "$lpid"
+wait "$lpid"; drc=$?
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "deaf mpirun: launcher exits 143" test "$drc" = 143
+check "deaf mpirun: SIGKILL after 7 s (took $took ms)" test "$took" -ge 6500 -a "$took" -lt 12000
+check "deaf mpirun: says so" has "$work/deaf.err" "mpirun still running 7 s after signal 15: sending SIGKILL"
+
 # 6. mpirun missing
 RT_MPIRUN=$work/no-such-mpirun "$RINGTRAIN" launch -np 1 -- train --model m 2>"$work/nompi.err"
 check "missing mpirun: exit 127" test $? = 127
