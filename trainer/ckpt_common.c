@@ -308,6 +308,9 @@ rt_status ckpt_h5_fail(rt_status code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
+    for (char *p = e.inner; *p; p++) /* HDF5's write errors embed a newline */
+        if (*p == '\n')
+            *p = ' ';
     if (!e.outer[0])
         return rt_fail(code, "%s", head);
     if (!strcmp(e.outer, e.inner))

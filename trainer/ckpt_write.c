@@ -1,13 +1,15 @@
 /* ckpt_write.c - writes a checkpoint so that it is either complete under
  * its final name or absent: temporary name, one whole-array write per
  * dataset, fsync, rename, fsync of the directory. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memfd_create */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -153,6 +155,7 @@ static rt_status plists_make(hid_t *fapl, hid_t *lcpl, hid_t *dcpl)
     if (*fapl < 0 || *lcpl < 0 || *dcpl < 0)
         return ckpt_h5_fail(RT_ERR_HDF5, "H5Pcreate");
     CHECK_HDF5(H5Pset_fapl_sec2(*fapl));
+    CHECK_HDF5(H5Pset_fclose_degree(*fapl, H5F_CLOSE_STRONG)); /* close closes everything */
     CHECK_HDF5(H5Pset_libver_bounds(*fapl, H5F_LIBVER_V18, H5F_LIBVER_V18));
     CHECK_HDF5(H5Pset_alignment(*fapl, 64 * 1024, 4096));
     CHECK_HDF5(H5Pset_meta_block_size(*fapl, 1024 * 1024));
@@ -161,6 +164,55 @@ static rt_status plists_make(hid_t *fapl, hid_t *lcpl, hid_t *dcpl)
     CHECK_HDF5(H5Pset_fill_time(*dcpl, H5D_FILL_TIME_NEVER));
     CHECK_HDF5(H5Pset_alloc_time(*dcpl, H5D_ALLOC_TIME_LATE));
     return RT_OK;
+}
+
+/* After a failed write (disk full mid-file) HDF5 still holds dirty
+ * metadata and cannot be told to drop it; an H5Fclose that fails leaves the
+ * library in a state that crashes at the next close or at exit. So the
+ * file's descriptor is pointed at an anonymous in-memory file, where the
+ * remaining metadata writes and the final (sparse) truncate succeed, the
+ * close completes, and the caller unlinks the temporary file. (Under an
+ * RLIMIT_FSIZE limit the in-memory file is limited too; reserve_space makes
+ * that case fail before HDF5 writes anything.) */
+static void file_abandon(int fd)
+{
+    if (fd < 0)
+        return;
+    int null_fd = memfd_create("ringtrain-ckpt-abandoned", MFD_CLOEXEC);
+    if (null_fd < 0)
+        return;
+    dup2(null_fd, fd);
+    close(null_fd);
+}
+
+/* Reserves the file's blocks before any data is written, so that a full
+ * disk (or a file-size limit) fails here, cleanly, rather than inside
+ * HDF5. The estimate is an upper bound: data rounded to the 4 KiB
+ * alignment, one page of headers per dataset, the 1 MiB metadata block and
+ * the strings. KEEP_SIZE leaves the file's length to HDF5, so a truncated
+ * file still shows as shorter than HDF5's recorded end; the unused part of
+ * the reservation (about 2 MB at most) may stay allocated past the end. */
+static rt_status reserve_space(int fd, const char *tmp, const ckpt_meta_t *m, const ckpt_array_t *arrays, int n)
+{
+    if (fd < 0)
+        return RT_OK;
+    int64_t need = (2 << 20) + 2 * (int64_t)(strlen(m->config_json ? m->config_json : "") +
+                                             strlen(m->model_spec ? m->model_spec : ""));
+    for (int i = 0; i < n; i++) {
+        int64_t bytes = ckpt_array_count(&arrays[i]) * (int64_t)ckpt_dtype_size(arrays[i].type);
+        need += (bytes + 4095) / 4096 * 4096 + 4096;
+    }
+    /* KEEP_SIZE allocations are not checked against RLIMIT_FSIZE. */
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY && (rlim_t)need > lim.rlim_cur)
+        return rt_fail(RT_ERR_IO, "cannot write %s: about %.1f MB needed but the file-size limit (ulimit -f) is %.1f MB",
+                       tmp, (double)need / 1e6, (double)lim.rlim_cur / 1e6);
+    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)need) == 0)
+        return RT_OK;
+    int e = errno;
+    if (e == EOPNOTSUPP || e == ENOSYS)
+        return RT_OK; /* a file system without fallocate: write and see */
+    return rt_fail(RT_ERR_IO, "cannot reserve %.1f MB for %s: %s", (double)need / 1e6, tmp, strerror(e));
 }
 
 static rt_status file_write(const char *tmp, const ckpt_meta_t *m, const ckpt_array_t *arrays, int n)
@@ -173,6 +225,12 @@ static rt_status file_write(const char *tmp, const ckpt_meta_t *m, const ckpt_ar
         st = ckpt_h5_fail(RT_ERR_HDF5, "H5Fcreate");
         goto close_plists;
     }
+    /* The descriptor is taken now, while the file is healthy (sec2 driver). */
+    int fd = -1;
+    void *handle = NULL;
+    if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) >= 0 && handle)
+        fd = *(int *)handle;
+    TRY_GOTO(st, reserve_space(fd, tmp, m, arrays, n), close_file);
     TRY_GOTO(st, meta_write(file, m), close_file);
     long pause_after = pause_after_from_env();
     for (int i = 0; i < n; i++) {
@@ -180,10 +238,14 @@ static rt_status file_write(const char *tmp, const ckpt_meta_t *m, const ckpt_ar
             test_pause(file, tmp);
         TRY_GOTO(st, dataset_write(file, lcpl, dcpl, &arrays[i]), close_file);
     }
+    /* Flush first: a close that fails cannot be retried (see file_abandon). */
+    if (H5Fflush(file, H5F_SCOPE_LOCAL) < 0)
+        st = ckpt_h5_fail(RT_ERR_IO, "writing %s (H5Fflush)", tmp);
 close_file:
-    /* Closing flushes metadata; a failure here means the file is bad. */
+    if (st != RT_OK)
+        file_abandon(fd);
     if (H5Fclose(file) < 0 && st == RT_OK)
-        st = ckpt_h5_fail(RT_ERR_HDF5, "H5Fclose");
+        st = ckpt_h5_fail(RT_ERR_IO, "closing %s (H5Fclose)", tmp);
 close_plists:
     if (dcpl >= 0)
         H5Pclose(dcpl);
