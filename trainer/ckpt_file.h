@@ -89,7 +89,9 @@ int64_t ckpt_array_count(const ckpt_array_t *a);
  *
  * Test hook: with RT_CKPT_TEST_PAUSE_AFTER=K in the environment the writer
  * flushes after K datasets, prints "RT_CKPT_TEST_PAUSED <tmp path>" on
- * stderr and sleeps, so a test can kill it mid-write. */
+ * stderr and sleeps, so a test can kill it mid-write. Space for the file
+ * is reserved (fallocate) before HDF5 writes, so a full disk usually fails
+ * there; RT_CKPT_TEST_NO_RESERVE=1 skips that to test failures inside HDF5. */
 rt_status ckpt_write(const char *dir, const ckpt_meta_t *meta,
                      const ckpt_array_t *arrays, int n,
                      char *path_out, size_t path_len);

@@ -152,11 +152,17 @@ rt_status ckpt_verify(const char *path, ckpt_verify_info_t *info)
         st = rt_fail(RT_ERR_NOMEM, "cannot allocate %zu bytes to verify %s", vs.buf_len, path);
         goto close_reader;
     }
+    int64_t want_count = -1;
     hid_t file = ckpt_reader_file(r); /* metadata already checked by ckpt_open */
     if (H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, visit_one, &vs, H5O_INFO_BASIC) < 0)
         st = rt_fail_context(ckpt_h5_fail(RT_ERR_HDF5, "H5Ovisit2"), "%s", path);
     else if (vs.bad)
         st = rt_fail(RT_ERR_FORMAT, "%s: %d of %" PRId64 " datasets bad: %s", path, vs.bad, vs.datasets, vs.msg);
+    else if (ckpt_attr_read_i64(file, "dataset_count", &want_count) != RT_OK)
+        st = rt_fail_context(RT_ERR_FORMAT, "%s", path);
+    else if (want_count != vs.datasets)
+        st = rt_fail(RT_ERR_FORMAT, "%s is incomplete: %" PRId64 " of %" PRId64 " datasets present", path,
+                     vs.datasets, want_count);
     if (info) {
         info->datasets = vs.datasets;
         info->bytes = vs.bytes;

@@ -197,6 +197,23 @@ static void test_prune_and_latest(void)
     EXPECT(st == RT_ERR_FORMAT && strstr(rt_last_error(), "params/fc1.weight") &&
            !strstr(rt_last_error(), "fc2"), "verify names the dataset: %s", rt_last_error());
 
+    /* Reading the flipped dataset directly fails its checksum too. */
+    {
+        ckpt_reader_t *r = NULL;
+        synth_state g;
+        synth_layout(&g, 8, 16, 3);
+        synth_alloc(&g);
+        EXPECT(ckpt_open(p50, &r) == RT_OK, "open 50 (metadata intact): %s", rt_last_error());
+        if (r) {
+            EXPECT(ckpt_read_array(r, &g.arrays[1]) == RT_OK, "fc1.bias intact");
+            st = ckpt_read_array(r, &g.arrays[0]);
+            EXPECT(st == RT_ERR_FORMAT && strstr(rt_last_error(), "params/fc1.weight fails its checksum"),
+                   "read names the dataset: %s", rt_last_error());
+            ckpt_close(r);
+        }
+        synth_free(&g);
+    }
+
     /* Newer still: a truncated file, a garbage file, an unfinished temp. */
     EXPECT(write_step(dir, 60, 0) == RT_OK, "write 60");
     ckpt_path_for_step(dir, 60, p60, sizeof p60);
