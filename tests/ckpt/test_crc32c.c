@@ -62,6 +62,25 @@ int main(void)
     EXPECT(bad_split == 0, "%d mismatches (incremental)", bad_split);
     EXPECT(crc32c(buf, cap) == crc_bitwise(buf, cap), "4 KiB buffer");
     free(buf);
+
+    /* Long buffers take the three-stream path (blocks of 3 x 4096 bytes):
+     * lengths around one and several blocks, at odd alignments. */
+    size_t big = 100013;
+    buf = malloc(big + 8);
+    for (size_t i = 0; i < big + 8; i++)
+        buf[i] = (unsigned char)(rand() >> 5);
+    static const size_t lens[] = {12287, 12288, 12289, 24576 + 13, 36864 - 1, 100005};
+    int bad_long = 0, bad_long_sw = 0;
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+        for (size_t off = 0; off < 8; off += 3) {
+            uint32_t want = crc_bitwise(buf + off, lens[li]);
+            bad_long += crc32c(buf + off, lens[li]) != want;
+            bad_long_sw += crc32c_update_sw(0, buf + off, lens[li]) != want;
+        }
+    EXPECT(bad_long == 0, "%d mismatches on long buffers", bad_long);
+    EXPECT(bad_long_sw == 0, "%d mismatches on long buffers (slice-by-8)", bad_long_sw);
+    EXPECT(crc32c_update(crc32c(buf, 50000), buf + 50000, 50013) == crc_bitwise(buf, 100013), "long incremental");
+    free(buf);
     printf("sse4.2 path: %s\n", crc32c_hw_available() ? "yes" : "no");
     return TEST_EXIT();
 }

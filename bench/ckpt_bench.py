@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""ckpt_bench.py - checkpoint write and read speed against the disk's own
+sequential speed, measured with dd in the same run (docs/PERFORMANCE.md,
+"Checkpoints").
+
+  bench/ckpt_bench.py BUILD_DIR [--dir D] [--rounds N] [--hidden H]
+
+Writes a checkpoint of an MLP 1000 -> H -> 10 (H = 100000: 100.1 M
+parameters) with AdamW moments m and v (3 x 400 MB = 1.2 GB) through
+tests/ckpt/ckpt_driver, and 1200 MiB with
+`dd if=/dev/zero bs=1M count=1200 conv=fsync`, alternating, N rounds.
+Both writes include fsync. Before each read the file's pages are dropped
+from the page cache (posix_fadvise DONTNEED after fsync), so reads come from
+the disk: dd reads with bs=1M, the checkpoint is opened, every array read
+and its CRC-32C checked (ckpt_driver load; the closed-form value check
+afterwards is not timed). Files are removed at the end."""
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("build")
+ap.add_argument("--dir", default="/tmp/ckpt_bench.%d" % os.getpid())
+ap.add_argument("--rounds", type=int, default=3)
+ap.add_argument("--hidden", type=int, default=100000)
+a = ap.parse_args()
+driver = os.path.join(a.build, "tests/ckpt/ckpt_driver")
+shape = ["--in", "1000", "--hidden", str(a.hidden), "--out", "10"]
+need = 2 * 3 * 4 * (1000 * a.hidden + 11 * a.hidden) + (1 << 30)
+os.makedirs(a.dir, exist_ok=True)
+free = shutil.disk_usage(a.dir).free
+if free < need:
+    sys.exit("ckpt_bench: %s has %.1f GB free, needs %.1f GB" % (a.dir, free / 1e9, need / 1e9))
+
+
+def evict(path):
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+
+
+def timed(cmd):
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    t = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit("ckpt_bench: %s failed: %s" % (" ".join(cmd), r.stderr))
+    return t, r.stdout
+
+
+rows = []
+try:
+    ddfile = os.path.join(a.dir, "dd.bin")
+    ckdir = os.path.join(a.dir, "ck")
+    for rnd in range(a.rounds):
+        if os.path.exists(ddfile):
+            os.unlink(ddfile)
+        t, _ = timed(["dd", "if=/dev/zero", "of=" + ddfile, "bs=1M", "count=1200", "conv=fsync"])
+        dd_w = 1200 * 2**20 / t
+        evict(ddfile)
+        t, _ = timed(["dd", "if=" + ddfile, "of=/dev/null", "bs=1M"])
+        dd_r = 1200 * 2**20 / t
+        os.unlink(ddfile)
+
+        shutil.rmtree(ckdir, ignore_errors=True)
+        _, out = timed([driver, "write", ckdir, str(rnd + 1)] + shape)
+        m = re.search(r"wrote (\S+) bytes (\d+) seconds ([\d.]+)", out)
+        path, size, tw = m.group(1), int(m.group(2)), float(m.group(3))
+        ck_w = size / tw
+        evict(path)
+        _, out = timed([driver, "load", path] + shape)
+        tr = float(re.search(r"seconds ([\d.]+)", out).group(1))
+        ck_r = size / tr
+        evict(path)
+        _, out = timed([driver, "verify", path])
+        tv = float(re.search(r"seconds ([\d.]+)", out).group(1))
+        ck_v = size / tv
+        rows.append((dd_w, ck_w, dd_r, ck_r, ck_v))
+        print("round %d: file %.3f GB | write dd %.0f MB/s ckpt %.0f MB/s (%.2f x) | "
+              "read dd %.0f MB/s ckpt load %.0f MB/s (%.2f x) verify %.0f MB/s" % (
+                  rnd + 1, size / 1e9, dd_w / 1e6, ck_w / 1e6, ck_w / dd_w, dd_r / 1e6, ck_r / 1e6, ck_r / dd_r,
+                  ck_v / 1e6), flush=True)
+finally:
+    shutil.rmtree(a.dir, ignore_errors=True)
+
+med = [statistics.median(c) for c in zip(*rows)]
+print("median: write dd %.0f MB/s ckpt %.0f MB/s ratio %.2f | read dd %.0f MB/s ckpt %.0f MB/s ratio %.2f | "
+      "verify %.0f MB/s" % (med[0] / 1e6, med[1] / 1e6, med[1] / med[0], med[2] / 1e6, med[3] / 1e6,
+                            med[3] / med[2], med[4] / 1e6))
