@@ -310,6 +310,53 @@ static void test_unwritable(void)
     EXPECT(file_crc(p) == before && ckpt_verify(p, NULL) == RT_OK, "older checkpoint untouched");
 }
 
+/* Arrays of 8 MiB and more take the threaded paths (checksum beside the
+ * write; block reads with a checksum thread): 2-D with 1.2 blocks, and
+ * 1-D, then a flipped byte in the last block. */
+static void test_large(void)
+{
+    char dir[300], path[400];
+    path_join(dir, sizeof dir, root, "large");
+    int64_t rows = 5000, cols = 1000, n1 = 3 * 1000 * 1000 + 7;
+    float *w = malloc((size_t)(rows * cols) * sizeof *w), *v = malloc((size_t)n1 * sizeof *v);
+    float *w2 = malloc((size_t)(rows * cols) * sizeof *w2), *v2 = malloc((size_t)n1 * sizeof *v2);
+    uint32_t x = 1;
+    for (int64_t i = 0; i < rows * cols; i++)
+        w[i] = (float)((x = x * 1664525u + 1013904223u) >> 8);
+    for (int64_t i = 0; i < n1; i++)
+        v[i] = (float)i;
+    ckpt_array_t arr[2] = {
+        {.name = "params/big.weight", .type = CKPT_F32, .data = w, .rank = 2, .dims = {rows, cols}},
+        {.name = "params/big.bias", .type = CKPT_F32, .data = v, .rank = 1, .dims = {n1}},
+    };
+    ckpt_meta_t m = synth_meta(7, SPEC);
+    EXPECT(ckpt_write(dir, &m, arr, 2, path, sizeof path) == RT_OK, "large write: %s", rt_last_error());
+    ckpt_array_t back[2] = {arr[0], arr[1]};
+    back[0].data = w2;
+    back[1].data = v2;
+    ckpt_reader_t *r = NULL;
+    EXPECT(ckpt_open(path, &r) == RT_OK && ckpt_read_arrays(r, back, 2) == RT_OK, "large read: %s",
+           rt_last_error());
+    ckpt_close(r);
+    EXPECT(!memcmp(w, w2, (size_t)(rows * cols) * sizeof *w) && !memcmp(v, v2, (size_t)n1 * sizeof *v),
+           "large arrays round-trip");
+    EXPECT(ckpt_digest(&m, arr, 2) == ckpt_digest(&m, back, 2), "large digest");
+    byte_flip(path, (off_t)data_offset(path, "params/big.weight") + (off_t)(rows * cols * 4) - 3);
+    r = NULL;
+    EXPECT(ckpt_open(path, &r) == RT_OK, "open");
+    rt_status st = r ? ckpt_read_array(r, &back[0]) : RT_ERR_IO;
+    EXPECT(st == RT_ERR_FORMAT && strstr(rt_last_error(), "params/big.weight fails its checksum"),
+           "flip in the last block: %s", rt_last_error());
+    EXPECT(r && ckpt_read_array(r, &back[1]) == RT_OK, "the other one reads");
+    ckpt_close(r);
+    EXPECT(ckpt_verify(path, NULL) == RT_ERR_FORMAT && strstr(rt_last_error(), "params/big.weight"),
+           "verify: %s", rt_last_error());
+    free(w);
+    free(v);
+    free(w2);
+    free(v2);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/test_ckpt_file.%ld", (long)getpid());
@@ -320,6 +367,7 @@ int main(void)
     test_version_and_tamper();
     EXPECT(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 objects left open after %s: %ld", "test_version_and_tamper();", (long)H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL));
     test_unwritable();
+    test_large();
     EXPECT(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 objects left open after %s: %ld", "test_unwritable();", (long)H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL));
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
