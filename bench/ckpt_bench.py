@@ -8,7 +8,8 @@ sequential speed, measured with dd in the same run (docs/PERFORMANCE.md,
 Writes a checkpoint of an MLP 1000 -> H -> 10 (H = 100000: 100.1 M
 parameters) with AdamW moments m and v (3 x 400 MB = 1.2 GB) through
 tests/ckpt/ckpt_driver, and 1200 MiB with
-`dd if=/dev/zero bs=1M count=1200 conv=fsync`, alternating, N rounds.
+`dd if=/dev/zero bs=1M count=1200 conv=fsync`, alternating (and swapping
+which goes first), N rounds, with `sync` and a 2 s pause before each write.
 Both writes include fsync. Before each read the file's pages are dropped
 from the page cache (posix_fadvise DONTNEED after fsync), so reads come from
 the disk: dd reads with bs=1M, the checkpoint is opened, every array read
@@ -58,29 +59,46 @@ rows = []
 try:
     ddfile = os.path.join(a.dir, "dd.bin")
     ckdir = os.path.join(a.dir, "ck")
-    for rnd in range(a.rounds):
+    def settle():
+        # Deleting 1.2 GB on a discard-mounted disk and leftover writeback
+        # would otherwise land inside the next timed write.
+        subprocess.run(["sync"])
+        time.sleep(2)
+
+    def dd_round():
         if os.path.exists(ddfile):
             os.unlink(ddfile)
+        settle()
         t, _ = timed(["dd", "if=/dev/zero", "of=" + ddfile, "bs=1M", "count=1200", "conv=fsync"])
-        dd_w = 1200 * 2**20 / t
+        w = 1200 * 2**20 / t
         evict(ddfile)
         t, _ = timed(["dd", "if=" + ddfile, "of=/dev/null", "bs=1M"])
-        dd_r = 1200 * 2**20 / t
+        r = 1200 * 2**20 / t
         os.unlink(ddfile)
+        return w, r
 
+    def ckpt_round(rnd):
         shutil.rmtree(ckdir, ignore_errors=True)
+        settle()
         _, out = timed([driver, "write", ckdir, str(rnd + 1)] + shape)
         m = re.search(r"wrote (\S+) bytes (\d+) seconds ([\d.]+)", out)
         path, size, tw = m.group(1), int(m.group(2)), float(m.group(3))
-        ck_w = size / tw
         evict(path)
         _, out = timed([driver, "load", path] + shape)
         tr = float(re.search(r"seconds ([\d.]+)", out).group(1))
-        ck_r = size / tr
         evict(path)
         _, out = timed([driver, "verify", path])
         tv = float(re.search(r"seconds ([\d.]+)", out).group(1))
-        ck_v = size / tv
+        shutil.rmtree(ckdir, ignore_errors=True)
+        return size, size / tw, size / tr, size / tv
+
+    for rnd in range(a.rounds):
+        if rnd % 2 == 0:  # alternate the order, so neither always goes first
+            dd_w, dd_r = dd_round()
+            size, ck_w, ck_r, ck_v = ckpt_round(rnd)
+        else:
+            size, ck_w, ck_r, ck_v = ckpt_round(rnd)
+            dd_w, dd_r = dd_round()
         rows.append((dd_w, ck_w, dd_r, ck_r, ck_v))
         print("round %d: file %.3f GB | write dd %.0f MB/s ckpt %.0f MB/s (%.2f x) | "
               "read dd %.0f MB/s ckpt load %.0f MB/s (%.2f x) verify %.0f MB/s" % (
