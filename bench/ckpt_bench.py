@@ -84,30 +84,36 @@ try:
         m = re.search(r"wrote (\S+) bytes (\d+) seconds ([\d.]+)", out)
         path, size, tw = m.group(1), int(m.group(2)), float(m.group(3))
         evict(path)
+        t, _ = timed(["dd", "if=" + path, "of=/dev/null", "bs=1M"])
+        dd_ck_r = size / t
+        evict(path)
         _, out = timed([driver, "load", path] + shape)
         tr = float(re.search(r"seconds ([\d.]+)", out).group(1))
         evict(path)
         _, out = timed([driver, "verify", path])
         tv = float(re.search(r"seconds ([\d.]+)", out).group(1))
         shutil.rmtree(ckdir, ignore_errors=True)
-        return size, size / tw, size / tr, size / tv
+        return size, size / tw, size / tr, size / tv, dd_ck_r
 
     for rnd in range(a.rounds):
         if rnd % 2 == 0:  # alternate the order, so neither always goes first
             dd_w, dd_r = dd_round()
-            size, ck_w, ck_r, ck_v = ckpt_round(rnd)
+            size, ck_w, ck_r, ck_v, dd_ck = ckpt_round(rnd)
         else:
-            size, ck_w, ck_r, ck_v = ckpt_round(rnd)
+            size, ck_w, ck_r, ck_v, dd_ck = ckpt_round(rnd)
             dd_w, dd_r = dd_round()
-        rows.append((dd_w, ck_w, dd_r, ck_r, ck_v))
+        rows.append((dd_w, ck_w, dd_r, ck_r, ck_v, dd_ck))
         print("round %d: file %.3f GB | write dd %.0f MB/s ckpt %.0f MB/s (%.2f x) | "
-              "read dd %.0f MB/s ckpt load %.0f MB/s (%.2f x) verify %.0f MB/s" % (
+              "read dd %.0f MB/s ckpt load %.0f MB/s (%.2f x) verify %.0f MB/s, dd of the ckpt file %.0f MB/s" % (
                   rnd + 1, size / 1e9, dd_w / 1e6, ck_w / 1e6, ck_w / dd_w, dd_r / 1e6, ck_r / 1e6, ck_r / dd_r,
-                  ck_v / 1e6), flush=True)
+                  ck_v / 1e6, dd_ck / 1e6), flush=True)
 finally:
     shutil.rmtree(a.dir, ignore_errors=True)
 
 med = [statistics.median(c) for c in zip(*rows)]
-print("median: write dd %.0f MB/s ckpt %.0f MB/s ratio %.2f | read dd %.0f MB/s ckpt %.0f MB/s ratio %.2f | "
-      "verify %.0f MB/s" % (med[0] / 1e6, med[1] / 1e6, med[1] / med[0], med[2] / 1e6, med[3] / 1e6,
-                            med[3] / med[2], med[4] / 1e6))
+ratios_w = statistics.median(r[1] / r[0] for r in rows)
+ratios_r = statistics.median(r[3] / r[2] for r in rows)
+print("median: write dd %.0f MB/s ckpt %.0f MB/s | read dd %.0f MB/s ckpt load %.0f MB/s | verify %.0f MB/s | "
+      "dd of the ckpt file %.0f MB/s" % (med[0] / 1e6, med[1] / 1e6, med[2] / 1e6, med[3] / 1e6, med[4] / 1e6,
+                                         med[5] / 1e6))
+print("median of per-round ratios: write %.2f x dd, read %.2f x dd" % (ratios_w, ratios_r))

@@ -37,7 +37,13 @@ rt_status ckpt_meta_load(hid_t file, const char *path, ckpt_meta_t *m);
  * and clears HDF5's error stack. */
 rt_status ckpt_h5_fail(rt_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The HDF5 file id behind a reader (owned by it). */
+/* The HDF5 file id behind a reader (owned by it), and its descriptor
+ * (-1 if the driver has none). */
 hid_t ckpt_reader_file(const ckpt_reader_t *r);
+int ckpt_reader_fd(const ckpt_reader_t *r);
+
+/* Hints the kernel to read bytes [from, from+len) of contiguous dataset ds
+ * ahead (POSIX_FADV_WILLNEED); does nothing when that is not possible. */
+void ckpt_readahead(int fd, hid_t ds, size_t from, size_t len);
 
 #endif

@@ -1,6 +1,7 @@
 /* ckpt_read.c - opens a checkpoint, checks its metadata, and reads arrays
  * by name into caller buffers with type, shape and CRC-32C checks. */
-#define _POSIX_C_SOURCE 200809L
+#define _POSIX_C_SOURCE 200809L /* posix_fadvise, strdup */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 struct ckpt_reader {
     hid_t file;
+    int fd; /* the sec2 driver's descriptor, for read-ahead hints; -1 if unknown */
     char *path;
     ckpt_meta_t meta;
 };
@@ -36,6 +38,9 @@ rt_status ckpt_open(const char *path, ckpt_reader_t **out)
         goto fail;
     }
     TRY_GOTO(st, ckpt_meta_load(r->file, path, &r->meta), fail_file);
+    void *handle = NULL;
+    r->fd = (H5Fget_vfd_handle(r->file, H5P_DEFAULT, &handle) >= 0 && handle) ? *(int *)handle : -1;
+    H5Eclear2(H5E_DEFAULT);
     *out = r;
     return RT_OK;
 fail_file:
@@ -65,6 +70,23 @@ const ckpt_meta_t *ckpt_reader_meta(const ckpt_reader_t *r)
 hid_t ckpt_reader_file(const ckpt_reader_t *r)
 {
     return r->file;
+}
+
+int ckpt_reader_fd(const ckpt_reader_t *r)
+{
+    return r->fd;
+}
+
+void ckpt_readahead(int fd, hid_t ds, size_t from, size_t len)
+{
+    if (fd < 0 || len == 0)
+        return;
+    haddr_t base = H5Dget_offset(ds); /* HADDR_UNDEF unless contiguous and allocated */
+    if (base == HADDR_UNDEF) {
+        H5Eclear2(H5E_DEFAULT);
+        return;
+    }
+    posix_fadvise(fd, (off_t)(base + from), (off_t)len, POSIX_FADV_WILLNEED);
 }
 
 const char *ckpt_reader_path(const ckpt_reader_t *r)
@@ -208,8 +230,8 @@ static void crc_pipe_publish(crc_pipe *p, size_t ready, int failed)
     pthread_mutex_unlock(&p->mu);
 }
 
-static rt_status dataset_read_pipelined(hid_t ds, ckpt_dtype type, int rank, const int64_t *dims, void *dst,
-                                        uint32_t *crc)
+static rt_status dataset_read_pipelined(hid_t ds, int fd, ckpt_dtype type, int rank, const int64_t *dims,
+                                        void *dst, uint32_t *crc)
 {
     hsize_t h[CKPT_MAX_RANK];
     size_t row = ckpt_dtype_size(type);
@@ -241,6 +263,10 @@ static rt_status dataset_read_pipelined(hid_t ds, ckpt_dtype type, int rank, con
         memcpy(count, h, sizeof count);
         start[0] = r0;
         count[0] = h[0] - r0 < rows_per_block ? h[0] - r0 : rows_per_block;
+        /* Ask for the next block now, so the disk reads it while this one
+         * is copied out of the page cache. */
+        size_t next = row * (size_t)(r0 + count[0]);
+        ckpt_readahead(fd, ds, next, p.total - next < PIPE_BLOCK ? p.total - next : PIPE_BLOCK);
         if (H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
             H5Sselect_hyperslab(msp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
             H5Dread(ds, ckpt_h5_mem_type(type), msp, fsp, H5P_DEFAULT, dst) < 0) {
@@ -292,7 +318,7 @@ rt_status ckpt_read_array(ckpt_reader_t *r, const ckpt_array_t *a)
     size_t bytes = (size_t)count * ckpt_dtype_size(type);
     if (count > 0) {
         if (bytes >= PIPE_MIN && rank > 0)
-            st = dataset_read_pipelined(ds, type, rank, dims, a->data, &got_crc);
+            st = dataset_read_pipelined(ds, r->fd, type, rank, dims, a->data, &got_crc);
         else if (H5Dread(ds, ckpt_h5_mem_type(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, a->data) < 0)
             st = ckpt_h5_fail(RT_ERR_HDF5, "H5Dread");
         else
