@@ -177,6 +177,16 @@ int ckpt_parse_name(const char *base, int64_t *step);
  * different things. */
 uint64_t ckpt_digest(const ckpt_meta_t *meta, const ckpt_array_t *arrays, int n);
 
+/* Resuming on another number of ranks keeps the global batch
+ * (ckpt_batch per rank x ckpt_world ranks). batch_flag > 0 is the per-rank
+ * batch the user asked for: accepted only if it keeps the global batch;
+ * batch_flag 0 derives it (global / world). RT_ERR_MISMATCH, with the
+ * numbers and what to do, when the global batch cannot be kept. The
+ * sampler position must count samples of the global order, so that it
+ * means the same thing whatever the rank count. */
+rt_status ckpt_resume_batch(int64_t ckpt_world, int64_t ckpt_batch, int64_t world, int64_t batch_flag,
+                            int64_t *batch_out);
+
 /* Prints the file's tree: root attributes, then every group and dataset
  * with type, shape, bytes and attributes. Works on any HDF5 file. */
 rt_status ckpt_inspect(const char *path, FILE *out);

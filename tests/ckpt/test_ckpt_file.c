@@ -358,6 +358,21 @@ static void test_large(void)
     free(v2);
 }
 
+/* The global-batch rule, against hand-worked cases. */
+static void test_resume_batch(void)
+{
+    int64_t b = -1;
+    EXPECT(ckpt_resume_batch(4, 64, 2, 0, &b) == RT_OK && b == 128, "4x64 on 2 ranks: %" PRId64, b);
+    EXPECT(ckpt_resume_batch(4, 64, 8, 0, &b) == RT_OK && b == 32, "4x64 on 8 ranks: %" PRId64, b);
+    EXPECT(ckpt_resume_batch(4, 64, 4, 64, &b) == RT_OK && b == 64, "same shape");
+    EXPECT(ckpt_resume_batch(1, 100, 3, 0, &b) == RT_ERR_MISMATCH && strstr(rt_last_error(), "global batch 100") &&
+           strstr(rt_last_error(), "3 ranks"), "100 over 3: %s", rt_last_error());
+    EXPECT(ckpt_resume_batch(4, 64, 2, 64, &b) == RT_ERR_MISMATCH && strstr(rt_last_error(), "256") &&
+           strstr(rt_last_error(), "gives 128") &&
+           strstr(rt_last_error(), "use --batch 128"), "--batch 64 on 2 ranks: %s", rt_last_error());
+    EXPECT(ckpt_resume_batch(4, 64, 2, 128, &b) == RT_OK && b == 128, "--batch 128 on 2 ranks");
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/test_ckpt_file.%ld", (long)getpid());
@@ -369,6 +384,7 @@ int main(void)
     EXPECT(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 objects left open after %s: %ld", "test_version_and_tamper();", (long)H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL));
     test_unwritable();
     test_large();
+    test_resume_batch();
     EXPECT(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 objects left open after %s: %ld", "test_unwritable();", (long)H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL));
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
