@@ -15,6 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* CRC-32C of n bytes, continuing from a previous result crc (0 to start). */
 uint32_t crc32c_update(uint32_t crc, const void *data, size_t n);
 
@@ -28,5 +32,9 @@ uint32_t crc32c_update_sw(uint32_t crc, const void *data, size_t n);
 
 /* 1 when crc32c_update uses the SSE4.2 instruction on this machine. */
 int crc32c_hw_available(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

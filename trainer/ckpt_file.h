@@ -33,6 +33,10 @@
 
 #include "common/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define CKPT_FORMAT "ringtrain-checkpoint"
 #define CKPT_FORMAT_VERSION 1
 #define CKPT_MAX_RANK 4
@@ -190,5 +194,9 @@ rt_status ckpt_resume_batch(int64_t ckpt_world, int64_t ckpt_batch, int64_t worl
 /* Prints the file's tree: root attributes, then every group and dataset
  * with type, shape, bytes and attributes. Works on any HDF5 file. */
 rt_status ckpt_inspect(const char *path, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
