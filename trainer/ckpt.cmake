@@ -9,4 +9,5 @@ target_sources(rt_trainer PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/ckpt_dir.c
   ${CMAKE_CURRENT_LIST_DIR}/ckpt_digest.c
   ${CMAKE_CURRENT_LIST_DIR}/ckpt_inspect.c
-  ${CMAKE_CURRENT_LIST_DIR}/ckpt_resume.c)
+  ${CMAKE_CURRENT_LIST_DIR}/ckpt_resume.c
+  ${CMAKE_CURRENT_LIST_DIR}/ckpt_agree.c)

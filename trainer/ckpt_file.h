@@ -181,6 +181,14 @@ int ckpt_parse_name(const char *base, int64_t *step);
  * different things. */
 uint64_t ckpt_digest(const ckpt_meta_t *meta, const ckpt_array_t *arrays, int n);
 
+/* Collective: RT_OK when every rank of comm passed the same digest, else
+ * RT_ERR_MISMATCH on every rank with all ranks' digests in the message
+ * ("ranks loaded different state from <what> (digests: rank 0 0x..., ...)").
+ * Declared only where <mpi.h> was included first. */
+#ifdef MPI_VERSION
+rt_status ckpt_digest_agree(MPI_Comm comm, uint64_t digest, const char *what);
+#endif
+
 /* Resuming on another number of ranks keeps the global batch
  * (ckpt_batch per rank x ckpt_world ranks). batch_flag > 0 is the per-rank
  * batch the user asked for: accepted only if it keeps the global batch;
