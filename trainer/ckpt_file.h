@@ -177,8 +177,8 @@ int ckpt_parse_name(const char *base, int64_t *step);
 
 /* A 64-bit digest of loaded state: step, epoch, world_size, model_spec and,
  * for each array, its name, type, shape and CRC-32C of its bytes. Ranks
- * compare it (e.g. MPI_Allreduce of min and max) to stop when they loaded
- * different things. */
+ * compare it with ckpt_digest_agree to stop when they loaded different
+ * things. */
 uint64_t ckpt_digest(const ckpt_meta_t *meta, const ckpt_array_t *arrays, int n);
 
 /* Collective: RT_OK when every rank of comm passed the same digest, else
