@@ -7,6 +7,8 @@
 int cmd_bench(int argc, char **argv);  /* cmd_bench.c: ringtrain bench allreduce */
 int cmd_data(int argc, char **argv);   /* cmd_data.c: import-idx, import-text, info */
 int cmd_train(int argc, char **argv);  /* cmd_train.c: ringtrain train */
+int cmd_launch(int argc, char **argv); /* cmd_launch.c: mpirun launcher with restarts */
+int cmd_ckpt(int argc, char **argv);   /* cmd_ckpt.c: ckpt inspect|verify */
 int cmd_eval(int argc, char **argv);   /* cmd_eval.c: ringtrain eval */
 
 /* Prints "ringtrain <cmd>: <message>" for a failed status and returns the

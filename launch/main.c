@@ -17,6 +17,8 @@ static const command_entry commands[] = {
     {"data", cmd_data, "import and inspect datasets (import-idx, import-text, info)"},
     {"train", cmd_train, "train a model data-parallel (run under mpirun for several ranks)"},
     {"eval", cmd_eval, "loss and accuracy of saved parameters over a dataset"},
+    {"launch", cmd_launch, "run a command on N ranks with mpirun; restart failed training"},
+    {"ckpt", cmd_ckpt, "checkpoints: inspect (tree, metadata) and verify (checksums)"},
     {"bench", cmd_bench, "benchmarks: allreduce (ours against MPI_Allreduce)"},
 };
 

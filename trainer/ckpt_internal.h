@@ -1,0 +1,49 @@
+/* ckpt_internal.h - helpers shared by the checkpoint files (ckpt_*.c):
+ * type mapping, root-attribute I/O and the metadata checksum. Not for use
+ * outside trainer/ckpt_*.c. */
+#ifndef RT_TRAINER_CKPT_INTERNAL_H
+#define RT_TRAINER_CKPT_INTERNAL_H
+
+#include <hdf5.h>
+
+#include "trainer/ckpt_file.h"
+
+/* HDF5 file type (little-endian) and memory type of a ckpt_dtype. */
+hid_t ckpt_h5_file_type(ckpt_dtype t);
+hid_t ckpt_h5_mem_type(ckpt_dtype t);
+/* The ckpt_dtype of a stored HDF5 type, or CKPT_DTYPE_COUNT if none. */
+ckpt_dtype ckpt_dtype_of_h5(hid_t type);
+
+/* Scalar attributes on an object. */
+rt_status ckpt_attr_write_i64(hid_t obj, const char *name, int64_t v);
+rt_status ckpt_attr_write_u32(hid_t obj, const char *name, uint32_t v);
+rt_status ckpt_attr_write_str(hid_t obj, const char *name, const char *s);
+rt_status ckpt_attr_read_i64(hid_t obj, const char *name, int64_t *v);
+rt_status ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v);
+/* *s is malloc'ed; the caller frees it. */
+rt_status ckpt_attr_read_str(hid_t obj, const char *name, char **s);
+
+/* CRC-32C of the canonical text of the metadata (docs/CHECKPOINTS.md):
+ * "format_version=V\nstep=S\nepoch=E\nworld_size=W\ncreated_unix=T\n"
+ * "model_spec=M\nconfig=C" */
+rt_status ckpt_meta_crc(const ckpt_meta_t *m, uint32_t *crc);
+
+/* Reads and checks the root attributes of an open file into m (strings
+ * malloc'ed). Checks format, then format_version, then meta_crc32c. */
+rt_status ckpt_meta_load(hid_t file, const char *path, ckpt_meta_t *m);
+
+/* Records code with a message that ends in HDF5's outermost and innermost
+ * error descriptions (the innermost says e.g. "truncated file: eof = ...")
+ * and clears HDF5's error stack. */
+rt_status ckpt_h5_fail(rt_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The HDF5 file id behind a reader (owned by it), and its descriptor
+ * (-1 if the driver has none). */
+hid_t ckpt_reader_file(const ckpt_reader_t *r);
+int ckpt_reader_fd(const ckpt_reader_t *r);
+
+/* Hints the kernel to read bytes [from, from+len) of contiguous dataset ds
+ * ahead (POSIX_FADV_WILLNEED); does nothing when that is not possible. */
+void ckpt_readahead(int fd, hid_t ds, size_t from, size_t len);
+
+#endif
