@@ -8,6 +8,8 @@
  * Flags and metrics: docs/TRAINING.md. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -170,7 +172,23 @@ typedef struct {
     coll_request_t *reqs[TRAIN_MAX_INFLIGHT];
     int nreqs;
     bool consistent;           /* the failure, if any, is the same on every rank */
+    int64_t step_index;        /* the step being run (0-based) */
+    /* test hooks for the launcher's fault tests (docs/LAUNCH.md) */
+    int64_t die_at, hang_at;   /* -1: off */
+    int die_rank, hang_rank;
 } train_run_t;
+
+/* RT_TEST_DIE_AT_STEP / RT_TEST_HANG_AT_STEP (and their _RANK, default 1):
+ * the launcher's end-to-end tests kill or hang one rank at a given step to
+ * check restarts and collective timeouts. Unset: never fire. */
+static void test_hooks_read(train_run_t *r)
+{
+    const char *v;
+    r->die_at = (v = getenv("RT_TEST_DIE_AT_STEP")) ? strtoll(v, NULL, 10) : -1;
+    r->hang_at = (v = getenv("RT_TEST_HANG_AT_STEP")) ? strtoll(v, NULL, 10) : -1;
+    r->die_rank = (v = getenv("RT_TEST_DIE_RANK")) ? atoi(v) : 1;
+    r->hang_rank = (v = getenv("RT_TEST_HANG_RANK")) ? atoi(v) : 1;
+}
 
 static rt_status run_setup(train_run_t *r)
 {
@@ -284,6 +302,13 @@ static rt_status next_micro(void *ctx, int k, const float **x, const int32_t **y
         }
         r->micro_in_epoch = 0;
     }
+    if (k == 0 && r->step_index == r->hang_at && r->rank == r->hang_rank) {
+        fprintf(stderr, "RT_TEST_HANG_AT_STEP: rank %d hangs in step %lld before its all-reduce\n",
+                r->rank, (long long)r->step_index + 1);
+        fflush(stderr);
+        for (;;)
+            sleep(1);
+    }
     TRY(loader_acquire(r->loader, &b));
     r->holding = true;
     r->micro_in_epoch++;
@@ -371,8 +396,16 @@ static rt_status run_train(train_run_t *r)
     }
     double t_start = rt_now(), t_log = t_start, loss_acc = 0.0;
     int64_t steps_since_log = 0;
+    test_hooks_read(r);
     for (int64_t s = 0; s < r->total_steps; s++) {
         step_result_t res;
+        r->step_index = s;
+        if (s == r->die_at && r->rank == r->die_rank) {
+            fprintf(stderr, "RT_TEST_DIE_AT_STEP: rank %d dies after %lld steps\n", r->rank,
+                    (long long)s);
+            fflush(stderr);
+            kill(getpid(), SIGKILL);
+        }
         rt_status st = train_step_run(t, next_micro, r, &res);
         if (r->holding) {
             loader_release(r->loader);
@@ -500,7 +533,11 @@ int cmd_train(int argc, char **argv)
         if (st != RT_OK && !run.consistent) {
             /* a failure the other ranks may not share (I/O, a collective):
              * end the whole job so that no peer stays blocked */
-            fprintf(stderr, "ringtrain train: rank %d: %s\n", run.rank, rt_last_error());
+            const char *msg = rt_last_error();
+            if (!strncmp(msg, "rank ", 5))  /* the collectives name the rank already */
+                fprintf(stderr, "ringtrain train: %s\n", msg);
+            else
+                fprintf(stderr, "ringtrain train: rank %d: %s\n", run.rank, msg);
             fflush(stderr);
             coll_abort(run.comm, rt_exit_code(st));
         }
