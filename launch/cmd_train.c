@@ -352,7 +352,7 @@ static rt_status run_eval_and_log(train_run_t *r, int64_t step)
                acc, (long long)count);
         fflush(stdout);
         if (r->metrics) {
-            fprintf(r->metrics, "{\"step\":%lld,\"eval_loss\":%.6g,\"eval_accuracy\":%.6g}\n",
+            fprintf(r->metrics, "{\"step\":%lld,\"eval_loss\":%.7g,\"eval_accuracy\":%.7g}\n",
                     (long long)step, loss, acc);
             fflush(r->metrics);
         }
