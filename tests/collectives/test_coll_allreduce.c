@@ -13,79 +13,6 @@
 
 static int g_rank, g_size;
 
-static void fill(void *buf, rt_dtype dt, size_t count, int integer, uint64_t seed)
-{
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 12345;
-    for (size_t i = 0; i < count; i++) {
-        double v = integer ? (double)((int)(tu_rand(&s) % 11) - 5) : tu_uniform(&s);
-        switch (dt) {
-        case RT_DTYPE_F32: ((float *)buf)[i] = (float)v; break;
-        case RT_DTYPE_F64: ((double *)buf)[i] = v; break;
-        case RT_DTYPE_BF16: ((uint16_t *)buf)[i] = rt_bf16_from_float((float)v); break;
-        case RT_DTYPE_I32: ((int32_t *)buf)[i] = (int32_t)(tu_rand(&s) % 2000001) - 1000000; break;
-        case RT_DTYPE_I64: ((int64_t *)buf)[i] = (int64_t)(tu_rand(&s) >> 4) - (1ll << 58); break;
-        case RT_DTYPE_U8: ((uint8_t *)buf)[i] = (uint8_t)tu_rand(&s); break;
-        }
-    }
-}
-
-/* The expected value of element i from the oracle's sum o. */
-static double expect_at(const void *o, rt_dtype dt, size_t i, coll_op op, int n, int64_t *iexp)
-{
-    switch (dt) {
-    case RT_DTYPE_F32: { float v = ((const float *)o)[i]; return op == COLL_AVG ? (double)(v / (float)n) : v; }
-    case RT_DTYPE_F64: { double v = ((const double *)o)[i]; return op == COLL_AVG ? v / n : v; }
-    case RT_DTYPE_BF16: {
-        float v = ((const float *)o)[i];
-        return rt_bf16_to_float(rt_bf16_from_float(op == COLL_AVG ? v / (float)n : v));
-    }
-    case RT_DTYPE_I32: { int32_t v = ((const int32_t *)o)[i]; *iexp = op == COLL_AVG ? v / n : v; return 0; }
-    case RT_DTYPE_I64: { int64_t v = ((const int64_t *)o)[i]; *iexp = op == COLL_AVG ? v / n : v; return 0; }
-    case RT_DTYPE_U8: break;
-    }
-    return 0;
-}
-
-static double got_at(const void *y, rt_dtype dt, size_t i, int64_t *igot)
-{
-    switch (dt) {
-    case RT_DTYPE_F32: return ((const float *)y)[i];
-    case RT_DTYPE_F64: return ((const double *)y)[i];
-    case RT_DTYPE_BF16: return rt_bf16_to_float(((const uint16_t *)y)[i]);
-    case RT_DTYPE_I32: *igot = ((const int32_t *)y)[i]; return 0;
-    case RT_DTYPE_I64: *igot = ((const int64_t *)y)[i]; return 0;
-    case RT_DTYPE_U8: break;
-    }
-    return 0;
-}
-
-static double tolerance(rt_dtype dt, int integer, coll_op op, int n)
-{
-    if (integer)
-        return 0;
-    double eps = dt == RT_DTYPE_F32 ? 1.1920929e-7 : dt == RT_DTYPE_F64 ? 2.220446e-16 : 1.0 / 256;
-    double tol = dt == RT_DTYPE_BF16 ? (double)n * n * eps : 2.0 * n * n * eps;
-    return op == COLL_AVG ? tol / n + eps : tol;
-}
-
-/* Compares y with the oracle; returns the number of wrong elements. */
-static size_t compare(const void *y, const void *o, rt_dtype dt, size_t count, coll_op op,
-                      int integer, size_t *first_bad)
-{
-    double tol = tolerance(dt, integer, op, g_size);
-    size_t wrong = 0;
-    for (size_t i = 0; i < count; i++) {
-        int64_t ie = 0, ig = 0;
-        double e = expect_at(o, dt, i, op, g_size, &ie);
-        double g = got_at(y, dt, i, &ig);
-        int ok = (dt == RT_DTYPE_I32 || dt == RT_DTYPE_I64) ? ie == ig
-                 : tol == 0 ? g == e : test_close(g, e, tol, 0);
-        if (!ok && wrong++ == 0)
-            *first_bad = i;
-    }
-    return wrong;
-}
-
 static void run_case(coll_comm_t *c, size_t count, rt_dtype dt, int integer)
 {
     size_t es = rt_dtype_size(dt);
@@ -93,7 +20,7 @@ static void run_case(coll_comm_t *c, size_t count, rt_dtype dt, int integer)
     unsigned char *x = malloc(count * es + 1), *y = malloc(count * es + 1), *o = malloc(ob + 1);
     float *xf = dt == RT_DTYPE_BF16 ? malloc(count * 4 + 1) : NULL;
     uint64_t seed = (uint64_t)g_rank * 1000003u + count * 7u + (uint64_t)dt * 31u + (uint64_t)integer;
-    fill(x, dt, count, integer, seed + 1);
+    tu_fill(x, dt, count, integer, seed + 1);
     const void *oracle_in = x;
     if (xf) {
         for (size_t i = 0; i < count; i++)
@@ -117,7 +44,7 @@ static void run_case(coll_comm_t *c, size_t count, rt_dtype dt, int integer)
                    rt_dtype_name(dt), op ? "avg" : "sum", what, integer ? "int" : "rand",
                    rt_status_name(st), rt_last_error());
             size_t first = 0;
-            size_t wrong = compare(y, o, dt, count, (coll_op)op, integer, &first);
+            size_t wrong = tu_compare(y, o, dt, count, (coll_op)op, integer, g_size, &first);
             EXPECT(wrong == 0, "np=%d rank %d count=%zu %s %s %s %s: %zu wrong, first at %zu",
                    g_size, g_rank, count, rt_dtype_name(dt), op ? "avg" : "sum", what,
                    integer ? "int" : "rand", wrong, first);
