@@ -134,7 +134,14 @@ static void hs_merge(coll_request_t *r, hs_step_kind kind, int peer, int truncat
     unsigned char *acc = hs->sendpack + sizeof(coll_hdr_t);
     const unsigned char *in = hs->recvpack + sizeof(coll_hdr_t);
     if (hs->mode == HS_PAYLOAD_REDUCE) {
-        coll_reduce(r->dt, acc, acc, in, r->count);
+        /* The last exchange of a sum writes the user's buffer directly,
+         * saving a copy: the whole call is latency at these sizes. */
+        if (hs->cur == hs->nsteps - 1 && kind == HS_EXCHANGE && r->op == COLL_SUM) {
+            coll_reduce(r->dt, r->recv, acc, in, r->count);
+            hs->result_in_recv = 1;
+        } else {
+            coll_reduce(r->dt, acc, acc, in, r->count);
+        }
     } else if (hs->mode == HS_PAYLOAD_BCAST) {
         if ((theirs->flags & COLL_HDR_HAS_ROOT) && !(mine->flags & COLL_HDR_HAS_ROOT))
             memcpy(acc, in, hs->payload_bytes);

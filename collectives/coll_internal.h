@@ -89,6 +89,7 @@ typedef struct {
     hs_step_t steps[72];
     int nsteps, cur, posted;
     int truncated, got;        /* the current step's receive */
+    int result_in_recv;        /* the last merge wrote the user's buffer */
     MPI_Request sreq, rreq;
     hs_payload_mode mode;
     size_t payload_bytes;

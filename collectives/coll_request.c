@@ -102,7 +102,7 @@ static void hs_finish(coll_request_t *r)
         r->stage = REQ_DONE;
         return;
     }
-    if (r->hs.mode != HS_PAYLOAD_NONE) {
+    if (r->hs.mode != HS_PAYLOAD_NONE && !r->hs.result_in_recv) {
         const unsigned char *acc = r->hs.sendpack + sizeof(coll_hdr_t);
         if (r->hs.mode == HS_PAYLOAD_REDUCE && r->op == COLL_AVG)
             coll_scale_avg(r->dt, r->recv, acc, r->count, r->comm->size);

@@ -1,7 +1,7 @@
 /* test_coll_allreduce.c - our all-reduce against MPI_Allreduce as the oracle,
  * for every count the issue lists (0, 1, 2, n-1, n+1, 1000003, 4194304, or
- * --counts a,b,...), in place and out of place, sum and average, for f32,
- * f64, bf16, i32 and i64. Integer-valued inputs must match exactly; random
+), in place and out of place, sum and average, for f32,
+ * f64, bf16, i32 and i64 (--large replaces the two large counts). Integer-valued inputs must match exactly; random
  * floats within |ours - oracle| <= 2 n^2 eps (bf16: n^2 2^-8, since every
  * partial sum is rounded to bf16), and every rank must hold bit-identical
  * results. Also runs the nonblocking form with several calls in flight,
@@ -110,11 +110,13 @@ int main(int argc, char **argv)
     coll_set_timeout(c, 60);
     g_rank = coll_rank(c);
     g_size = coll_size(c);
-    size_t counts[32];
-    int ncounts = 0;
+    /* counts: 0, 1, 2, n-1, n+1 and the large ones (--large a,b,...) */
+    size_t counts[32] = {0, 1, 2, (size_t)g_size - 1, (size_t)g_size + 1, 1000003, 4194304};
+    int ncounts = 7;
     int nonblocking = 1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--counts") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--large") && i + 1 < argc) {
+            ncounts = 5;
             for (char *p = argv[++i]; *p && ncounts < 32;) {
                 counts[ncounts++] = strtoull(p, &p, 10);
                 if (*p == ',')
@@ -123,11 +125,6 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--no-nonblocking")) {
             nonblocking = 0;
         }
-    }
-    if (!ncounts) {
-        size_t def[] = {0, 1, 2, (size_t)g_size - 1, (size_t)g_size + 1, 1000003, 4194304};
-        for (size_t i = 0; i < sizeof def / sizeof def[0]; i++)
-            counts[ncounts++] = def[i];
     }
     rt_dtype types[] = {RT_DTYPE_F32, RT_DTYPE_F64, RT_DTYPE_BF16, RT_DTYPE_I32, RT_DTYPE_I64};
     for (int ci = 0; ci < ncounts; ci++)

@@ -178,8 +178,19 @@ int main(int argc, char **argv)
     }
     coll_set_timeout(c, 60);
     g_size = coll_size(c);
-    size_t counts[] = {0, 1, 2, (size_t)g_size - 1, (size_t)g_size + 1, 100003, 1000003};
-    for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+    size_t counts[32] = {0, 1, 2, (size_t)g_size - 1, (size_t)g_size + 1, 100003, 1000003};
+    int ncounts = 7;
+    for (int i = 1; i + 1 < argc; i++) {
+        if (!strcmp(argv[i], "--large")) {  /* replaces the two large counts */
+            ncounts = 5;
+            for (char *p = argv[++i]; *p && ncounts < 32;) {
+                counts[ncounts++] = strtoull(p, &p, 10);
+                if (*p == ',')
+                    p++;
+            }
+        }
+    }
+    for (int ci = 0; ci < ncounts; ci++) {
         for (size_t t = 0; t < NTYPES; t++) {
             rt_dtype dt = all_types[t];
             test_broadcast(c, counts[ci], dt);
