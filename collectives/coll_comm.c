@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "collectives/coll_internal.h"
 #include "common/check.h"
@@ -89,6 +90,8 @@ static rt_status comm_wrap(MPI_Comm mpi, coll_comm_t **out)
     c->tag_span = (ub - COLL_TAG_CALLS) / 2;
     if (c->tag_span > (1 << 24))
         c->tag_span = 1 << 24;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    c->yield_when_idle = cores > 0 && c->local_size > cores;
     c->timeout = env_double("RT_COLL_TIMEOUT", 300.0, 0.001, 1e9);
     c->segment_bytes = (size_t)env_double("RT_COLL_SEGMENT", 256 * 1024, 64, 1 << 30);
     c->window = (int)env_double("RT_COLL_WINDOW", 4, 1, 64);

@@ -59,6 +59,7 @@ struct coll_comm {
     uint64_t seq;
     int tag_span;              /* number of distinct per-call tag pairs */
     int broken;                /* set after a timeout or MPI failure */
+    int yield_when_idle;       /* more ranks on this node than cores */
     char broken_msg[512];
     coll_request_t *active_head, *active_tail; /* in start order */
     coll_scratch_t scratch[COLL_SCRATCH_SLOTS];

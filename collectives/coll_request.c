@@ -277,8 +277,11 @@ rt_status coll_wait(coll_request_t *r)
             continue;
         }
         /* Nothing moved: the slow checks, at most every millisecond. */
-        if (++idle_spins > 64)
-            sched_yield();   /* oversubscribed ranks must let their peers run */
+        /* Oversubscribed ranks must let their peers run; otherwise spin, as
+         * MPI does: a yield can hand the core to another job for a whole
+         * time slice. */
+        if (c->yield_when_idle && ++idle_spins > 64)
+            sched_yield();
         double now = rt_now();
         if (now < next_poll)
             continue;
