@@ -29,12 +29,12 @@ typedef struct coll_comm coll_comm_t;
 typedef struct coll_request coll_request_t;
 
 /* Bytes per element of dt, 0 for an unknown type. */
-size_t rt_dtype_size(rt_dtype dt);
-const char *rt_dtype_name(rt_dtype dt);
+size_t coll_dtype_size(rt_dtype dt);
+const char *coll_dtype_name(rt_dtype dt);
 
 /* bf16 <-> float32; the conversion to bf16 rounds to nearest even. */
-unsigned short rt_bf16_from_float(float f);
-float rt_bf16_to_float(unsigned short h);
+unsigned short coll_bf16_from_float(float f);
+float coll_bf16_to_float(unsigned short h);
 
 /* MPI_Init_thread (MPI_THREAD_FUNNELED) unless MPI is already initialised;
  * sets the log prefix to the world rank. */

@@ -8,7 +8,7 @@
 
 #include "collectives/coll_internal.h"
 
-size_t rt_dtype_size(rt_dtype dt)
+size_t coll_dtype_size(rt_dtype dt)
 {
     switch (dt) {
     case RT_DTYPE_F32: return 4;
@@ -21,7 +21,7 @@ size_t rt_dtype_size(rt_dtype dt)
     return 0;
 }
 
-const char *rt_dtype_name(rt_dtype dt)
+const char *coll_dtype_name(rt_dtype dt)
 {
     switch (dt) {
     case RT_DTYPE_F32: return "f32";
@@ -52,8 +52,8 @@ static inline float bf16_to_float(uint16_t h)
     return f;
 }
 
-unsigned short rt_bf16_from_float(float f) { return bf16_from_float(f); }
-float rt_bf16_to_float(unsigned short h) { return bf16_to_float(h); }
+unsigned short coll_bf16_from_float(float f) { return bf16_from_float(f); }
+float coll_bf16_to_float(unsigned short h) { return bf16_to_float(h); }
 
 /* The kernels read a and b before writing dst[i], so dst == a is fine. */
 #define SUM_LOOP(T, UT)                                                   \

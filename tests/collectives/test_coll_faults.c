@@ -68,7 +68,7 @@ typedef enum { CALL_ALLREDUCE, CALL_BARRIER, CALL_BCAST, CALL_ALLGATHER, CALL_RE
 
 static rt_status call(coll_comm_t *c, call_kind k, size_t count, rt_dtype dt, coll_op op, int root)
 {
-    size_t es = rt_dtype_size(dt) ? rt_dtype_size(dt) : 8;
+    size_t es = coll_dtype_size(dt) ? coll_dtype_size(dt) : 8;
     void *a = calloc(count * (size_t)g_size + 1, es), *b = calloc(count * (size_t)g_size + 1, es);
     rt_status st = RT_ERR_INTERNAL;
     switch (k) {
