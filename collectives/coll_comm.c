@@ -150,6 +150,7 @@ void coll_comm_free(coll_comm_t *c)
     }
     for (int i = 0; i < COLL_SCRATCH_SLOTS; i++)
         free(c->scratch[i].ptr);
+    free(c->spare);
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized)

@@ -62,6 +62,7 @@ struct coll_comm {
     int yield_when_idle;       /* more ranks on this node than cores */
     char broken_msg[512];
     coll_request_t *active_head, *active_tail; /* in start order */
+    coll_request_t *spare;     /* a freed request kept for reuse */
     coll_scratch_t scratch[COLL_SCRATCH_SLOTS];
     uint64_t reply_buf[2];     /* roll-call answer (must outlive its Isend) */
     /* tuning, from the environment at creation (see docs/COLLECTIVES.md) */

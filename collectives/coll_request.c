@@ -19,7 +19,14 @@
 
 rt_status coll_request_new(coll_comm_t *c, const coll_desc_t *d, coll_request_t **out)
 {
-    coll_request_t *r = calloc(1, sizeof *r);
+    /* One freed request is kept for reuse: small calls are latency-bound and
+     * malloc takes a lock once MPI has started its helper threads. */
+    coll_request_t *r = c->spare;
+    c->spare = NULL;
+    if (r)
+        memset(r, 0, sizeof *r);
+    else
+        r = calloc(1, sizeof *r);
     if (!r)
         return rt_fail(RT_ERR_NOMEM, "rank %d: cannot allocate a collective request", c->rank);
     r->comm = c;
@@ -58,7 +65,10 @@ void coll_request_free(coll_request_t *r)
     coll_scratch_put(c, r->hs.scratch_slot);
     coll_pl_release(r);
     free(r->replied);
-    free(r);
+    if (!c->spare)
+        c->spare = r;
+    else
+        free(r);
 }
 
 rt_status coll_request_fail(coll_request_t *r, rt_status st, const char *fmt, ...)
@@ -265,24 +275,30 @@ rt_status coll_wait(coll_request_t *r)
     coll_comm_t *c = r->comm;
     double next_poll = rt_now() + 1e-3;
     unsigned idle_spins = 0;
+    int moved = 0;  /* progress since the clock was last read */
     for (;;) {
         int progressed = progress_all(c);
         if (r->stage == REQ_DONE)
             break;
         if (progressed) {
-            double now = rt_now();
-            for (coll_request_t *q = c->active_head; q; q = q->next)
-                q->last_progress = now;
+            moved = 1;
             idle_spins = 0;
             continue;
         }
-        /* Nothing moved: the slow checks, at most every millisecond. */
         /* Oversubscribed ranks must let their peers run; otherwise spin, as
          * MPI does: a yield can hand the core to another job for a whole
          * time slice. */
-        if (c->yield_when_idle && ++idle_spins > 64)
+        if (c->yield_when_idle && idle_spins > 64)
             sched_yield();
+        /* The clock and the slow checks every 16 idle spins. */
+        if (++idle_spins % 16)
+            continue;
         double now = rt_now();
+        if (moved) {
+            for (coll_request_t *q = c->active_head; q; q = q->next)
+                q->last_progress = now;
+            moved = 0;
+        }
         if (now < next_poll)
             continue;
         next_poll = now + 1e-3;
