@@ -187,11 +187,16 @@ static rt_status bench_allreduce(int argc, char **argv)
         printf("# ringtrain bench allreduce: np=%d, float32 sum, out of place, median of %d iterations"
                " (slowest rank)\n", n, iters);
         printf("# busbw = algbw * 2(n-1)/n; ratio = MPI time / ring time (> 1: ours is faster)\n");
-        printf("#%11s %11s", "size(B)", "count");
+        printf("#%23s", "");
         for (int b = 0; b < BK_COUNT; b++)
             if (use[b])
-                printf("  %-33s", b == BK_RING ? "ring (ours): time(us) algbw busbw #wrong"
-                                                : "MPI_Allreduce: time(us) algbw busbw #wrong");
+                printf("  %-33s", b == BK_RING ? "ring (ours), GB/s" : "MPI_Allreduce, GB/s");
+        printf("\n#%11s %11s", "size(B)", "count");
+        for (int b = 0; b < BK_COUNT; b++)
+            if (use[b])
+                printf("  %10s %7s %7s %6s", "time(us)", "algbw", "busbw", "#wrong");
+        if (use[BK_RING] && use[BK_MPI])
+            printf("  %6s", "ratio");
         printf("\n");
     }
     size_t total_wrong = 0;
