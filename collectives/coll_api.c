@@ -237,10 +237,19 @@ static rt_status allreduce_start(coll_comm_t *c, const void *send, void *recv, s
     size_t elem = coll_dtype_size(dt), bytes = count * elem;
     int n = c->size;
     coll_desc_t d = {.count = count, .kind = COLL_KIND_ALLREDUCE, .dtype = dt, .op = op, .root = -1};
-    int small = n == 1 || bytes <= c->small_bytes;
+    int small = n > 1 && bytes <= c->small_bytes;
     coll_request_t *r = NULL;
     TRY(start(c, &d, small ? HS_PAYLOAD_REDUCE : HS_PAYLOAD_NONE, small ? bytes : 0, &r));
     r->elem = elem; r->count = count; r->dt = dt; r->op = op; r->send = send; r->recv = recv;
+    if (n == 1) {
+        /* nothing to exchange; the request completes at the first wait */
+        if (op == COLL_AVG)
+            coll_scale_avg(dt, recv, send, count, 1);
+        else if (recv != send && bytes)
+            memcpy(recv, send, bytes);
+        *out = r;
+        return RT_OK;
+    }
     if (small) {
         if (bytes)
             memcpy(r->hs.sendpack + sizeof(coll_hdr_t), send, bytes);
