@@ -1,0 +1,97 @@
+/* coll.h - collectives on host buffers over MPI point-to-point: our own ring
+ * all-reduce (segmented, pipelined), broadcast, allgather, reduce-scatter and
+ * barrier, on communicators that know their node-local rank.
+ *
+ * Every collective first checks that all ranks called it with the same
+ * operation, count, type and root (a small header exchange, folded into the
+ * data for small messages), and every wait has a timeout: a peer that makes
+ * no progress for `timeout` seconds ends the call with RT_ERR_TIMEOUT and a
+ * message naming the rank(s) that never arrived. After a timeout or an MPI
+ * error the communicator is unusable (later calls fail at once); the caller
+ * ends the job with coll_abort(). A mismatch (RT_ERR_MISMATCH) leaves the
+ * communicator usable: every rank learns of it in the same call.
+ * Algorithms, thresholds and messages: docs/COLLECTIVES.md.
+ */
+#ifndef RT_COLLECTIVES_COLL_H
+#define RT_COLLECTIVES_COLL_H
+
+#include <stddef.h>
+
+#include "common/status.h"
+
+/* Element types. Reductions: F32, F64, BF16 (2-byte storage, every addition
+ * done in float32 and rounded to nearest even), I32, I64 and U8 (integer sums
+ * wrap modulo 2^bits; COLL_AVG divides, truncating toward zero). */
+typedef enum { RT_DTYPE_F32, RT_DTYPE_F64, RT_DTYPE_BF16, RT_DTYPE_U8, RT_DTYPE_I32, RT_DTYPE_I64 } rt_dtype;
+typedef enum { COLL_SUM, COLL_AVG } coll_op;
+
+typedef struct coll_comm coll_comm_t;
+typedef struct coll_request coll_request_t;
+
+/* Bytes per element of dt, 0 for an unknown type. */
+size_t coll_dtype_size(rt_dtype dt);
+const char *coll_dtype_name(rt_dtype dt);
+
+/* bf16 <-> float32; the conversion to bf16 rounds to nearest even. */
+unsigned short coll_bf16_from_float(float f);
+float coll_bf16_to_float(unsigned short h);
+
+/* MPI_Init_thread (MPI_THREAD_FUNNELED) unless MPI is already initialised;
+ * sets the log prefix to the world rank. */
+rt_status coll_init(int *argc, char ***argv);
+/* MPI_Finalize if coll_init started MPI and it is not finalised yet. */
+rt_status coll_finalize(void);
+
+/* A communicator over a private duplicate of MPI_COMM_WORLD. */
+rt_status coll_comm_world(coll_comm_t **out);
+/* Collective over parent: ranks with the same color form a new communicator,
+ * ordered by key (then parent rank). color < 0 gives *out = NULL. */
+rt_status coll_comm_split(coll_comm_t *parent, int color, int key, coll_comm_t **out);
+void coll_comm_free(coll_comm_t *c);
+
+int coll_rank(const coll_comm_t *c);
+int coll_size(const coll_comm_t *c);
+/* Rank and size among the ranks of c on this node (MPI_Comm_split_type). */
+int coll_local_rank(const coll_comm_t *c);
+int coll_local_size(const coll_comm_t *c);
+
+/* Seconds without progress after which a call fails with RT_ERR_TIMEOUT.
+ * Default 300, or the environment variable RT_COLL_TIMEOUT (seconds). */
+void coll_set_timeout(coll_comm_t *c, double seconds);
+double coll_timeout(const coll_comm_t *c);
+
+/* recv[i] = op over ranks of send[i]; send == recv means in place. Every rank
+ * gets bit-identical results. */
+rt_status coll_allreduce(coll_comm_t *c, const void *send, void *recv, size_t count,
+                         rt_dtype dt, coll_op op);
+/* buf (count elements) on root is copied to every rank. */
+rt_status coll_broadcast(coll_comm_t *c, void *buf, size_t count, rt_dtype dt, int root);
+/* recv[r*count_per_rank ...] = send of rank r. In place: send == recv +
+ * rank*count_per_rank elements. */
+rt_status coll_allgather(coll_comm_t *c, const void *send, void *recv, size_t count_per_rank,
+                         rt_dtype dt);
+/* recv (count_per_rank elements) = op over ranks of send[rank*count_per_rank
+ * ...]; send holds size*count_per_rank elements. In place: recv == send +
+ * rank*count_per_rank elements. */
+rt_status coll_reduce_scatter(coll_comm_t *c, const void *send, void *recv,
+                              size_t count_per_rank, rt_dtype dt, coll_op op);
+rt_status coll_barrier(coll_comm_t *c);
+
+/* Nonblocking all-reduce: starts the call and returns a request that
+ * coll_test/coll_wait progress (on the calling thread: no helper thread, so
+ * MPI_THREAD_FUNNELED suffices). Several may be in flight on one
+ * communicator; every test/wait progresses all of them, in start order.
+ * Buffers must stay untouched until the request completes. All ranks must
+ * start the same calls in the same order. */
+rt_status coll_allreduce_start(coll_comm_t *c, const void *send, void *recv, size_t count,
+                               rt_dtype dt, coll_op op, coll_request_t **req);
+/* *done = 1 and the request freed (status returned) once complete. */
+rt_status coll_test(coll_request_t *req, int *done);
+/* Waits for completion (with the communicator's timeout) and frees req. */
+rt_status coll_wait(coll_request_t *req);
+
+/* Ends the whole job (MPI_Abort on the communicator, or on MPI_COMM_WORLD
+ * when c is NULL) so that no peer stays blocked. Only launch/ calls this. */
+void coll_abort(coll_comm_t *c, int code);
+
+#endif

@@ -1,0 +1,188 @@
+/* coll_internal.h - what the collectives' files share: the communicator and
+ * request structures, the call header exchanged to check consistency, the
+ * two executors (handshake rounds and the segmented ring pipeline) and the
+ * reduction kernels. Not for use outside collectives/. */
+#ifndef RT_COLLECTIVES_COLL_INTERNAL_H
+#define RT_COLLECTIVES_COLL_INTERNAL_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "collectives/coll.h"
+
+/* Tags on the private communicator: the roll call has fixed tags; each call
+ * uses two tags derived from its sequence number (handshake, then data), so
+ * calls in flight together never match each other's messages and a late
+ * message of a failed call never matches a later one. */
+enum { COLL_TAG_ROLLCALL = 2, COLL_TAG_ROLLREPLY = 3, COLL_TAG_CALLS = 16 };
+
+
+typedef enum {
+    COLL_KIND_ALLREDUCE = 1, COLL_KIND_BROADCAST, COLL_KIND_ALLGATHER,
+    COLL_KIND_REDUCE_SCATTER, COLL_KIND_BARRIER
+} coll_kind;
+
+/* What one rank called: compared across ranks before any data moves. */
+typedef struct {
+    uint64_t seq;     /* per-communicator call number */
+    uint64_t count;
+    int32_t kind, dtype, op, root;
+} coll_desc_t;
+
+enum { COLL_HDR_HAS_ROOT = 1u, COLL_HDR_CONFLICT = 2u };
+#define COLL_HDR_MAGIC 0x52544331u /* "RTC1" */
+
+/* The header every handshake message starts with (128 bytes, so a payload
+ * behind it stays aligned for any element type). `conf_*` is the conflict
+ * with the smallest rank pair seen so far, so that every rank reports the
+ * same one. */
+typedef struct {
+    uint32_t magic, flags;
+    int32_t rank, conf_a, conf_b, pad;
+    coll_desc_t self, desc_a, desc_b;
+    char reserved[128 - 24 - 3 * sizeof(coll_desc_t)];
+} coll_hdr_t;
+_Static_assert(sizeof(coll_hdr_t) == 128, "header is 128 bytes");
+
+/* A cached scratch buffer, handed to one request at a time. */
+typedef struct {
+    void *ptr;
+    size_t cap;
+    int busy;
+} coll_scratch_t;
+#define COLL_SCRATCH_SLOTS 8
+
+struct coll_comm {
+    MPI_Comm mpi;              /* private duplicate: our tags never meet others' */
+    int rank, size, local_rank, local_size;
+    double timeout;
+    uint64_t seq;
+    int tag_span;              /* number of distinct per-call tag pairs */
+    int broken;                /* set after a timeout or MPI failure */
+    int yield_when_idle;       /* more ranks on this node than cores */
+    char broken_msg[512];
+    coll_request_t *active_head, *active_tail; /* in start order */
+    coll_request_t *spare;     /* a freed request kept for reuse */
+    coll_scratch_t scratch[COLL_SCRATCH_SLOTS];
+    uint64_t reply_buf[2];     /* roll-call answer (must outlive its Isend) */
+    /* tuning, from the environment at creation (see docs/COLLECTIVES.md) */
+    size_t segment_bytes;      /* RT_COLL_SEGMENT */
+    int window;                /* RT_COLL_WINDOW: segments in flight per direction */
+    size_t small_bytes;        /* RT_COLL_SMALL: all-reduce/broadcast payload at or below
+                                  which the handshake carries the data */
+};
+
+static inline int coll_tag(const coll_comm_t *c, uint64_t seq, int data)
+{
+    return COLL_TAG_CALLS + 2 * (int)(seq % (uint64_t)c->tag_span) + data;
+}
+
+/* ---- handshake: header exchange in a recursive-doubling pattern ---------- */
+typedef enum { HS_EXCHANGE, HS_FOLD_SEND, HS_FOLD_RECV, HS_RESULT_SEND, HS_RESULT_RECV } hs_step_kind;
+typedef struct {
+    hs_step_kind kind;
+    int peer;
+} hs_step_t;
+
+/* How the payload carried by the handshake is combined on receipt. */
+typedef enum { HS_PAYLOAD_NONE, HS_PAYLOAD_REDUCE, HS_PAYLOAD_BCAST } hs_payload_mode;
+
+typedef struct {
+    hs_step_t steps[72];
+    int nsteps, cur, posted;
+    int truncated, got;        /* the current step's receive */
+    int result_in_recv;        /* the last merge wrote the user's buffer */
+    MPI_Request sreq, rreq;
+    hs_payload_mode mode;
+    size_t payload_bytes;
+    unsigned char *sendpack, *recvpack; /* header + payload, from scratch */
+    int scratch_slot;
+} coll_hs_t;
+
+/* ---- pipeline: per-step plan for the segmented ring / chain ------------- */
+enum { PL_RECV_NONE, PL_RECV_REDUCE, PL_RECV_REDUCE_FINAL, PL_RECV_DIRECT };
+typedef struct {
+    int send_chunk, send_from_src, send_dep;   /* -1: no send / no dependency */
+    int recv_chunk, recv_mode, recv_wait_send; /* recv_wait_send: step whose send
+                                                  must complete first, or -1 */
+} pl_step_t;
+
+typedef struct {
+    int nsteps, nseg, window;
+    size_t seg_elems;
+    pl_step_t *steps;
+    size_t *chunk_off, *chunk_len;  /* elements */
+    const unsigned char *src;       /* this rank's contribution */
+    unsigned char *out;             /* where chunks live (user buffer or scratch) */
+    unsigned char *final_out;       /* reduce-scatter: the rank's own result */
+    int final_chunk;
+    int left, right;
+    int tag;
+    /* progress counters over the global order k = step*nseg + segment */
+    long send_cursor, recv_cursor;
+    MPI_Request *sreq, *rreq;
+    long *sk, *rk;                  /* k of each in-flight request (FIFO) */
+    int s_head, s_count, r_head, r_count;
+    long recv_posted;               /* number of receives posted: tmp slot index */
+    unsigned char *tmp;             /* window * seg bytes, from scratch */
+    int scratch_slot, out_scratch_slot;
+    void *alloc;                    /* one allocation for the arrays above */
+} coll_pl_t;
+
+typedef enum { REQ_HANDSHAKE, REQ_PIPELINE, REQ_DONE } req_stage;
+
+struct coll_request {
+    coll_comm_t *comm;
+    coll_request_t *next;
+    coll_desc_t desc;
+    req_stage stage;
+    rt_status status;
+    char msg[768];
+    size_t elem, count;
+    rt_dtype dt;
+    coll_op op;
+    const void *send;
+    void *recv;
+    int use_pipeline;
+    coll_hs_t hs;
+    coll_pl_t pl;
+    int waiting_for;               /* rank the last stalled request waits on */
+    double last_progress;
+    int rollcall_sent;
+    unsigned char *replied;        /* roll-call: which ranks answered */
+};
+
+/* coll_comm.c */
+rt_status coll_comm_usable(const coll_comm_t *c, const char *what);
+void coll_comm_break(coll_comm_t *c, const char *msg);
+int coll_scratch_get(coll_comm_t *c, size_t bytes, void **ptr);
+void coll_scratch_put(coll_comm_t *c, int slot);
+
+/* coll_reduce.c: dst[i] = a[i] + b[i] (a may equal dst), and the AVG form
+ * dst[i] = (a[i] + b[i]) / n. */
+void coll_reduce(rt_dtype dt, void *dst, const void *a, const void *b, size_t n);
+void coll_reduce_avg(rt_dtype dt, void *dst, const void *a, const void *b, size_t n, int ranks);
+/* dst[i] = src[i] / n (the single-rank average). */
+void coll_scale_avg(rt_dtype dt, void *dst, const void *src, size_t n, int ranks);
+
+/* coll_handshake.c */
+void coll_hs_plan(coll_hs_t *hs, int rank, int size);
+rt_status coll_hs_progress(coll_request_t *r, int *progressed);
+void coll_hs_cancel(coll_request_t *r);
+void coll_desc_format(const coll_desc_t *d, char *buf, size_t len);
+const char *coll_kind_name(int kind);
+
+/* coll_pipeline.c */
+rt_status coll_pl_progress(coll_request_t *r, int *progressed);
+void coll_pl_cancel(coll_request_t *r);
+void coll_pl_release(coll_request_t *r);
+
+/* coll_request.c */
+rt_status coll_request_new(coll_comm_t *c, const coll_desc_t *d, coll_request_t **out);
+rt_status coll_request_fail(coll_request_t *r, rt_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+rt_status coll_mpi_fail(coll_request_t *r, int rc, const char *what, int peer);
+rt_status coll_run(coll_request_t *r); /* wait and free */
+void coll_request_free(coll_request_t *r);
+
+#endif

@@ -1,0 +1,317 @@
+/* coll_request.c - the life of one collective call: its place in the
+ * communicator's queue, progress of every call in flight (in start order),
+ * and the wait with a timeout. A call fails with RT_ERR_TIMEOUT after
+ * `timeout` seconds without progress; at three quarters of that time the
+ * waiting rank asks every other rank "are you here?" (a roll call that ranks
+ * answer from inside any wait on the communicator), so the error can name
+ * the ranks that never arrived rather than only the neighbour it waits on. */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collectives/coll_internal.h"
+#include "common/check.h"
+#include "common/timer.h"
+
+rt_status coll_request_new(coll_comm_t *c, const coll_desc_t *d, coll_request_t **out)
+{
+    /* One freed request is kept for reuse: small calls are latency-bound and
+     * malloc takes a lock once MPI has started its helper threads. */
+    coll_request_t *r = c->spare;
+    c->spare = NULL;
+    if (r)
+        memset(r, 0, sizeof *r);
+    else
+        r = calloc(1, sizeof *r);
+    if (!r)
+        return rt_fail(RT_ERR_NOMEM, "rank %d: cannot allocate a collective request", c->rank);
+    r->comm = c;
+    r->desc = *d;
+    r->desc.seq = c->seq++;
+    r->stage = REQ_HANDSHAKE;
+    r->waiting_for = -1;
+    r->hs.sreq = r->hs.rreq = MPI_REQUEST_NULL;
+    r->hs.scratch_slot = -1;
+    r->pl.scratch_slot = r->pl.out_scratch_slot = -1;
+    r->last_progress = rt_now();
+    if (c->active_tail)
+        c->active_tail->next = r;
+    else
+        c->active_head = r;
+    c->active_tail = r;
+    *out = r;
+    return RT_OK;
+}
+
+void coll_request_free(coll_request_t *r)
+{
+    if (!r)
+        return;
+    coll_comm_t *c = r->comm;
+    coll_request_t **pp = &c->active_head, *prev = NULL;
+    while (*pp && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = r->next;
+        if (c->active_tail == r)
+            c->active_tail = prev;
+    }
+    coll_scratch_put(c, r->hs.scratch_slot);
+    coll_pl_release(r);
+    free(r->replied);
+    if (!c->spare)
+        c->spare = r;
+    else
+        free(r);
+}
+
+rt_status coll_request_fail(coll_request_t *r, rt_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    r->status = st;
+    r->stage = REQ_DONE;
+    return st;
+}
+
+rt_status coll_mpi_fail(coll_request_t *r, int rc, const char *what, int peer)
+{
+    char text[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    coll_request_fail(r, RT_ERR_MPI, "rank %d: %s #%" PRIu64 ": %s with rank %d failed: %s",
+                      r->comm->rank, coll_kind_name(r->desc.kind), r->desc.seq, what, peer, text);
+    coll_comm_break(r->comm, r->msg);
+    return RT_ERR_MPI;
+}
+
+/* Finishes the handshake stage: a mismatch ends the call on every rank. */
+static void hs_finish(coll_request_t *r)
+{
+    coll_hdr_t *h = (coll_hdr_t *)r->hs.sendpack;
+    if (h->flags & COLL_HDR_CONFLICT) {
+        char da[160], db[160];
+        coll_desc_format(&h->desc_a, da, sizeof da);
+        coll_desc_format(&h->desc_b, db, sizeof db);
+        coll_request_fail(r, RT_ERR_MISMATCH,
+                          "rank %d: %s #%" PRIu64 ": ranks disagree: rank %d called %s, rank %d called %s",
+                          r->comm->rank, coll_kind_name(r->desc.kind), r->desc.seq,
+                          h->conf_a, da, h->conf_b, db);
+        return;
+    }
+    if (r->desc.kind == 0) {
+        /* This rank's own arguments were bad; peers learnt of it above. */
+        r->stage = REQ_DONE;
+        return;
+    }
+    if (r->hs.mode != HS_PAYLOAD_NONE && !r->hs.result_in_recv) {
+        const unsigned char *acc = r->hs.sendpack + sizeof(coll_hdr_t);
+        if (r->hs.mode == HS_PAYLOAD_REDUCE && r->op == COLL_AVG)
+            coll_scale_avg(r->dt, r->recv, acc, r->count, r->comm->size);
+        else if (r->hs.payload_bytes)
+            memcpy(r->recv, acc, r->hs.payload_bytes);
+    }
+    coll_scratch_put(r->comm, r->hs.scratch_slot);
+    r->hs.scratch_slot = -1;
+    r->stage = r->use_pipeline ? REQ_PIPELINE : REQ_DONE;
+}
+
+/* One pass over every call in flight on c, oldest first. */
+static int progress_all(coll_comm_t *c)
+{
+    int progressed = 0;
+    for (coll_request_t *r = c->active_head; r; r = r->next) {
+        if (r->stage == REQ_HANDSHAKE) {
+            int moved = 0;
+            if (coll_hs_progress(r, &moved) != RT_OK)
+                continue;
+            if (r->hs.cur == r->hs.nsteps) {
+                hs_finish(r);
+                moved = 1;
+            }
+            progressed |= moved;
+        }
+        if (r->stage == REQ_PIPELINE) {
+            int moved = 0;
+            coll_pl_progress(r, &moved);
+            progressed |= moved;
+        }
+    }
+    return progressed;
+}
+
+/* Answers roll calls from ranks that are timing out: "I am here, in call
+ * #seq". Checked about once a millisecond while waiting. */
+static void rollcall_answer(coll_comm_t *c, uint64_t seq)
+{
+    for (;;) {
+        int flag = 0;
+        MPI_Status status;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, COLL_TAG_ROLLCALL, c->mpi, &flag, &status) != MPI_SUCCESS || !flag)
+            return;
+        uint64_t their_seq = 0;
+        MPI_Recv(&their_seq, 1, MPI_UINT64_T, status.MPI_SOURCE, COLL_TAG_ROLLCALL, c->mpi,
+                 MPI_STATUS_IGNORE);
+        c->reply_buf[0] = seq;
+        MPI_Request q;
+        if (MPI_Isend(c->reply_buf, 1, MPI_UINT64_T, status.MPI_SOURCE, COLL_TAG_ROLLREPLY, c->mpi,
+                      &q) == MPI_SUCCESS)
+            MPI_Request_free(&q);
+    }
+}
+
+static void rollcall_send(coll_request_t *r)
+{
+    coll_comm_t *c = r->comm;
+    r->rollcall_sent = 1;
+    r->replied = calloc((size_t)c->size, 1);
+    c->reply_buf[1] = r->desc.seq;
+    for (int p = 0; p < c->size; p++) {
+        if (p == c->rank)
+            continue;
+        MPI_Request q;
+        if (MPI_Isend(&c->reply_buf[1], 1, MPI_UINT64_T, p, COLL_TAG_ROLLCALL, c->mpi, &q) == MPI_SUCCESS)
+            MPI_Request_free(&q);
+    }
+}
+
+static void rollcall_collect(coll_request_t *r)
+{
+    coll_comm_t *c = r->comm;
+    for (;;) {
+        int flag = 0;
+        MPI_Status status;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, COLL_TAG_ROLLREPLY, c->mpi, &flag, &status) != MPI_SUCCESS || !flag)
+            return;
+        uint64_t seq = 0;
+        MPI_Recv(&seq, 1, MPI_UINT64_T, status.MPI_SOURCE, COLL_TAG_ROLLREPLY, c->mpi, MPI_STATUS_IGNORE);
+        if (r->replied)
+            r->replied[status.MPI_SOURCE] = 1;
+    }
+}
+
+/* Cancels everything in flight on c and marks it broken. */
+static void comm_fail_all(coll_comm_t *c, coll_request_t *failed)
+{
+    coll_comm_break(c, failed->msg);
+    for (coll_request_t *q = c->active_head; q; q = q->next) {
+        coll_hs_cancel(q);
+        coll_pl_cancel(q);
+        if (q->stage != REQ_DONE)
+            coll_request_fail(q, failed->status, "%s", failed->msg);
+    }
+}
+
+static void timeout_fail(coll_request_t *r, double idle)
+{
+    coll_comm_t *c = r->comm;
+    char missing[256] = "";
+    size_t n = 0;
+    int nmissing = 0;
+    for (int p = 0; p < c->size && r->replied; p++) {
+        if (p == c->rank || r->replied[p])
+            continue;
+        int w = snprintf(missing + n, sizeof missing - n, "%s%d", nmissing ? ", " : "", p);
+        if (w > 0 && (size_t)w < sizeof missing - n)
+            n += (size_t)w;
+        nmissing++;
+    }
+    char who[320];
+    if (nmissing)
+        snprintf(who, sizeof who, "; rank%s %s never arrived", nmissing > 1 ? "s" : "", missing);
+    else
+        snprintf(who, sizeof who, "; every rank answered the roll call, so they wait in different calls");
+    coll_request_fail(r, RT_ERR_TIMEOUT,
+                      "rank %d: %s #%" PRIu64 " timed out after %.1f s waiting for rank %d%s",
+                      c->rank, coll_kind_name(r->desc.kind), r->desc.seq, idle, r->waiting_for, who);
+    comm_fail_all(c, r);
+}
+
+rt_status coll_test(coll_request_t *r, int *done)
+{
+    if (!r || !done)
+        return rt_fail(RT_ERR_INVALID, "coll_test: NULL argument");
+    coll_comm_t *c = r->comm;
+    *done = 0;
+    double now = rt_now();
+    if (progress_all(c))
+        for (coll_request_t *q = c->active_head; q; q = q->next)
+            q->last_progress = now;
+    if (r->stage != REQ_DONE) {
+        double idle = now - r->last_progress;
+        rollcall_answer(c, r->desc.seq);
+        if (r->rollcall_sent)
+            rollcall_collect(r);
+        if (idle > 0.75 * c->timeout && !r->rollcall_sent)
+            rollcall_send(r);
+        if (idle > c->timeout)
+            timeout_fail(r, idle);
+    }
+    if (r->stage != REQ_DONE)
+        return RT_OK;
+    *done = 1;
+    rt_status st = r->status;
+    if (st != RT_OK) {
+        if (st != RT_ERR_MISMATCH && st != RT_ERR_INVALID)
+            comm_fail_all(c, r);
+        rt_fail(st, "%s", r->msg);
+    }
+    coll_request_free(r);
+    return st;
+}
+
+rt_status coll_wait(coll_request_t *r)
+{
+    if (!r)
+        return rt_fail(RT_ERR_INVALID, "coll_wait: NULL request");
+    coll_comm_t *c = r->comm;
+    double next_poll = rt_now() + 1e-3;
+    unsigned idle_spins = 0;
+    int moved = 0;  /* progress since the clock was last read */
+    for (;;) {
+        int progressed = progress_all(c);
+        if (r->stage == REQ_DONE)
+            break;
+        if (progressed) {
+            moved = 1;
+            idle_spins = 0;
+            continue;
+        }
+        /* Oversubscribed ranks must let their peers run; otherwise spin, as
+         * MPI does: a yield can hand the core to another job for a whole
+         * time slice. */
+        if (c->yield_when_idle && idle_spins > 64)
+            sched_yield();
+        /* The clock and the slow checks every 16 idle spins. */
+        if (++idle_spins % 16)
+            continue;
+        double now = rt_now();
+        if (moved) {
+            for (coll_request_t *q = c->active_head; q; q = q->next)
+                q->last_progress = now;
+            moved = 0;
+        }
+        if (now < next_poll)
+            continue;
+        next_poll = now + 1e-3;
+        int done = 0;
+        rt_status st = coll_test(r, &done);
+        if (done)
+            return st;
+    }
+    int done = 0;
+    return coll_test(r, &done);
+}
+
+rt_status coll_run(coll_request_t *r)
+{
+    return coll_wait(r);
+}

@@ -1,1 +1,0 @@
-/* placeholder */ int rt_collectives_placeholder(void); int rt_collectives_placeholder(void) { return 0; }
