@@ -9,6 +9,9 @@
  *
  * usage: mpirun -np N bench_nccl_allreduce [MIN_BYTES [MAX_BYTES]]
  * Exits 77 without a CUDA device. This is a benchmark, not a test. */
+/* Host-to-device copies and memsets run on the legacy default stream, which
+ * does not order with the non-blocking streams the library uses: each one is
+ * followed by cudaDeviceSynchronize(). */
 #include <cuda_runtime_api.h>
 #include <mpi.h>
 #include <stdint.h>
@@ -110,6 +113,7 @@ int main(int argc, char **argv)
             h[i] = (float)(x >> 8) * (1.0f / 16777216.0f) - 0.5f;
         }
         BCUDA(cudaMemcpy(send, h, n * 4, cudaMemcpyHostToDevice));
+        BCUDA(cudaDeviceSynchronize());
         free(h);
     }
 

@@ -13,6 +13,9 @@
  * Exits 77 (skipped) without a CUDA device, and also when several ranks
  * share one GPU and NCCL refuses that (it does since 2.x: "duplicate GPU");
  * it says so, so that the log shows which multi-rank paths ran. */
+/* Host-to-device copies and memsets run on the legacy default stream, which
+ * does not order with the non-blocking streams the library uses: each one is
+ * followed by cudaDeviceSynchronize(). */
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <mpi.h>
@@ -82,6 +85,7 @@ static void *to_device_bytes(const float *x, size_t n, int dtype)
         memcpy(host, x, n * esz);
     TCUDA(cudaMalloc(&dev, n * esz + 4));
     TCUDA(cudaMemcpy(dev, host, n * esz, cudaMemcpyHostToDevice));
+    TCUDA(cudaDeviceSynchronize());
     free(host);
     return dev;
 }
@@ -92,6 +96,7 @@ static void *poisoned(size_t n, int dtype)
     void *dev = NULL;
     TCUDA(cudaMalloc(&dev, bytes));
     TCUDA(cudaMemset(dev, 0xFF, bytes));
+    TCUDA(cudaDeviceSynchronize());
     return dev;
 }
 

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh - the one script for a GPU machine: builds ringtrain for
+# sm_90 (Release) into build-gpu, runs the `gpu` tests and the GPU benchmarks,
+# copies the logs into $OUT (when set) and prints a summary table last.
+# Every step has a timeout so that a hang cannot eat the lease; the whole run
+# is meant to take 3-5 minutes and stops starting optional steps after
+# RT_GPU_BUDGET_S seconds (default 390).
+#
+# usage, from the repository root:  bash tests/gpu/run.sh
+# Expects CUDA at /usr/local/cuda, Open MPI, NCCL, HDF5, OpenBLAS and cmake;
+# protobuf-c from .device-debs/ when the machine lacks it (see
+# ../shared/device/fetch-debs.sh). Exit code: 0 when every gpu test passed
+# or was skipped, 1 otherwise.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root" || exit 1
+t0=$(date +%s)
+budget=${RT_GPU_BUDGET_S:-390}
+jobs=${RT_GPU_JOBS:-16}
+build=build-gpu
+logs=$build/gpu-logs
+mkdir -p "$logs"
+declare -a summary=()
+status=0
+
+elapsed() { echo $(( $(date +%s) - t0 )); }
+note() { printf '[run.sh %4ss] %s\n' "$(elapsed)" "$*"; }
+row() { summary+=("$(printf '%-30s %-8s %s' "$1" "$2" "$3")"); }
+copy_out() {
+  if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+    # $OUT takes at most 8 plain files: the logs, one folder level deep.
+    cp -f "$logs"/*.log "$OUT"/ 2>/dev/null || true
+  fi
+}
+finish() {
+  echo
+  echo "================ ringtrain GPU summary ($(elapsed) s) ================"
+  printf '%-30s %-8s %s\n' "step/test" "result" "key figure"
+  printf '%-30s %-8s %s\n' "---------" "------" "----------"
+  for r in "${summary[@]}"; do echo "$r"; done
+  echo "logs: $root/$logs${OUT:+ (copied to \$OUT)}"
+  printf '%s\n' "${summary[@]}" >"$logs/summary.log"
+  copy_out
+  exit "$status"
+}
+trap 'note "interrupted"; status=1; finish' INT TERM
+
+# ---- environment ----------------------------------------------------------
+if [ -f .device-debs/use-debs.sh ]; then
+  # shellcheck disable=SC1091
+  . .device-debs/use-debs.sh >"$logs/env.log" 2>&1 || note "use-debs.sh reported an error (see env.log)"
+fi
+export PATH=/usr/local/cuda/bin:$PATH
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
+{
+  echo "== date"; date -u
+  echo "== nvidia-smi -L"; timeout 30 nvidia-smi -L
+  echo "== nvidia-smi"; timeout 30 nvidia-smi
+  echo "== nvcc --version"; timeout 30 nvcc --version
+  echo "== cmake"; command -v cmake; timeout 30 cmake --version | head -1
+  echo "== gcc"; timeout 30 gcc --version | head -1
+  echo "== mpirun"; timeout 30 mpirun --version 2>&1 | head -1
+  echo "== nccl.h"; ls /usr/include/nccl.h /usr/local/cuda/include/nccl.h 2>/dev/null
+  grep -h -E '^#define NCCL_(MAJOR|MINOR|PATCH) ' /usr/include/nccl.h /usr/local/cuda/include/nccl.h 2>/dev/null
+  echo "== libnccl"; ldconfig -p | grep -E 'libnccl|libcublas\.|libhdf5\.|libopenblas|libprotobuf-c' || true
+  echo "== protoc-c"; command -v protoc-c || echo "missing (needs .device-debs)"
+  echo "== /dev/shm"; df -h /dev/shm 2>&1 | tail -1
+  echo "== cpus"; nproc
+} >>"$logs/env.log" 2>&1
+echo "---- device ----"
+timeout 30 nvidia-smi -L || note "nvidia-smi -L failed"
+timeout 30 nvcc --version | tail -2
+gpu=$(timeout 30 nvidia-smi -L 2>/dev/null | head -1 | sed 's/ (UUID.*//')
+if [ -n "$gpu" ]; then row "device" "ok" "$gpu"; else row "device" "FAIL" "no GPU listed by nvidia-smi"; status=1; fi
+
+# ---- configure --------------------------------------------------------------
+cfg=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DRT_CUDA=ON)
+note "configure (Release, sm_90)"
+if ! timeout 180 cmake "${cfg[@]}" >"$logs/configure.log" 2>&1; then
+  note "configure failed; retrying with explicit serial-HDF5 and NCCL hints"
+  hints=()
+  [ -f /usr/include/hdf5/serial/hdf5.h ] && hints+=(
+    -DHDF5_C_INCLUDE_DIR=/usr/include/hdf5/serial
+    -DHDF5_C_LIBRARY_hdf5=/usr/lib/x86_64-linux-gnu/hdf5/serial/libhdf5.so)
+  nccl_h=$(ls /usr/include/nccl.h /usr/local/cuda/include/nccl.h 2>/dev/null | head -1)
+  [ -z "$nccl_h" ] && nccl_h=$(find / -xdev -name nccl.h -path '*include*' 2>/dev/null | head -1)
+  nccl_so=$(ldconfig -p | awk '/libnccl\.so/ {print $NF; exit}')
+  [ -n "$nccl_h" ] && hints+=(-DNCCL_INCLUDE_DIR="$(dirname "$nccl_h")")
+  [ -n "$nccl_so" ] && hints+=(-DNCCL_LIBRARY="$nccl_so")
+  echo "== retry with: ${hints[*]}" >>"$logs/configure.log"
+  if ! timeout 180 cmake "${cfg[@]}" "${hints[@]}" >>"$logs/configure.log" 2>&1; then
+    tail -25 "$logs/configure.log"
+    row "configure" "FAIL" "see configure.log"
+    status=1
+    finish
+  fi
+fi
+grep -E 'ringtrain: CUDA path|Found NCCL|Found HDF5|Found MPI' "$logs/configure.log" | head -8
+row "configure" "ok" "$(grep -o 'Found NCCL[^)]*)' "$logs/configure.log" | head -1)"
+
+# ---- build --------------------------------------------------------------------
+gpu_targets=(test_op_cuda test_nccl_allreduce bench_nccl_allreduce)
+build_ok=1
+note "build the gpu targets, then everything (-j$jobs)"
+if ! timeout 300 cmake --build "$build" -j"$jobs" --target "${gpu_targets[@]}" >"$logs/build.log" 2>&1; then
+  build_ok=0
+elif ! timeout 300 cmake --build "$build" -j"$jobs" >>"$logs/build.log" 2>&1; then
+  note "the full build failed; the gpu targets built (see build.log)"
+  row "build (all targets)" "FAIL" "gpu targets built; see build.log"
+  status=1
+fi
+if [ "$build_ok" = 0 ]; then
+  # A newer compiler here than on the CI machine can turn a new warning into
+  # an error. The GPU checks matter more than that: rebuild once with -Werror
+  # dropped by a compiler launcher, and say so.
+  grep -m 8 -E 'error|Error' "$logs/build.log"
+  note "gpu targets failed to build with -Werror; retrying without -Werror"
+  cat >"$build/no-werror.sh" <<'EOF'
+#!/usr/bin/env bash
+args=()
+for a in "$@"; do
+  case "$a" in
+    -Werror|-Werror=all-warnings) ;;
+    -Xcompiler=*) args+=("${a//,-Werror/}") ;;
+    *) args+=("$a") ;;
+  esac
+done
+exec "${args[@]}"
+EOF
+  chmod +x "$build/no-werror.sh"
+  timeout 120 cmake "$build" -DCMAKE_C_COMPILER_LAUNCHER="$root/$build/no-werror.sh" \
+    -DCMAKE_CUDA_COMPILER_LAUNCHER="$root/$build/no-werror.sh" >>"$logs/configure.log" 2>&1
+  if timeout 300 cmake --build "$build" -j"$jobs" --target "${gpu_targets[@]}" >>"$logs/build.log" 2>&1; then
+    row "build (gpu targets)" "WARN" "built only WITHOUT -Werror: see build.log"
+    status=1
+  else
+    grep -m 12 -E 'error' "$logs/build.log"
+    row "build (gpu targets)" "FAIL" "see build.log"
+    status=1
+    finish
+  fi
+else
+  row "build (gpu targets)" "ok" "sm_90 Release, $(grep -c 'Building CUDA' "$logs/build.log") CUDA objects"
+fi
+
+# ---- tests ----------------------------------------------------------------------
+note "ctest -L gpu"
+(cd "$build" && timeout 420 ctest -L gpu -V --output-on-failure --timeout 180) >"$logs/ctest.log" 2>&1
+ctest_rc=$?
+grep -E '^ *[0-9]+/[0-9]+ Test|tests passed|tests failed' "$logs/ctest.log"
+[ "$ctest_rc" = 0 ] || status=1
+# one row per test, with its key figure from its own output
+result_of() { # test name -> Passed / Failed / Skipped / NotRun
+  local line
+  line=$(grep -E "Test +#[0-9]+: $1 " "$logs/ctest.log" | tail -1)
+  case "$line" in
+    *Passed*) echo ok ;; *Skipped*|*"Not Run"*) echo skipped ;; "") echo "not run" ;; *) echo FAIL ;;
+  esac
+}
+worst_op=$(grep -E '^[0-9]+: op ' "$logs/ctest.log" | grep -o 'err/tol=[0-9a-z.e+-]*' |
+  cut -d= -f2 | sort -g | tail -1)
+nops=$(grep -cE '^[0-9]+: op .* ok$' "$logs/ctest.log")
+nbad=$(grep -cE '^[0-9]+: op .*FAIL' "$logs/ctest.log")
+row "test_op_cuda" "$(result_of test_op_cuda)" "$nops op checks ok, $nbad failed; worst err/tol ${worst_op:-n/a}"
+for t in test_nccl_allreduce_np1 test_nccl_allreduce_np2; do
+  n_ok=$(grep -E "^[0-9]+: allreduce np=${t##*np}" "$logs/ctest.log" | grep -c ' ok$')
+  n_bad=$(grep -E "^[0-9]+: allreduce np=${t##*np}" "$logs/ctest.log" | grep -c 'FAIL')
+  skip=$(grep -E "^[0-9]+: SKIP: np=${t##*np}" "$logs/ctest.log" | head -1 | sed 's/^[0-9]*: SKIP: //')
+  if [ -n "$skip" ]; then
+    row "$t" "$(result_of "$t")" "${skip:0:90}"
+  else
+    row "$t" "$(result_of "$t")" "$n_ok cases ok, $n_bad failed"
+  fi
+done
+other=$(grep -E '^ *[0-9]+/[0-9]+ Test' "$logs/ctest.log" |
+  grep -vE 'test_op_cuda|test_nccl_allreduce_np[12]' | sed -E 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: //' |
+  awk '{print $1 ":" ($0 ~ /Passed/ ? "ok" : ($0 ~ /Skipped|Not Run/ ? "skipped" : "FAIL"))}' | tr '\n' ' ')
+[ -n "$other" ] && row "other gpu tests" "-" "$other"
+
+# ---- benchmarks --------------------------------------------------------------
+if [ "$(elapsed)" -lt "$budget" ]; then
+  note "bench: device all-reduce, ours vs ncclAllReduce, np=1"
+  timeout 150 mpirun -np 1 --oversubscribe "$build/tests/gpu/bench_nccl_allreduce" \
+    >"$logs/bench_allreduce.log" 2>&1
+  brc=$?
+  if grep -q '^SKIP' "$logs/bench_allreduce.log"; then
+    row "bench_nccl_allreduce np=1" "skipped" "$(grep -m1 '^SKIP' "$logs/bench_allreduce.log")"
+  elif [ "$brc" = 0 ]; then
+    cat "$logs/bench_allreduce.log"
+    big=$(awk '$1 ~ /^[0-9]+$/ {l=$0} END {print l}' "$logs/bench_allreduce.log")
+    row "bench_nccl_allreduce np=1" "ok" "$(echo "$big" | awk '{printf "%s B: ring %s us, nccl %s us, copy %s GB/s", $1, $3, $4, $9}')"
+  else
+    tail -20 "$logs/bench_allreduce.log"
+    row "bench_nccl_allreduce np=1" "FAIL" "see bench_allreduce.log"
+    status=1
+  fi
+else
+  row "bench_nccl_allreduce np=1" "skipped" "time budget spent"
+fi
+# Further GPU benchmarks (trainer throughput, ...) go here, each under a
+# timeout, one log file each (at most 8 files come back from $OUT).
+
+# ---- optional: memcheck of the op kernels -----------------------------------------
+if [ "$(elapsed)" -lt "$budget" ] && command -v compute-sanitizer >/dev/null; then
+  note "compute-sanitizer memcheck of test_op_cuda (quick sizes)"
+  if RT_TEST_QUICK=1 timeout 150 compute-sanitizer --tool memcheck --leak-check no \
+      --error-exitcode 3 "$build/tests/gpu/test_op_cuda" >"$logs/memcheck.log" 2>&1; then
+    row "memcheck test_op_cuda" "ok" "$(grep -m1 'ERROR SUMMARY' "$logs/memcheck.log")"
+  else
+    rc=$?
+    grep -m 10 -E 'ERROR|Invalid|FAIL' "$logs/memcheck.log"
+    if [ "$rc" = 124 ]; then
+      row "memcheck test_op_cuda" "timeout" "150 s limit; see memcheck.log"
+    else
+      row "memcheck test_op_cuda" "FAIL" "rc=$rc: $(grep -m1 'ERROR SUMMARY' "$logs/memcheck.log")"
+      status=1
+    fi
+  fi
+else
+  row "memcheck test_op_cuda" "skipped" "no compute-sanitizer or time budget spent"
+fi
+
+finish
