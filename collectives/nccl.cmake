@@ -3,8 +3,11 @@
 # build, or the stub that reports "unsupported" in the CPU-only build.
 # Adds to the existing target rt_collectives.
 if(RT_HAVE_CUDA)
-  target_sources(rt_collectives PRIVATE ${CMAKE_CURRENT_LIST_DIR}/nccl_comm.cu)
+  target_sources(rt_collectives PRIVATE ${CMAKE_CURRENT_LIST_DIR}/nccl_comm.cu
+    ${CMAKE_CURRENT_LIST_DIR}/nccl_ring_plan.c)
   target_link_libraries(rt_collectives PUBLIC CUDA::cudart NCCL::nccl)
 else()
-  target_sources(rt_collectives PRIVATE ${CMAKE_CURRENT_LIST_DIR}/nccl_comm_stub.c)
+  # the schedule is plain C: its CPU test runs in every build
+  target_sources(rt_collectives PRIVATE ${CMAKE_CURRENT_LIST_DIR}/nccl_comm_stub.c
+    ${CMAKE_CURRENT_LIST_DIR}/nccl_ring_plan.c)
 endif()

@@ -1,21 +1,16 @@
 /* nccl_comm.cu - device all-reduce through NCCL: our ring (ncclSend/ncclRecv
  * plus our reduction kernel) and ncclAllReduce as the reference.
  *
- * Ring over n ranks, rank r, the buffer cut into n near-equal segments:
- *   reduce-scatter, steps k = 0..n-2: send segment (r-k) to the right
- *     neighbour, receive segment (r-k-1) from the left into scratch, add it
- *     into recv. Afterwards rank r holds the full sum of segment (r+1).
- *   allgather, steps k = 0..n-2: send segment (r+1-k) to the right, receive
- *     segment (r-k) from the left straight into recv.
- * Pipelining: each reduce-scatter transfer is cut into chunks of chunk_elems;
- * chunk c lands in scratch slot c%2 on the caller's stream while the side
- * stream adds chunk c-1, so the reduction hides behind the next transfer.
- * Events order the two streams: a slot is refilled only after its previous
- * reduction (reduced[slot]), a reduction starts only after its chunk arrived
- * (recvd[slot]), and a step's sends start only after the previous step's
- * reductions (step_done), since they send what those reductions produced.
- * Sender and receiver cut a segment into the same chunks, so every ncclSend
- * meets its ncclRecv in the same order on both sides. */
+ * The ring's schedule (which segment and chunk moves at each step) is in
+ * nccl_ring_plan.c; this file executes it. Pipelining: chunk c of a
+ * reduce-scatter step lands in scratch slot c%2 on the caller's stream while
+ * the side stream adds chunk c-1 into the buffer, so the reduction hides
+ * behind the next transfer. Events order the two streams: a slot is refilled
+ * only after its previous reduction (reduced[slot]), a reduction starts only
+ * after its chunk arrived (recvd[slot]), and a step's sends start only after
+ * the previous step's reductions (step_done), since they send what those
+ * reductions produced. At the end the caller's stream waits for step_done,
+ * so the call is complete once the caller's stream is. */
 #define OMPI_SKIP_MPICXX 1
 extern "C" {
 #include "common/status.h"
@@ -23,6 +18,7 @@ extern "C" {
 #include "common/timer.h"
 }
 #include "collectives/nccl_comm.h"
+#include "collectives/nccl_ring_plan.h"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -37,6 +33,7 @@ extern "C" {
 enum { NC_DTYPE_F32 = 0, NC_DTYPE_F64 = 1, NC_DTYPE_BF16 = 2 };
 enum { NC_OP_SUM = 0, NC_OP_AVG = 1 };
 enum { NC_SLOTS = 2, NC_THREADS = 256 };
+static_assert(NC_SLOTS == 2, "nccl_ring_plan.c assigns chunk c to slot c % 2");
 static const size_t NC_DEFAULT_CHUNK_ELEMS = (size_t)1 << 20; /* 4 MiB of f32 */
 
 struct nccl_comm {
@@ -303,79 +300,58 @@ extern "C" rt_status nccl_comm_set_chunk_elems(nccl_comm_t *c, size_t elems)
 
 /* ---- all-reduce --------------------------------------------------------- */
 
-/* Segment s of n near-equal segments of count elements. */
-static void nc_segment(size_t count, int n, int s, size_t *off, size_t *len)
-{
-    size_t base = count / (size_t)n, rem = count % (size_t)n;
-    *off = (size_t)s * base + ((size_t)s < rem ? (size_t)s : rem);
-    *len = base + ((size_t)s < rem ? 1 : 0);
-}
+/* State the ring's transfer callbacks need. */
+typedef struct {
+    nccl_comm_t *c;
+    char *buf;
+    int dtype;
+    ncclDataType_t t;
+    size_t esz;
+    cudaStream_t s;
+} nc_ring_ctx;
 
-static size_t nc_chunks(size_t len, size_t chunk)
+/* One reduce-scatter transfer: the chunk lands in a scratch slot on the
+ * caller's stream and is added into buf on the side stream. */
+static rt_status nc_rs_xfer(void *arg, const nccl_ring_xfer_t *x)
 {
-    return (len + chunk - 1) / chunk;
-}
-
-static rt_status nc_reduce_scatter(nccl_comm_t *c, char *buf, size_t count, int dtype,
-                                   ncclDataType_t t, size_t esz, cudaStream_t s)
-{
-    const int n = c->size, r = c->rank;
-    const int right = (r + 1) % n, left = (r - 1 + n) % n;
-    const size_t chunk = c->chunk_elems;
-    char *scratch = (char *)c->scratch;
-    for (int k = 0; k < n - 1; k++) {
-        int sseg = ((r - k) % n + n) % n, rseg = ((r - k - 1) % n + n) % n;
-        size_t soff, slen, roff, rlen;
-        nc_segment(count, n, sseg, &soff, &slen);
-        nc_segment(count, n, rseg, &roff, &rlen);
-        if (k > 0)
-            CHECK_CUDA(cudaStreamWaitEvent(s, c->step_done, 0));
-        size_t ns = nc_chunks(slen, chunk), nr = nc_chunks(rlen, chunk);
-        size_t nmax = ns > nr ? ns : nr;
-        for (size_t ci = 0; ci < nmax; ci++) {
-            int slot = (int)(ci % NC_SLOTS);
-            char *dst = scratch + (size_t)slot * chunk * sizeof(double);
-            size_t sl = ci < ns ? (slen - ci * chunk < chunk ? slen - ci * chunk : chunk) : 0;
-            size_t rl = ci < nr ? (rlen - ci * chunk < chunk ? rlen - ci * chunk : chunk) : 0;
-            /* the slot's previous contents must have been added already */
-            CHECK_CUDA(cudaStreamWaitEvent(s, c->reduced[slot], 0));
-            CHECK_NCCL(ncclGroupStart());
-            if (sl > 0)
-                CHECK_NCCL(ncclSend(buf + (soff + ci * chunk) * esz, sl, t, right, c->nccl, s));
-            if (rl > 0)
-                CHECK_NCCL(ncclRecv(dst, rl, t, left, c->nccl, s));
-            CHECK_NCCL(ncclGroupEnd());
-            if (rl > 0) {
-                CHECK_CUDA(cudaEventRecord(c->recvd[slot], s));
-                CHECK_CUDA(cudaStreamWaitEvent(c->side, c->recvd[slot], 0));
-                TRY(nc_add(dtype, buf + (roff + ci * chunk) * esz, dst, rl, c->side));
-                CHECK_CUDA(cudaEventRecord(c->reduced[slot], c->side));
-            }
-        }
-        CHECK_CUDA(cudaEventRecord(c->step_done, c->side));
+    nc_ring_ctx *g = (nc_ring_ctx *)arg;
+    nccl_comm_t *c = g->c;
+    const int right = (c->rank + 1) % c->size, left = (c->rank - 1 + c->size) % c->size;
+    char *dst = (char *)c->scratch + (size_t)x->slot * c->chunk_elems * sizeof(double);
+    /* what this step sends was produced by the previous step's reductions */
+    if (x->first_of_step && x->step > 0)
+        CHECK_CUDA(cudaStreamWaitEvent(g->s, c->step_done, 0));
+    /* the slot's previous chunk must have been added already */
+    CHECK_CUDA(cudaStreamWaitEvent(g->s, c->reduced[x->slot], 0));
+    CHECK_NCCL(ncclGroupStart());
+    if (x->send_len > 0)
+        CHECK_NCCL(ncclSend(g->buf + x->send_off * g->esz, x->send_len, g->t, right, c->nccl, g->s));
+    if (x->recv_len > 0)
+        CHECK_NCCL(ncclRecv(dst, x->recv_len, g->t, left, c->nccl, g->s));
+    CHECK_NCCL(ncclGroupEnd());
+    if (x->recv_len > 0) {
+        CHECK_CUDA(cudaEventRecord(c->recvd[x->slot], g->s));
+        CHECK_CUDA(cudaStreamWaitEvent(c->side, c->recvd[x->slot], 0));
+        TRY(nc_add(g->dtype, g->buf + x->recv_off * g->esz, dst, x->recv_len, c->side));
+        CHECK_CUDA(cudaEventRecord(c->reduced[x->slot], c->side));
     }
-    /* everything after this (allgather, scaling, the caller) sees the sums */
-    CHECK_CUDA(cudaStreamWaitEvent(s, c->step_done, 0));
+    if (x->last_of_step)
+        CHECK_CUDA(cudaEventRecord(c->step_done, c->side));
     return RT_OK;
 }
 
-static rt_status nc_allgather(nccl_comm_t *c, char *buf, size_t count, ncclDataType_t t,
-                              size_t esz, cudaStream_t s)
+/* One allgather transfer: whole segments, received in place. */
+static rt_status nc_ag_xfer(void *arg, const nccl_ring_xfer_t *x)
 {
-    const int n = c->size, r = c->rank;
-    const int right = (r + 1) % n, left = (r - 1 + n) % n;
-    for (int k = 0; k < n - 1; k++) {
-        int sseg = ((r + 1 - k) % n + n) % n, rseg = ((r - k) % n + n) % n;
-        size_t soff, slen, roff, rlen;
-        nc_segment(count, n, sseg, &soff, &slen);
-        nc_segment(count, n, rseg, &roff, &rlen);
-        CHECK_NCCL(ncclGroupStart());
-        if (slen > 0)
-            CHECK_NCCL(ncclSend(buf + soff * esz, slen, t, right, c->nccl, s));
-        if (rlen > 0)
-            CHECK_NCCL(ncclRecv(buf + roff * esz, rlen, t, left, c->nccl, s));
-        CHECK_NCCL(ncclGroupEnd());
-    }
+    nc_ring_ctx *g = (nc_ring_ctx *)arg;
+    nccl_comm_t *c = g->c;
+    const int right = (c->rank + 1) % c->size, left = (c->rank - 1 + c->size) % c->size;
+    CHECK_NCCL(ncclGroupStart());
+    if (x->send_len > 0)
+        CHECK_NCCL(ncclSend(g->buf + x->send_off * g->esz, x->send_len, g->t, right, c->nccl, g->s));
+    if (x->recv_len > 0)
+        CHECK_NCCL(ncclRecv(g->buf + x->recv_off * g->esz, x->recv_len, g->t, left, c->nccl, g->s));
+    CHECK_NCCL(ncclGroupEnd());
     return RT_OK;
 }
 
@@ -394,14 +370,19 @@ extern "C" rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void 
         CHECK_CUDA(cudaMemcpyAsync(buf, send, count * esz, cudaMemcpyDeviceToDevice, s));
     if (c->size == 1)
         return RT_OK; /* the sum over one rank is its own data; so is the average */
-    TRY(nc_reduce_scatter(c, buf, count, dtype, t, esz, s));
+    nc_ring_ctx g = {c, buf, dtype, t, esz, s};
+    TRY(nccl_ring_plan_run(NCCL_RING_REDUCE_SCATTER, count, c->size, c->rank, c->chunk_elems,
+                           nc_rs_xfer, &g));
+    /* everything after this (scaling, allgather, the caller) sees the sums */
+    CHECK_CUDA(cudaStreamWaitEvent(s, c->step_done, 0));
     if (op == NC_OP_AVG) {
         /* only the segment this rank owns; the allgather spreads it */
         size_t off, len;
-        nc_segment(count, c->size, (c->rank + 1) % c->size, &off, &len);
+        nccl_ring_segment(count, c->size, nccl_ring_owned_segment(c->size, c->rank), &off, &len);
         TRY(nc_scale(dtype, buf + off * esz, 1.0 / (double)c->size, len, s));
     }
-    return nc_allgather(c, buf, count, t, esz, s);
+    return nccl_ring_plan_run(NCCL_RING_ALLGATHER, count, c->size, c->rank, c->chunk_elems,
+                              nc_ag_xfer, &g);
 }
 
 extern "C" rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *recv,
