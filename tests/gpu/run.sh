@@ -20,6 +20,7 @@ jobs=${RT_GPU_JOBS:-16}
 build=build-gpu
 logs=$build/gpu-logs
 mkdir -p "$logs"
+rm -f "$logs"/*.log
 declare -a summary=()
 status=0
 
@@ -77,7 +78,7 @@ if [ -n "$gpu" ]; then row "device" "ok" "$gpu"; else row "device" "FAIL" "no GP
 # ---- configure --------------------------------------------------------------
 cfg=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DRT_CUDA=ON)
 note "configure (Release, sm_90)"
-if ! timeout 180 cmake "${cfg[@]}" >"$logs/configure.log" 2>&1; then
+if ! timeout 180 cmake "${cfg[@]}" >"$logs/build.log" 2>&1; then
   note "configure failed; retrying with explicit serial-HDF5 and NCCL hints"
   hints=()
   [ -f /usr/include/hdf5/serial/hdf5.h ] && hints+=(
@@ -88,22 +89,22 @@ if ! timeout 180 cmake "${cfg[@]}" >"$logs/configure.log" 2>&1; then
   nccl_so=$(ldconfig -p | awk '/libnccl\.so/ {print $NF; exit}')
   [ -n "$nccl_h" ] && hints+=(-DNCCL_INCLUDE_DIR="$(dirname "$nccl_h")")
   [ -n "$nccl_so" ] && hints+=(-DNCCL_LIBRARY="$nccl_so")
-  echo "== retry with: ${hints[*]}" >>"$logs/configure.log"
-  if ! timeout 180 cmake "${cfg[@]}" "${hints[@]}" >>"$logs/configure.log" 2>&1; then
-    tail -25 "$logs/configure.log"
-    row "configure" "FAIL" "see configure.log"
+  echo "== retry with: ${hints[*]}" >>"$logs/build.log"
+  if ! timeout 180 cmake "${cfg[@]}" "${hints[@]}" >>"$logs/build.log" 2>&1; then
+    tail -25 "$logs/build.log"
+    row "configure" "FAIL" "see build.log"
     status=1
     finish
   fi
 fi
-grep -E 'ringtrain: CUDA path|Found NCCL|Found HDF5|Found MPI' "$logs/configure.log" | head -8
-row "configure" "ok" "$(grep -o 'Found NCCL[^)]*)' "$logs/configure.log" | head -1)"
+grep -E 'ringtrain: CUDA path|Found NCCL|Found HDF5|Found MPI' "$logs/build.log" | head -8
+row "configure" "ok" "NCCL $(grep -m1 -E '^NCCL_LIBRARY:' "$build/CMakeCache.txt" | cut -d= -f2)"
 
 # ---- build --------------------------------------------------------------------
-gpu_targets=(test_op_cuda test_nccl_allreduce bench_nccl_allreduce)
+gpu_targets=(test_op_cuda test_nccl_allreduce bench_nccl_allreduce bench_ops_cuda)
 build_ok=1
 note "build the gpu targets, then everything (-j$jobs)"
-if ! timeout 300 cmake --build "$build" -j"$jobs" --target "${gpu_targets[@]}" >"$logs/build.log" 2>&1; then
+if ! timeout 300 cmake --build "$build" -j"$jobs" --target "${gpu_targets[@]}" >>"$logs/build.log" 2>&1; then
   build_ok=0
 elif ! timeout 300 cmake --build "$build" -j"$jobs" >>"$logs/build.log" 2>&1; then
   note "the full build failed; the gpu targets built (see build.log)"
@@ -130,7 +131,7 @@ exec "${args[@]}"
 EOF
   chmod +x "$build/no-werror.sh"
   timeout 120 cmake "$build" -DCMAKE_C_COMPILER_LAUNCHER="$root/$build/no-werror.sh" \
-    -DCMAKE_CUDA_COMPILER_LAUNCHER="$root/$build/no-werror.sh" >>"$logs/configure.log" 2>&1
+    -DCMAKE_CUDA_COMPILER_LAUNCHER="$root/$build/no-werror.sh" >>"$logs/build.log" 2>&1
   if timeout 300 cmake --build "$build" -j"$jobs" --target "${gpu_targets[@]}" >>"$logs/build.log" 2>&1; then
     row "build (gpu targets)" "WARN" "built only WITHOUT -Werror: see build.log"
     status=1
@@ -141,7 +142,7 @@ EOF
     finish
   fi
 else
-  row "build (gpu targets)" "ok" "sm_90 Release, $(grep -c 'Building CUDA' "$logs/build.log") CUDA objects"
+  row "build (gpu targets)" "ok" "Release, CUDA architectures $(grep -m1 -E '^CMAKE_CUDA_ARCHITECTURES:' "$build/CMakeCache.txt" | cut -d= -f2)"
 fi
 
 # ---- tests ----------------------------------------------------------------------
@@ -198,8 +199,25 @@ if [ "$(elapsed)" -lt "$budget" ]; then
 else
   row "bench_nccl_allreduce np=1" "skipped" "time budget spent"
 fi
+if [ "$(elapsed)" -lt "$budget" ]; then
+  note "bench: ops against the copy and sgemm ceilings"
+  timeout 120 "$build/tests/gpu/bench_ops_cuda" >"$logs/bench_ops.log" 2>&1
+  brc=$?
+  cat "$logs/bench_ops.log"
+  if [ "$brc" = 0 ]; then
+    row "bench_ops_cuda" "ok" "$(awk '/^copy 1 GiB/ {c=$(NF-1)} /^linear 4096\^3 fp32/ {f=$NF} /^linear 4096\^3 tf32/ {t=$NF} END {printf "copy %s GB/s, sgemm fp32 %s TFLOP/s, tf32 %s", c, f, t}' "$logs/bench_ops.log")"
+  elif [ "$brc" = 77 ]; then
+    row "bench_ops_cuda" "skipped" "no CUDA device"
+  else
+    row "bench_ops_cuda" "FAIL" "rc=$brc; see bench_ops.log"
+    status=1
+  fi
+else
+  row "bench_ops_cuda" "skipped" "time budget spent"
+fi
 # Further GPU benchmarks (trainer throughput, ...) go here, each under a
-# timeout, one log file each (at most 8 files come back from $OUT).
+# timeout, one log file each: $OUT takes at most 8 files, and this script
+# writes 7 (env, build, ctest, bench_allreduce, bench_ops, memcheck, summary).
 
 # ---- optional: memcheck of the op kernels -----------------------------------------
 if [ "$(elapsed)" -lt "$budget" ] && command -v compute-sanitizer >/dev/null; then

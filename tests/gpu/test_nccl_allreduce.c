@@ -16,6 +16,7 @@
 /* Host-to-device copies and memsets run on the legacy default stream, which
  * does not order with the non-blocking streams the library uses: each one is
  * followed by cudaDeviceSynchronize(). */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <mpi.h>
@@ -207,6 +208,46 @@ static void check_case(nccl_comm_t *c, cudaStream_t s, uint64_t seed, size_t cou
     cudaFree(recv_ref);
 }
 
+/* Blocks a stream from the host side for a while: a stand-in for a peer
+ * that never arrives. */
+static void CUDART_CB host_sleep(void *arg)
+{
+    struct timespec ts = {*(int *)arg, 0};
+    nanosleep(&ts, NULL);
+}
+
+/* nccl_comm_wait must give up at its deadline, abort the communicator and
+ * say so, and later calls must refuse to run on the aborted communicator. */
+static void check_wait_timeout(int device)
+{
+    nccl_comm_t *c = NULL;
+    if (nccl_comm_create(&c, MPI_COMM_WORLD, device) != RT_OK) {
+        EXPECT(0, "timeout check: nccl_comm_create: %s", rt_last_error());
+        return;
+    }
+    cudaStream_t s;
+    TCUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    static int sleep_s = 3;
+    TCUDA(cudaLaunchHostFunc(s, host_sleep, &sleep_s));
+    double t0 = MPI_Wtime();
+    rt_status st = nccl_comm_wait(c, s, 0.5);
+    double waited = MPI_Wtime() - t0;
+    int ok = st == RT_ERR_TIMEOUT && waited >= 0.45 && waited < 2.5;
+    printf("wait-timeout: status=%s after %.2f s (deadline 0.5 s): %s\n", rt_status_name(st),
+           waited, ok ? "ok" : "FAIL");
+    EXPECT(ok, "nccl_comm_wait: status %d after %.2f s, want timeout after ~0.5 s (%s)", (int)st,
+           waited, rt_last_error());
+    EXPECT(strstr(rt_last_error(), "aborted") != NULL, "timeout message: %s", rt_last_error());
+    float *d = NULL;
+    TCUDA(cudaMalloc((void **)&d, 16));
+    st = nccl_allreduce_ring(c, d, d, 4, DT_F32, OP_SUM, s);
+    EXPECT(st == RT_ERR_NCCL, "all-reduce on an aborted communicator: status %d", (int)st);
+    TCUDA(cudaStreamSynchronize(s)); /* let the host function finish */
+    TCUDA(cudaFree(d));
+    TCUDA(cudaStreamDestroy(s));
+    nccl_comm_destroy(c);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -283,6 +324,8 @@ int main(int argc, char **argv)
 
     TCUDA(cudaStreamDestroy(s));
     nccl_comm_destroy(c);
+    if (world_size == 1)
+        check_wait_timeout(device);
     int local_failed = test_failed_count, total_failed = 0;
     MPI_Allreduce(&local_failed, &total_failed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     int rc = TEST_EXIT();
