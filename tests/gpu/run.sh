@@ -147,37 +147,44 @@ fi
 
 # ---- tests ----------------------------------------------------------------------
 note "ctest -L gpu"
-(cd "$build" && timeout 420 ctest -L gpu -V --output-on-failure --timeout 180) >"$logs/ctest.log" 2>&1
+(cd "$build" && timeout 330 ctest -L gpu -V --output-on-failure --timeout 180) >"$logs/ctest.log" 2>&1
 ctest_rc=$?
 grep -E '^ *[0-9]+/[0-9]+ Test|tests passed|tests failed' "$logs/ctest.log"
 [ "$ctest_rc" = 0 ] || status=1
-# one row per test, with its key figure from its own output
-result_of() { # test name -> Passed / Failed / Skipped / NotRun
+# one row per test, with its key figure from its own output (ctest -V
+# prefixes each output line with the test's number)
+result_of() { # test name -> ok / FAIL / skipped / not run
   local line
   line=$(grep -E "Test +#[0-9]+: $1 " "$logs/ctest.log" | tail -1)
   case "$line" in
     *Passed*) echo ok ;; *Skipped*|*"Not Run"*) echo skipped ;; "") echo "not run" ;; *) echo FAIL ;;
   esac
 }
-worst_op=$(grep -E '^[0-9]+: op ' "$logs/ctest.log" | grep -o 'err/tol=[0-9a-z.e+-]*' |
-  cut -d= -f2 | sort -g | tail -1)
-nops=$(grep -cE '^[0-9]+: op .* ok$' "$logs/ctest.log")
-nbad=$(grep -cE '^[0-9]+: op .*FAIL' "$logs/ctest.log")
-row "test_op_cuda" "$(result_of test_op_cuda)" "$nops op checks ok, $nbad failed; worst err/tol ${worst_op:-n/a}"
-for t in test_nccl_allreduce_np1 test_nccl_allreduce_np2; do
-  n_ok=$(grep -E "^[0-9]+: allreduce np=${t##*np}" "$logs/ctest.log" | grep -c ' ok$')
-  n_bad=$(grep -E "^[0-9]+: allreduce np=${t##*np}" "$logs/ctest.log" | grep -c 'FAIL')
-  skip=$(grep -E "^[0-9]+: SKIP: np=${t##*np}" "$logs/ctest.log" | head -1 | sed 's/^[0-9]*: SKIP: //')
-  if [ -n "$skip" ]; then
-    row "$t" "$(result_of "$t")" "${skip:0:90}"
-  else
-    row "$t" "$(result_of "$t")" "$n_ok cases ok, $n_bad failed"
-  fi
+lines_of() { # test name -> its output lines, prefix removed
+  local num
+  num=$(grep -m1 -oE "Test +#[0-9]+: $1 " "$logs/ctest.log" | grep -oE '[0-9]+' | head -1)
+  [ -n "$num" ] && grep -E "^$num: " "$logs/ctest.log" | sed -E "s/^$num: //"
+}
+ran_tests=$(grep -oE 'Test +#[0-9]+: [A-Za-z0-9_]+' "$logs/ctest.log" | awk '{print $NF}' | sort -u)
+for t in $ran_tests; do
+  out=$(lines_of "$t")
+  res=$(result_of "$t")
+  skip=$(echo "$out" | grep -m1 '^SKIP' | sed 's/^SKIP: //')
+  case "$t" in
+    test_op_cuda)
+      worst=$(echo "$out" | grep -E '^op ' | grep -o 'err/tol=[0-9a-z.e+-]*' | cut -d= -f2 | sort -g | tail -1)
+      fig="$(echo "$out" | grep -cE '^op .* ok$') op checks ok, $(echo "$out" | grep -cE '^op .*FAIL') failed; worst err/tol ${worst:-n/a}" ;;
+    test_nccl_allreduce*)
+      worst=$(echo "$out" | grep -E '^allreduce ' | grep -oE '(err/tol|host|nccl)=[0-9a-z.e+-]*' | cut -d= -f2 | sort -g | tail -1)
+      fig="$(echo "$out" | grep -cE '^allreduce .* ok$') cases ok, $(echo "$out" | grep -cE '^allreduce .*FAIL') failed, worst err/tol ${worst:-n/a}"
+      echo "$out" | grep -q '^wait-timeout: .* ok$' && fig="$fig; wait-timeout ok"
+      echo "$out" | grep -q 'NCCL_HOSTID' && fig="$fig; socket transport" ;;
+    *) fig="" ;;
+  esac
+  [ -n "$skip" ] && fig="$skip"
+  row "$t" "$res" "${fig:0:110}"
 done
-other=$(grep -E '^ *[0-9]+/[0-9]+ Test' "$logs/ctest.log" |
-  grep -vE 'test_op_cuda|test_nccl_allreduce_np[12]' | sed -E 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: //' |
-  awk '{print $1 ":" ($0 ~ /Passed/ ? "ok" : ($0 ~ /Skipped|Not Run/ ? "skipped" : "FAIL"))}' | tr '\n' ' ')
-[ -n "$other" ] && row "other gpu tests" "-" "$other"
+[ -z "$ran_tests" ] && row "ctest -L gpu" "FAIL" "no test ran; see ctest.log" && status=1
 
 # ---- benchmarks --------------------------------------------------------------
 if [ "$(elapsed)" -lt "$budget" ]; then

@@ -11,8 +11,12 @@
  * ring step) atol n*2^-8 + rtol 2^-7 on inputs in [-1, 1].
  *
  * Exits 77 (skipped) without a CUDA device, and also when several ranks
- * share one GPU and NCCL refuses that (it does since 2.x: "duplicate GPU");
- * it says so, so that the log shows which multi-rank paths ran. */
+ * share one GPU and NCCL refuses that (it does: "Duplicate GPU detected");
+ * it says so, so that the log shows which multi-rank paths ran. With
+ * --distinct-host-ids, ranks that share a GPU each set their own NCCL_HOSTID,
+ * so NCCL treats them as separate hosts and connects them through its socket
+ * transport on loopback: the multi-rank ring then runs for real on one GPU
+ * (only the transport differs from a multi-GPU machine). */
 /* Host-to-device copies and memsets run on the legacy default stream, which
  * does not order with the non-blocking streams the library uses: each one is
  * followed by cudaDeviceSynchronize(). */
@@ -265,9 +269,25 @@ int main(int argc, char **argv)
     }
     int device = world_rank % devices;
     int shared = world_size > devices;
+    int host_ids = argc > 1 && strcmp(argv[1], "--distinct-host-ids") == 0;
     if (world_rank == 0)
         printf("test_nccl_allreduce: %d rank(s), %d visible GPU(s)%s\n", world_size, devices,
                shared ? ": ranks share GPUs" : "");
+    if (shared && host_ids) {
+        /* NCCL refuses two ranks on one GPU of one host. A distinct
+         * NCCL_HOSTID per rank makes it see n hosts, so the ranks talk over
+         * its socket transport on loopback: the multi-rank ring (matching,
+         * chunking, reductions, stream ordering) really runs, while P2P,
+         * NVLink and shared-memory transports do not, and times mean nothing. */
+        char id[64];
+        snprintf(id, sizeof id, "ringtrain-test-rank%d", world_rank);
+        setenv("NCCL_HOSTID", id, 1);
+        setenv("NCCL_SOCKET_IFNAME", "lo", 0);
+        setenv("NCCL_IB_DISABLE", "1", 0);
+        if (world_rank == 0)
+            printf("np=%d on %d GPU(s) with a distinct NCCL_HOSTID per rank: NCCL socket "
+                   "transport on loopback (not P2P/NVLink/SHM)\n", world_size, devices);
+    }
 
     nccl_comm_t *c = NULL;
     rt_status st = nccl_comm_create(&c, MPI_COMM_WORLD, device);
@@ -293,6 +313,7 @@ int main(int argc, char **argv)
     if (world_rank == 0)
         printf("multi-rank ring path: %s\n", world_size > 1 ? "EXERCISED (np > 1)"
                : "not exercised at np=1 (the ring is a copy); ncclAllReduce compared too");
+    fflush(stdout);
 
     cudaStream_t s;
     TCUDA(cudaSetDevice(device));
