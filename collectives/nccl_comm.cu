@@ -364,6 +364,8 @@ extern "C" rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void 
     TRY(nc_type(dtype, &t, &esz));
     if (count == 0)
         return RT_OK;
+    /* the side stream and events live on the communicator's device */
+    CHECK_CUDA(cudaSetDevice(c->device));
     cudaStream_t s = (cudaStream_t)stream;
     char *buf = (char *)recv;
     if (send != recv)
