@@ -425,25 +425,24 @@ extern "C" rt_status sum_squares_cuda(double *acc_dev, const float *x, int64_t N
 
 /* ---- optimizers --------------------------------------------------------- */
 
-/* The formula order of op.h, in float; bc1 = 1 - beta1^t and bc2 = 1 - beta2^t
- * come from the host. */
+/* torch.optim.AdamW's order of operations (single-tensor path), as the CPU
+ * oracle follows it: scalars formed in double on the host, used as float:
+ * p *= 1 - lr*wd; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
+ * p += -(lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps), bcN = 1 - bN^t. */
 __global__ void adamw_kernel(float *params, float *m, float *v, const float *grads, int64_t n,
-                             float lr, float beta1, float beta2, float eps, float wd, float bc1,
-                             float bc2)
+                             float beta1, float beta2, float eps, float decay, float one_m_b1,
+                             float one_m_b2, float neg_step, float bc2_sqrt)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
-        float p = params[i];
         float g = grads[i];
-        p -= lr * wd * p;
-        float mi = beta1 * m[i] + (1.0f - beta1) * g;
-        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        float p = params[i] * decay;
+        float mi = m[i] * beta1 + one_m_b1 * g;
+        float vi = v[i] * beta2 + one_m_b2 * (g * g);
+        float denom = sqrtf(vi) / bc2_sqrt + eps;
         m[i] = mi;
         v[i] = vi;
-        float mhat = mi / bc1;
-        float vhat = vi / bc2;
-        p -= lr * mhat / (sqrtf(vhat) + eps);
-        params[i] = p;
+        params[i] = p + neg_step * (mi / denom);
     }
 }
 
@@ -471,10 +470,16 @@ extern "C" rt_status adamw_step_cuda(float *params, float *m, float *v, const fl
     CHECK_ARG(N >= 0 && t >= 1, "adamw_step_cuda: N=%lld t=%lld", (long long)N, (long long)t);
     if (N == 0)
         return RT_OK;
-    float bc1 = 1.0f - powf(beta1, (float)t);
-    float bc2 = 1.0f - powf(beta2, (float)t);
-    adamw_kernel<<<grid_for(N), RT_THREADS, 0, ctx->stream>>>(params, m, v, grads, N, lr, beta1,
-                                                             beta2, eps, weight_decay, bc1, bc2);
+    const float decay = (float)(1.0 - (double)lr * (double)weight_decay);
+    const float one_m_b1 = (float)(1.0 - (double)beta1);
+    const float one_m_b2 = (float)(1.0 - (double)beta2);
+    const double bc1 = 1.0 - pow((double)beta1, (double)t);
+    const double bc2 = 1.0 - pow((double)beta2, (double)t);
+    const float neg_step = (float)(-((double)lr / bc1));
+    const float bc2_sqrt = (float)sqrt(bc2);
+    adamw_kernel<<<grid_for(N), RT_THREADS, 0, ctx->stream>>>(params, m, v, grads, N, beta1,
+                                                             beta2, eps, decay, one_m_b1,
+                                                             one_m_b2, neg_step, bc2_sqrt);
     CHECK_LAUNCH();
     return RT_OK;
 }
