@@ -18,8 +18,12 @@ t0=$(date +%s)
 budget=${RT_GPU_BUDGET_S:-390}
 jobs=${RT_GPU_JOBS:-16}
 build=build-gpu
-logs=$build/gpu-logs
-mkdir -p "$logs"
+# Logs go straight into $OUT when it is set, so that they come back even if
+# the call is cut off; 6 files (build, ctest, bench_allreduce, bench_ops,
+# memcheck, summary), leaving room in $OUT's 8 for a tee of stdout and one
+# more benchmark.
+logs=${OUT:-$root/$build/gpu-logs}
+mkdir -p "$logs" "$build"
 rm -f "$logs"/*.log
 declare -a summary=()
 status=0
@@ -27,21 +31,14 @@ status=0
 elapsed() { echo $(( $(date +%s) - t0 )); }
 note() { printf '[run.sh %4ss] %s\n' "$(elapsed)" "$*"; }
 row() { summary+=("$(printf '%-30s %-8s %s' "$1" "$2" "$3")"); }
-copy_out() {
-  if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
-    # $OUT takes at most 8 plain files: the logs, one folder level deep.
-    cp -f "$logs"/*.log "$OUT"/ 2>/dev/null || true
-  fi
-}
 finish() {
   echo
   echo "================ ringtrain GPU summary ($(elapsed) s) ================"
   printf '%-30s %-8s %s\n' "step/test" "result" "key figure"
   printf '%-30s %-8s %s\n' "---------" "------" "----------"
   for r in "${summary[@]}"; do echo "$r"; done
-  echo "logs: $root/$logs${OUT:+ (copied to \$OUT)}"
+  echo "logs: $logs"
   printf '%s\n' "${summary[@]}" >"$logs/summary.log"
-  copy_out
   exit "$status"
 }
 trap 'note "interrupted"; status=1; finish' INT TERM
@@ -49,7 +46,7 @@ trap 'note "interrupted"; status=1; finish' INT TERM
 # ---- environment ----------------------------------------------------------
 if [ -f .device-debs/use-debs.sh ]; then
   # shellcheck disable=SC1091
-  . .device-debs/use-debs.sh >"$logs/env.log" 2>&1 || note "use-debs.sh reported an error (see env.log)"
+  . .device-debs/use-debs.sh >"$logs/build.log" 2>&1 || note "use-debs.sh reported an error (see build.log)"
 fi
 export PATH=/usr/local/cuda/bin:$PATH
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -68,7 +65,7 @@ export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
   echo "== protoc-c"; command -v protoc-c || echo "missing (needs .device-debs)"
   echo "== /dev/shm"; df -h /dev/shm 2>&1 | tail -1
   echo "== cpus"; nproc
-} >>"$logs/env.log" 2>&1
+} >>"$logs/build.log" 2>&1
 echo "---- device ----"
 timeout 30 nvidia-smi -L || note "nvidia-smi -L failed"
 timeout 30 nvcc --version | tail -2
@@ -78,7 +75,7 @@ if [ -n "$gpu" ]; then row "device" "ok" "$gpu"; else row "device" "FAIL" "no GP
 # ---- configure --------------------------------------------------------------
 cfg=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DRT_CUDA=ON)
 note "configure (Release, sm_90)"
-if ! timeout 180 cmake "${cfg[@]}" >"$logs/build.log" 2>&1; then
+if ! timeout 180 cmake "${cfg[@]}" >>"$logs/build.log" 2>&1; then
   note "configure failed; retrying with explicit serial-HDF5 and NCCL hints"
   hints=()
   [ -f /usr/include/hdf5/serial/hdf5.h ] && hints+=(
@@ -185,6 +182,10 @@ for t in $ran_tests; do
   row "$t" "$res" "${fig:0:110}"
 done
 [ -z "$ran_tests" ] && row "ctest -L gpu" "FAIL" "no test ran; see ctest.log" && status=1
+if grep -qE '^[0-9]+: FAIL|^[0-9]+: FATAL|^[0-9]+: r[0-9]+ (ring|ref):' "$logs/ctest.log"; then
+  echo "---- failures reported by the tests (first 30) ----"
+  grep -E '^[0-9]+: FAIL|^[0-9]+: FATAL|^[0-9]+: r[0-9]+ (ring|ref):' "$logs/ctest.log" | head -30 | cut -c1-240
+fi
 
 # ---- benchmarks --------------------------------------------------------------
 if [ "$(elapsed)" -lt "$budget" ]; then
@@ -224,7 +225,7 @@ else
 fi
 # Further GPU benchmarks (trainer throughput, ...) go here, each under a
 # timeout, one log file each: $OUT takes at most 8 files, and this script
-# writes 7 (env, build, ctest, bench_allreduce, bench_ops, memcheck, summary).
+# writes 6 (build, ctest, bench_allreduce, bench_ops, memcheck, summary).
 
 # ---- optional: memcheck of the op kernels -----------------------------------------
 if [ "$(elapsed)" -lt "$budget" ] && command -v compute-sanitizer >/dev/null; then
