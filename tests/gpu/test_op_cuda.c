@@ -114,6 +114,27 @@ static int32_t *dev_labels(const int32_t *h, int B)
     return d;
 }
 
+/* Compares n values; returns the worst |got-ref|/(atol+rtol|ref|), infinite
+ * for NaN, and the number of elements out of tolerance in *bad. */
+static double worst_ratio(const float *got, const float *ref, int64_t n, double atol, double rtol,
+                          int64_t *bad)
+{
+    double worst = 0.0;
+    *bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)ref[i]);
+        double tol = atol + rtol * fabs((double)ref[i]);
+        double ratio = tol > 0 ? d / tol : (d > 0 ? INFINITY : 0.0);
+        if (isnan(ratio) || !test_close(got[i], ref[i], atol, rtol)) {
+            (*bad)++;
+            ratio = isnan(ratio) ? INFINITY : ratio;
+        }
+        if (ratio > worst)
+            worst = ratio;
+    }
+    return worst;
+}
+
 /* Compares n values, prints one line, records one EXPECT. */
 static void compare(const char *op, const char *what, const float *got, const float *ref,
                     int64_t n, double atol, double rtol)
@@ -362,6 +383,37 @@ static void check_sgd(rt_cuda_ctx_t *ctx, int64_t n, float momentum, float wd)
     cudaFree(d_p); cudaFree(d_g);
 }
 
+/* Controls of the harness itself: an output the op never writes must fail
+ * the comparison (the NaN poison), and a product computed with TF32 allowed
+ * shows how far outside the FP32 tolerance TF32 lands (informational: cuBLAS
+ * may pick a non-tensor-core kernel even when TF32 is allowed). */
+static void check_controls(rt_cuda_ctx_t *ctx)
+{
+    const int B = 512, C = 1024, OC = 512;
+    int64_t ni = (int64_t)B * C, nw = (int64_t)OC * C, no = (int64_t)B * OC;
+    float *inp = host_random(ni, -1, 1), *w = host_random(nw, -1, 1);
+    float *out = malloc((size_t)no * sizeof *out);
+    linear_forward_cpu(out, inp, w, NULL, B, C, OC);
+    float *d_inp = dev_upload(inp, ni), *d_w = dev_upload(w, nw), *d_out = dev_poisoned(no);
+    float *unwritten = dev_download(d_out, no, ctx);
+    int64_t bad = 0;
+    double r = worst_ratio(unwritten, out, no, 1e-5 * sqrt((double)C), 1e-5, &bad);
+    printf("control unwritten output: %lld of %lld elements fail, err/tol=%g %s\n", (long long)bad,
+           (long long)no, r, bad == no ? "ok" : "FAIL");
+    EXPECT(bad == no, "control: a never-written (NaN) output passed the comparison");
+
+    rt_cuda_ctx_t *tf32 = NULL;
+    TST(cuda_ctx_create(&tf32, 0, true));
+    TST(linear_forward_cuda(d_out, d_inp, d_w, NULL, B, C, OC, tf32));
+    float *g = dev_download(d_out, no, tf32);
+    r = worst_ratio(g, out, no, 1e-5 * sqrt((double)C), 1e-5, &bad);
+    printf("control tf32 linear B=%d C=%d OC=%d: err/tol=%.3g, %lld of %lld outside the fp32 "
+           "tolerance (info)\n", B, C, OC, r, (long long)bad, (long long)no);
+    cuda_ctx_destroy(tf32);
+    free(inp); free(w); free(out); free(unwritten); free(g);
+    cudaFree(d_inp); cudaFree(d_w); cudaFree(d_out);
+}
+
 int main(void)
 {
     int devices = 0;
@@ -381,6 +433,7 @@ int main(void)
     rt_cuda_ctx_t *ctx = NULL;
     TST(cuda_ctx_create(&ctx, 0, false));
 
+    check_controls(ctx);
     check_linear(ctx, 1, 1, 1, 1, 1);
     check_linear(ctx, 7, 13, 5, 1, 1);
     check_linear(ctx, 64, 784, 128, 1, 1);
