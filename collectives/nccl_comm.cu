@@ -64,11 +64,12 @@ template <> struct nc_math<__nv_bfloat16> {
     }
 };
 
-template <typename T> __global__ void nc_add_kernel(T *dst, const T *src, size_t n)
+/* dst = a + b elementwise; a may be dst (in place). */
+template <typename T> __global__ void nc_add_kernel(T *dst, const T *a, const T *b, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = nc_math<T>::add(dst[i], src[i]);
+        dst[i] = nc_math<T>::add(a[i], b[i]);
 }
 
 template <typename T> __global__ void nc_scale_kernel(T *x, double s, size_t n)
@@ -85,20 +86,23 @@ static unsigned nc_grid(size_t n)
     return (unsigned)(blocks < cap ? blocks : cap);
 }
 
-static rt_status nc_add(int dtype, void *dst, const void *src, size_t n, cudaStream_t s)
+static rt_status nc_add(int dtype, void *dst, const void *a, const void *b, size_t n,
+                        cudaStream_t s)
 {
     if (n == 0)
         return RT_OK;
     switch (dtype) {
     case NC_DTYPE_F32:
-        nc_add_kernel<float><<<nc_grid(n), NC_THREADS, 0, s>>>((float *)dst, (const float *)src, n);
+        nc_add_kernel<float><<<nc_grid(n), NC_THREADS, 0, s>>>((float *)dst, (const float *)a,
+                                                              (const float *)b, n);
         break;
     case NC_DTYPE_F64:
-        nc_add_kernel<double><<<nc_grid(n), NC_THREADS, 0, s>>>((double *)dst, (const double *)src, n);
+        nc_add_kernel<double><<<nc_grid(n), NC_THREADS, 0, s>>>((double *)dst, (const double *)a,
+                                                               (const double *)b, n);
         break;
     default:
         nc_add_kernel<__nv_bfloat16><<<nc_grid(n), NC_THREADS, 0, s>>>(
-            (__nv_bfloat16 *)dst, (const __nv_bfloat16 *)src, n);
+            (__nv_bfloat16 *)dst, (const __nv_bfloat16 *)a, (const __nv_bfloat16 *)b, n);
         break;
     }
     CHECK_LAUNCH();
@@ -303,7 +307,8 @@ extern "C" rt_status nccl_comm_set_chunk_elems(nccl_comm_t *c, size_t elems)
 /* State the ring's transfer callbacks need. */
 typedef struct {
     nccl_comm_t *c;
-    char *buf;
+    const char *send; /* this rank's input (== buf when in place) */
+    char *buf;        /* the result */
     int dtype;
     ncclDataType_t t;
     size_t esz;
@@ -311,7 +316,11 @@ typedef struct {
 } nc_ring_ctx;
 
 /* One reduce-scatter transfer: the chunk lands in a scratch slot on the
- * caller's stream and is added into buf on the side stream. */
+ * caller's stream and the side stream writes buf = send + chunk. Every
+ * segment but this rank's own is received exactly once in the
+ * reduce-scatter, so out of place the result needs no initial copy: step 0
+ * sends this rank's own segment straight from send, later steps send the
+ * partial sums that the previous step wrote into buf. */
 static rt_status nc_rs_xfer(void *arg, const nccl_ring_xfer_t *x)
 {
     nc_ring_ctx *g = (nc_ring_ctx *)arg;
@@ -324,15 +333,17 @@ static rt_status nc_rs_xfer(void *arg, const nccl_ring_xfer_t *x)
     /* the slot's previous chunk must have been added already */
     CHECK_CUDA(cudaStreamWaitEvent(g->s, c->reduced[x->slot], 0));
     CHECK_NCCL(ncclGroupStart());
+    const char *from = x->step == 0 ? g->send : g->buf;
     if (x->send_len > 0)
-        CHECK_NCCL(ncclSend(g->buf + x->send_off * g->esz, x->send_len, g->t, right, c->nccl, g->s));
+        CHECK_NCCL(ncclSend(from + x->send_off * g->esz, x->send_len, g->t, right, c->nccl, g->s));
     if (x->recv_len > 0)
         CHECK_NCCL(ncclRecv(dst, x->recv_len, g->t, left, c->nccl, g->s));
     CHECK_NCCL(ncclGroupEnd());
     if (x->recv_len > 0) {
         CHECK_CUDA(cudaEventRecord(c->recvd[x->slot], g->s));
         CHECK_CUDA(cudaStreamWaitEvent(c->side, c->recvd[x->slot], 0));
-        TRY(nc_add(g->dtype, g->buf + x->recv_off * g->esz, dst, x->recv_len, c->side));
+        TRY(nc_add(g->dtype, g->buf + x->recv_off * g->esz, g->send + x->recv_off * g->esz, dst,
+                   x->recv_len, c->side));
         CHECK_CUDA(cudaEventRecord(c->reduced[x->slot], c->side));
     }
     if (x->last_of_step)
@@ -368,11 +379,13 @@ extern "C" rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void 
     CHECK_CUDA(cudaSetDevice(c->device));
     cudaStream_t s = (cudaStream_t)stream;
     char *buf = (char *)recv;
-    if (send != recv)
-        CHECK_CUDA(cudaMemcpyAsync(buf, send, count * esz, cudaMemcpyDeviceToDevice, s));
-    if (c->size == 1)
-        return RT_OK; /* the sum over one rank is its own data; so is the average */
-    nc_ring_ctx g = {c, buf, dtype, t, esz, s};
+    if (c->size == 1) {
+        /* the sum over one rank is its own data; so is the average */
+        if (send != recv)
+            CHECK_CUDA(cudaMemcpyAsync(buf, send, count * esz, cudaMemcpyDeviceToDevice, s));
+        return RT_OK;
+    }
+    nc_ring_ctx g = {c, (const char *)send, buf, dtype, t, esz, s};
     TRY(nccl_ring_plan_run(NCCL_RING_REDUCE_SCATTER, count, c->size, c->rank, c->chunk_elems,
                            nc_rs_xfer, &g));
     /* everything after this (scaling, allgather, the caller) sees the sums */

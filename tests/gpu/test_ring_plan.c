@@ -3,10 +3,15 @@
  * because one GPU cannot host a multi-rank NCCL communicator. Each rank runs
  * its transfers in order; a send is buffered in a FIFO to the right
  * neighbour, a receive takes the head of the FIFO from the left (its length
- * must match) and adds it (reduce-scatter) or stores it (allgather). Fails
- * on a length mismatch, a deadlock, a leftover message, or a wrong result.
+ * must match). Buffers follow nccl_comm.cu's rules: the reduce-scatter's
+ * step 0 sends from the input, later steps from the result, and a received
+ * chunk becomes result = input + chunk; the allgather sends from and stores
+ * into the result. Out of place the result starts as NaN, so an element no
+ * step writes fails; in place input and result are one buffer. Fails on a
+ * length mismatch, a deadlock, a leftover message, or a wrong result.
  * Oracle: the sum of small integers held in doubles, which is exact. Runs
  * in every build (no CUDA needed). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +71,8 @@ static msg *fifo_pop(fifo *f)
 }
 
 /* Runs one phase on all ranks; returns 0 on success. */
-static int play(nccl_ring_phase_t phase, double **buf, int n, size_t count, size_t chunk,
-                const char *what)
+static int play(nccl_ring_phase_t phase, double **in, double **buf, int n, size_t count,
+                size_t chunk, const char *what)
 {
     static xfer_list lists[MAX_RANKS];
     fifo q[MAX_RANKS] = {{0}};
@@ -87,8 +92,10 @@ static int play(nccl_ring_phase_t phase, double **buf, int n, size_t count, size
             done = 0;
             const nccl_ring_xfer_t *x = &lists[r].x[pc[r]];
             if (!sent[r]) {
+                const double *from =
+                    phase == NCCL_RING_REDUCE_SCATTER && x->step == 0 ? in[r] : buf[r];
                 if (x->send_len > 0)
-                    fifo_push(&q[r], buf[r] + x->send_off, x->send_len);
+                    fifo_push(&q[r], from + x->send_off, x->send_len);
                 sent[r] = 1;
                 progress = 1;
             }
@@ -103,7 +110,7 @@ static int play(nccl_ring_phase_t phase, double **buf, int n, size_t count, size
                 }
                 for (size_t i = 0; i < m->len; i++) {
                     if (phase == NCCL_RING_REDUCE_SCATTER)
-                        buf[r][x->recv_off + i] += m->data[i];
+                        buf[r][x->recv_off + i] = in[r][x->recv_off + i] + m->data[i];
                     else
                         buf[r][x->recv_off + i] = m->data[i];
                 }
@@ -129,36 +136,44 @@ static int play(nccl_ring_phase_t phase, double **buf, int n, size_t count, size
     return 0;
 }
 
-static void check(int n, size_t count, size_t chunk)
+static void check(int n, size_t count, size_t chunk, int in_place)
 {
-    char what[96];
-    snprintf(what, sizeof what, "n=%d count=%zu chunk=%zu", n, count, chunk);
-    double *buf[MAX_RANKS];
+    char what[112];
+    snprintf(what, sizeof what, "n=%d count=%zu chunk=%zu %s", n, count, chunk,
+             in_place ? "in place" : "out of place");
+    double *in[MAX_RANKS], *buf[MAX_RANKS];
     double *want = calloc(count + 1, sizeof *want);
     for (int r = 0; r < n; r++) {
-        buf[r] = malloc((count + 1) * sizeof(double));
+        in[r] = malloc((count + 1) * sizeof(double));
         for (size_t i = 0; i < count; i++) {
-            buf[r][i] = (double)((r + 1) * 1000 + (long)(i % 97));
-            want[i] += buf[r][i];
+            in[r][i] = (double)((r + 1) * 1000 + (long)(i % 97));
+            want[i] += in[r][i];
+        }
+        if (in_place) {
+            buf[r] = in[r];
+        } else {
+            buf[r] = malloc((count + 1) * sizeof(double));
+            for (size_t i = 0; i < count; i++)
+                buf[r][i] = n == 1 ? in[r][i] : NAN; /* one rank: the copy nccl_comm.cu makes */
         }
     }
-    if (play(NCCL_RING_REDUCE_SCATTER, buf, n, count, chunk, what) == 0) {
+    if (play(NCCL_RING_REDUCE_SCATTER, in, buf, n, count, chunk, what) == 0) {
         int bad = 0;
         for (int r = 0; r < n && !bad; r++) {
             size_t off, len;
             nccl_ring_segment(count, n, nccl_ring_owned_segment(n, r), &off, &len);
             for (size_t i = off; i < off + len; i++)
-                if (buf[r][i] != want[i]) {
+                if (!(buf[r][i] == want[i])) {
                     EXPECT(0, "%s: after reduce-scatter rank %d element %zu is %g, want %g", what,
                            r, i, buf[r][i], want[i]);
                     bad = 1;
                     break;
                 }
         }
-        if (!bad && play(NCCL_RING_ALLGATHER, buf, n, count, chunk, what) == 0) {
+        if (!bad && play(NCCL_RING_ALLGATHER, in, buf, n, count, chunk, what) == 0) {
             for (int r = 0; r < n && !bad; r++)
                 for (size_t i = 0; i < count; i++)
-                    if (buf[r][i] != want[i]) {
+                    if (!(buf[r][i] == want[i])) {
                         EXPECT(0, "%s: after allgather rank %d element %zu is %g, want %g", what,
                                r, i, buf[r][i], want[i]);
                         bad = 1;
@@ -167,8 +182,11 @@ static void check(int n, size_t count, size_t chunk)
             EXPECT(!bad, "%s", what);
         }
     }
-    for (int r = 0; r < n; r++)
-        free(buf[r]);
+    for (int r = 0; r < n; r++) {
+        if (!in_place)
+            free(buf[r]);
+        free(in[r]);
+    }
     free(want);
 }
 
@@ -179,7 +197,8 @@ int main(void)
     for (int n = 1; n <= MAX_RANKS; n++)
         for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++)
             for (size_t ki = 0; ki < sizeof chunks / sizeof chunks[0]; ki++)
-                check(n, counts[ci], chunks[ki]);
+                for (int in_place = 0; in_place < 2; in_place++)
+                    check(n, counts[ci], chunks[ki], in_place);
 
     /* segments tile the buffer exactly */
     for (int n = 1; n <= MAX_RANKS; n++) {
