@@ -3,8 +3,9 @@
 # sm_90 (Release) into build-gpu, runs the `gpu` tests and the GPU benchmarks,
 # copies the logs into $OUT (when set) and prints a summary table last.
 # Every step has a timeout so that a hang cannot eat the lease; the whole run
-# is meant to take 3-5 minutes and stops starting optional steps after
-# RT_GPU_BUDGET_S seconds (default 390).
+# is meant to take 3-5 minutes, stops starting optional steps after
+# RT_GPU_BUDGET_S seconds (default 390) and cuts every step short at the hard
+# deadline RT_GPU_DEADLINE_S (default 470 s), so the script ends by then.
 #
 # usage, from the repository root:  bash tests/gpu/run.sh
 # Expects CUDA at /usr/local/cuda, Open MPI, NCCL, HDF5, OpenBLAS and cmake;
@@ -29,6 +30,11 @@ declare -a summary=()
 status=0
 
 elapsed() { echo $(( $(date +%s) - t0 )); }
+# tmo N: a step's timeout, N seconds but never past the hard deadline
+# (RT_GPU_DEADLINE_S, default 470 s after the start), at least 5.
+deadline=${RT_GPU_DEADLINE_S:-470}
+[ "$budget" -gt $(( deadline - 60 )) ] && budget=$(( deadline - 60 ))
+tmo() { local left=$(( deadline - $(elapsed) )); [ "$left" -lt "$1" ] && echo $(( left > 5 ? left : 5 )) || echo "$1"; }
 note() { printf '[run.sh %4ss] %s\n' "$(elapsed)" "$*"; }
 row() { summary+=("$(printf '%-30s %-8s %s' "$1" "$2" "$3")"); }
 finish() {
@@ -75,7 +81,7 @@ if [ -n "$gpu" ]; then row "device" "ok" "$gpu"; else row "device" "FAIL" "no GP
 # ---- configure --------------------------------------------------------------
 cfg=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DRT_CUDA=ON)
 note "configure (Release, sm_90)"
-if ! timeout 180 cmake "${cfg[@]}" >>"$logs/build.log" 2>&1; then
+if ! timeout "$(tmo 180)" cmake "${cfg[@]}" >>"$logs/build.log" 2>&1; then
   note "configure failed; retrying with explicit serial-HDF5 and NCCL hints"
   hints=()
   [ -f /usr/include/hdf5/serial/hdf5.h ] && hints+=(
@@ -87,7 +93,7 @@ if ! timeout 180 cmake "${cfg[@]}" >>"$logs/build.log" 2>&1; then
   [ -n "$nccl_h" ] && hints+=(-DNCCL_INCLUDE_DIR="$(dirname "$nccl_h")")
   [ -n "$nccl_so" ] && hints+=(-DNCCL_LIBRARY="$nccl_so")
   echo "== retry with: ${hints[*]}" >>"$logs/build.log"
-  if ! timeout 180 cmake "${cfg[@]}" "${hints[@]}" >>"$logs/build.log" 2>&1; then
+  if ! timeout "$(tmo 180)" cmake "${cfg[@]}" "${hints[@]}" >>"$logs/build.log" 2>&1; then
     tail -25 "$logs/build.log"
     row "configure" "FAIL" "see build.log"
     status=1
@@ -101,9 +107,9 @@ row "configure" "ok" "NCCL $(grep -m1 -E '^NCCL_LIBRARY:' "$build/CMakeCache.txt
 gpu_targets=(test_op_cuda test_nccl_allreduce bench_nccl_allreduce bench_ops_cuda)
 build_ok=1
 note "build the gpu targets, then everything (-j$jobs)"
-if ! timeout 300 cmake --build "$build" -j"$jobs" --target "${gpu_targets[@]}" >>"$logs/build.log" 2>&1; then
+if ! timeout "$(tmo 300)" cmake --build "$build" -j"$jobs" --target "${gpu_targets[@]}" >>"$logs/build.log" 2>&1; then
   build_ok=0
-elif ! timeout 300 cmake --build "$build" -j"$jobs" >>"$logs/build.log" 2>&1; then
+elif ! timeout "$(tmo 300)" cmake --build "$build" -j"$jobs" >>"$logs/build.log" 2>&1; then
   note "the full build failed; the gpu targets built (see build.log)"
   row "build (all targets)" "FAIL" "gpu targets built; see build.log"
   status=1
@@ -127,9 +133,9 @@ done
 exec "${args[@]}"
 EOF
   chmod +x "$build/no-werror.sh"
-  timeout 120 cmake "$build" -DCMAKE_C_COMPILER_LAUNCHER="$root/$build/no-werror.sh" \
+  timeout "$(tmo 120)" cmake "$build" -DCMAKE_C_COMPILER_LAUNCHER="$root/$build/no-werror.sh" \
     -DCMAKE_CUDA_COMPILER_LAUNCHER="$root/$build/no-werror.sh" >>"$logs/build.log" 2>&1
-  if timeout 300 cmake --build "$build" -j"$jobs" --target "${gpu_targets[@]}" >>"$logs/build.log" 2>&1; then
+  if timeout "$(tmo 300)" cmake --build "$build" -j"$jobs" --target "${gpu_targets[@]}" >>"$logs/build.log" 2>&1; then
     row "build (gpu targets)" "WARN" "built only WITHOUT -Werror: see build.log"
     status=1
   else
@@ -144,8 +150,9 @@ fi
 
 # ---- tests ----------------------------------------------------------------------
 note "ctest -L gpu"
-(cd "$build" && timeout 330 ctest -L gpu -V --output-on-failure --timeout 180) >"$logs/ctest.log" 2>&1
+(cd "$build" && timeout "$(tmo 330)" ctest -L gpu -V --output-on-failure --timeout 180) >"$logs/ctest.log" 2>&1
 ctest_rc=$?
+[ "$ctest_rc" = 124 ] && row "ctest -L gpu" "TIMEOUT" "cut off at the deadline; tests not listed below did not run"
 grep -E '^ *[0-9]+/[0-9]+ Test|tests passed|tests failed' "$logs/ctest.log"
 [ "$ctest_rc" = 0 ] || status=1
 # one row per test, with its key figure from its own output (ctest -V
@@ -190,7 +197,7 @@ fi
 # ---- benchmarks --------------------------------------------------------------
 if [ "$(elapsed)" -lt "$budget" ]; then
   note "bench: device all-reduce, ours vs ncclAllReduce, np=1"
-  timeout 150 mpirun -np 1 --oversubscribe "$build/tests/gpu/bench_nccl_allreduce" \
+  timeout "$(tmo 150)" mpirun -np 1 --oversubscribe "$build/tests/gpu/bench_nccl_allreduce" \
     >"$logs/bench_allreduce.log" 2>&1
   brc=$?
   if grep -q '^SKIP' "$logs/bench_allreduce.log"; then
@@ -209,7 +216,7 @@ else
 fi
 if [ "$(elapsed)" -lt "$budget" ]; then
   note "bench: ops against the copy and sgemm ceilings"
-  timeout 120 "$build/tests/gpu/bench_ops_cuda" >"$logs/bench_ops.log" 2>&1
+  timeout "$(tmo 120)" "$build/tests/gpu/bench_ops_cuda" >"$logs/bench_ops.log" 2>&1
   brc=$?
   cat "$logs/bench_ops.log"
   if [ "$brc" = 0 ]; then
@@ -230,7 +237,7 @@ fi
 # ---- optional: memcheck of the op kernels -----------------------------------------
 if [ "$(elapsed)" -lt "$budget" ] && command -v compute-sanitizer >/dev/null; then
   note "compute-sanitizer memcheck of test_op_cuda (quick sizes)"
-  if RT_TEST_QUICK=1 timeout 150 compute-sanitizer --tool memcheck --leak-check no \
+  if RT_TEST_QUICK=1 timeout "$(tmo 150)" compute-sanitizer --tool memcheck --leak-check no \
       --error-exitcode 3 "$build/tests/gpu/test_op_cuda" >"$logs/memcheck.log" 2>&1; then
     row "memcheck test_op_cuda" "ok" "$(grep -m1 'ERROR SUMMARY' "$logs/memcheck.log")"
   else
