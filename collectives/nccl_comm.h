@@ -1,0 +1,68 @@
+/* nccl_comm.h - all-reduce of device buffers between ranks through NCCL:
+ * our own ring (reduce-scatter then allgather, chunks pipelined, built only
+ * on ncclSend/ncclRecv plus our reduction kernel) and ncclAllReduce as the
+ * reference it is tested and benchmarked against.
+ *
+ * The NCCL unique id comes from rank 0 through MPI_Bcast on the given MPI
+ * communicator, so every rank of that communicator must call create. All
+ * operations are enqueued on the caller's cudaStream_t (passed as void* so
+ * that C callers need no CUDA headers) and return at once; nccl_comm_wait()
+ * waits with a deadline and aborts the communicator on timeout or on an
+ * asynchronous NCCL error, so that a dead peer never hangs a rank.
+ *
+ * dtype and op are int codes with the values of collectives/coll.h:
+ * dtype RT_DTYPE_F32 = 0, RT_DTYPE_F64 = 1, RT_DTYPE_BF16 = 2;
+ * op COLL_SUM = 0, COLL_AVG = 1 (sum divided by the number of ranks).
+ * In the CPU-only build every function returns RT_ERR_UNSUPPORTED. */
+#ifndef RT_COLLECTIVES_NCCL_COMM_H
+#define RT_COLLECTIVES_NCCL_COMM_H
+
+#include <stddef.h>
+
+#include <mpi.h>
+
+#include "common/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nccl_comm nccl_comm_t;
+
+/* Collective over `comm`: every rank passes its CUDA device. The returned
+ * communicator owns a side stream, events and a device scratch buffer for
+ * the ring. Ranks that share one GPU are reported by name in the error
+ * (NCCL refuses one device twice in a communicator). */
+rt_status nccl_comm_create(nccl_comm_t **out, MPI_Comm comm, int device);
+/* Frees everything; safe on NULL and after an abort. */
+void nccl_comm_destroy(nccl_comm_t *c);
+/* Aborts outstanding NCCL work (peers see an error instead of hanging). */
+void nccl_comm_abort(nccl_comm_t *c);
+
+int nccl_comm_rank(const nccl_comm_t *c);
+int nccl_comm_size(const nccl_comm_t *c);
+
+/* Elements per pipelined chunk of the ring's reduce-scatter (default 1 Mi,
+ * i.e. 4 MiB of f32). Every rank must set the same value: sender and
+ * receiver cut segments into chunks alike. Synchronizes the device. */
+rt_status nccl_comm_set_chunk_elems(nccl_comm_t *c, size_t elems);
+
+/* Our ring all-reduce: recv = sum (or average) over ranks of send, count
+ * elements of dtype. In place when send == recv. count 0 is a no-op. */
+rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void *recv, size_t count,
+                              int dtype, int op, void *stream);
+/* The reference: ncclAllReduce (ncclAvg for COLL_AVG). */
+rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *recv, size_t count,
+                             int dtype, int op, void *stream);
+
+/* Waits until all work on `stream` is done, polling the stream and NCCL's
+ * asynchronous error. timeout_s <= 0 waits without a deadline. On a NCCL
+ * error or when the deadline passes, aborts the communicator and returns
+ * RT_ERR_NCCL or RT_ERR_TIMEOUT; the communicator is then unusable. */
+rt_status nccl_comm_wait(nccl_comm_t *c, void *stream, double timeout_s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

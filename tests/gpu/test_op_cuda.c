@@ -1,0 +1,480 @@
+/* test_op_cuda.c - every CUDA op (op_cuda.h) against the CPU oracle (op.h) on
+ * fresh random inputs, at sizes that are and are not multiples of the block
+ * sizes. Forward outputs are poisoned with NaN before each run, so an element
+ * the kernel does not write fails; backward gradients are pre-filled with the
+ * same random values on both sides, so accumulation (+=) is checked.
+ *
+ * Pass: |gpu - cpu| <= atol + rtol*|cpu| for every element, never NaN.
+ * Tolerances: float32 products reduce over K terms in a different order in
+ * cuBLAS and OpenBLAS, so linear uses atol = 1e-5*sqrt(K), rtol = 1e-5
+ * (TF32 is off: it would miss this by ~100x); elementwise ops atol 1e-6,
+ * rtol 1e-5; softmax forward rtol 2e-5 + 1e-6*sqrt(V) (a row's sum of V
+ * exponentials in another order); relu and accuracy exact; sum of squares
+ * rtol 1e-9 (double).
+ * Exits 77 (skipped) when there is no CUDA device. Seed: RT_TEST_SEED or the
+ * clock; printed so that a failure can be replayed. */
+/* Host-to-device copies and memsets run on the legacy default stream, which
+ * does not order with the non-blocking streams the library uses: each one is
+ * followed by cudaDeviceSynchronize(). */
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/cuda_probe.h"
+#include "common/status.h"
+#include "test_util.h"
+#include "trainer/op.h"
+#include "trainer/op_cuda.h"
+
+#define TCUDA(call) \
+    do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
+         fprintf(stderr, "FATAL %s:%d %s: %s\n", __FILE__, __LINE__, #call, \
+                 cudaGetErrorString(e_)); exit(1); } } while (0)
+#define TST(call) \
+    do { rt_status s_ = (call); if (s_ != RT_OK) { \
+         fprintf(stderr, "FATAL %s:%d %s: %s\n", __FILE__, __LINE__, #call, \
+                 rt_last_error()); exit(1); } } while (0)
+
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* uniform in [lo, hi) */
+static float rng_uniform(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((rng_next() >> 40) * (1.0 / 16777216.0));
+}
+
+static float *host_random(int64_t n, float lo, float hi)
+{
+    float *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+    if (!p) { fprintf(stderr, "FATAL out of host memory\n"); exit(1); }
+    for (int64_t i = 0; i < n; i++)
+        p[i] = rng_uniform(lo, hi);
+    return p;
+}
+
+static void *dev_alloc(size_t bytes)
+{
+    void *p = NULL;
+    TCUDA(cudaMalloc(&p, bytes ? bytes : 4));
+    return p;
+}
+
+static float *dev_upload(const float *h, int64_t n)
+{
+    float *d = dev_alloc((size_t)n * sizeof *d);
+    TCUDA(cudaMemcpy(d, h, (size_t)n * sizeof *d, cudaMemcpyHostToDevice));
+    TCUDA(cudaDeviceSynchronize());
+    return d;
+}
+
+/* Every byte 0xFF: a float NaN, so unwritten outputs cannot pass. */
+static float *dev_poisoned(int64_t n)
+{
+    float *d = dev_alloc((size_t)n * sizeof *d);
+    TCUDA(cudaMemset(d, 0xFF, (size_t)(n ? n : 1) * sizeof *d));
+    TCUDA(cudaDeviceSynchronize());
+    return d;
+}
+
+static float *dev_download(const float *d, int64_t n, rt_cuda_ctx_t *ctx)
+{
+    float *h = malloc((size_t)(n ? n : 1) * sizeof *h);
+    if (!h) { fprintf(stderr, "FATAL out of host memory\n"); exit(1); }
+    TST(cuda_ctx_sync(ctx));
+    TCUDA(cudaMemcpy(h, d, (size_t)n * sizeof *h, cudaMemcpyDeviceToHost));
+    return h;
+}
+
+static int32_t *labels_random(int B, int V)
+{
+    int32_t *l = malloc((size_t)(B ? B : 1) * sizeof *l);
+    if (!l) { fprintf(stderr, "FATAL out of host memory\n"); exit(1); }
+    for (int b = 0; b < B; b++)
+        l[b] = (int32_t)(rng_next() % (uint64_t)V);
+    return l;
+}
+
+static int32_t *dev_labels(const int32_t *h, int B)
+{
+    int32_t *d = dev_alloc((size_t)B * sizeof *d);
+    TCUDA(cudaMemcpy(d, h, (size_t)B * sizeof *d, cudaMemcpyHostToDevice));
+    TCUDA(cudaDeviceSynchronize());
+    return d;
+}
+
+/* Compares n values; returns the worst |got-ref|/(atol+rtol|ref|), infinite
+ * for NaN, and the number of elements out of tolerance in *bad. */
+static double worst_ratio(const float *got, const float *ref, int64_t n, double atol, double rtol,
+                          int64_t *bad)
+{
+    double worst = 0.0;
+    *bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)ref[i]);
+        double tol = atol + rtol * fabs((double)ref[i]);
+        double ratio = tol > 0 ? d / tol : (d > 0 ? INFINITY : 0.0);
+        if (isnan(ratio) || !test_close(got[i], ref[i], atol, rtol)) {
+            (*bad)++;
+            ratio = isnan(ratio) ? INFINITY : ratio;
+        }
+        if (ratio > worst)
+            worst = ratio;
+    }
+    return worst;
+}
+
+/* Compares n values, prints one line, records one EXPECT. */
+static void compare(const char *op, const char *what, const float *got, const float *ref,
+                    int64_t n, double atol, double rtol)
+{
+    double max_abs = 0.0, worst = 0.0;
+    int64_t bad = 0, first_bad = -1;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)ref[i]);
+        double tol = atol + rtol * fabs((double)ref[i]);
+        double ratio = tol > 0 ? d / tol : (d > 0 ? INFINITY : 0.0);
+        if (isnan(got[i]) || isnan(ref[i]) || !test_close(got[i], ref[i], atol, rtol)) {
+            if (first_bad < 0)
+                first_bad = i;
+            bad++;
+            ratio = isnan(ratio) ? INFINITY : ratio;
+        }
+        if (d > max_abs && !isnan(d))
+            max_abs = d;
+        if (ratio > worst || isnan(ratio))
+            worst = isnan(ratio) ? INFINITY : ratio;
+    }
+    printf("op %-22s %-28s n=%-9lld max_abs_err=%.3e err/tol=%.3f %s\n", op, what,
+           (long long)n, max_abs, worst, bad ? "FAIL" : "ok");
+    EXPECT(bad == 0, "%s %s: %lld of %lld elements out of tolerance (first at %lld: gpu %.9g cpu %.9g)",
+           op, what, (long long)bad, (long long)n, (long long)first_bad,
+           first_bad >= 0 ? got[first_bad] : 0.0, first_bad >= 0 ? ref[first_bad] : 0.0);
+}
+
+static void check_linear(rt_cuda_ctx_t *ctx, int B, int C, int OC, int with_bias, int with_dinp)
+{
+    char what[64];
+    snprintf(what, sizeof what, "B=%d C=%d OC=%d%s%s", B, C, OC, with_bias ? "" : " nobias",
+             with_dinp ? "" : " nodinp");
+    int64_t ni = (int64_t)B * C, nw = (int64_t)OC * C, no = (int64_t)B * OC;
+    float *inp = host_random(ni, -1, 1), *w = host_random(nw, -1, 1);
+    float *bias = host_random(OC, -1, 1);
+    float *out = malloc((size_t)no * sizeof *out);
+    linear_forward_cpu(out, inp, w, with_bias ? bias : NULL, B, C, OC);
+    float *d_inp = dev_upload(inp, ni), *d_w = dev_upload(w, nw), *d_bias = dev_upload(bias, OC);
+    float *d_out = dev_poisoned(no);
+    TST(linear_forward_cuda(d_out, d_inp, d_w, with_bias ? d_bias : NULL, B, C, OC, ctx));
+    float *g_out = dev_download(d_out, no, ctx);
+    compare("linear_forward", what, g_out, out, no, 1e-5 * sqrt((double)C), 1e-5);
+
+    /* backward: random dout, gradients pre-filled with the same random values */
+    float *dout = host_random(no, -1, 1);
+    float *dinp = host_random(ni, -1, 1), *dw = host_random(nw, -1, 1), *db = host_random(OC, -1, 1);
+    float *d_dout = dev_upload(dout, no), *d_dinp = dev_upload(dinp, ni);
+    float *d_dw = dev_upload(dw, nw), *d_db = dev_upload(db, OC);
+    linear_backward_cpu(with_dinp ? dinp : NULL, dw, with_bias ? db : NULL, dout, inp, w, B, C, OC);
+    TST(linear_backward_cuda(with_dinp ? d_dinp : NULL, d_dw, with_bias ? d_db : NULL, d_dout,
+                             d_inp, d_w, B, C, OC, ctx));
+    float *g_dinp = dev_download(d_dinp, ni, ctx), *g_dw = dev_download(d_dw, nw, ctx);
+    float *g_db = dev_download(d_db, OC, ctx);
+    compare("linear_backward.dinp", what, g_dinp, dinp, ni, 1e-5 * sqrt((double)OC), 1e-5);
+    compare("linear_backward.dweight", what, g_dw, dw, nw, 1e-5 * sqrt((double)B), 1e-5);
+    compare("linear_backward.dbias", what, g_db, db, OC, 1e-5 * sqrt((double)B), 1e-5);
+
+    free(inp); free(w); free(bias); free(out); free(g_out); free(dout); free(dinp); free(dw);
+    free(db); free(g_dinp); free(g_dw); free(g_db);
+    cudaFree(d_inp); cudaFree(d_w); cudaFree(d_bias); cudaFree(d_out); cudaFree(d_dout);
+    cudaFree(d_dinp); cudaFree(d_dw); cudaFree(d_db);
+}
+
+static void check_relu(rt_cuda_ctx_t *ctx, int64_t n)
+{
+    char what[64];
+    snprintf(what, sizeof what, "N=%lld", (long long)n);
+    float *inp = host_random(n, -1, 1);
+    for (int64_t i = 0; i < n; i += 7)
+        inp[i] = 0.0f; /* exact zeros: the boundary of the mask */
+    float *out = malloc((size_t)n * sizeof *out);
+    relu_forward_cpu(out, inp, n);
+    float *d_inp = dev_upload(inp, n), *d_out = dev_poisoned(n);
+    TST(relu_forward_cuda(d_out, d_inp, n, ctx));
+    float *g_out = dev_download(d_out, n, ctx);
+    compare("relu_forward", what, g_out, out, n, 0, 0);
+
+    /* in place: out == inp */
+    TST(relu_forward_cuda(d_inp, d_inp, n, ctx));
+    float *g_inplace = dev_download(d_inp, n, ctx);
+    compare("relu_forward", "in place", g_inplace, out, n, 0, 0);
+
+    float *dout = host_random(n, -1, 1), *dinp = host_random(n, -1, 1);
+    float *d_dout = dev_upload(dout, n), *d_dinp = dev_upload(dinp, n);
+    relu_backward_cpu(dinp, dout, out, n);
+    TST(relu_backward_cuda(d_dinp, d_dout, d_out, n, ctx));
+    float *g_dinp = dev_download(d_dinp, n, ctx);
+    compare("relu_backward", what, g_dinp, dinp, n, 0, 0);
+
+    free(inp); free(out); free(g_out); free(g_inplace); free(dout); free(dinp); free(g_dinp);
+    cudaFree(d_inp); cudaFree(d_out); cudaFree(d_dout); cudaFree(d_dinp);
+}
+
+static void check_softmax_xent(rt_cuda_ctx_t *ctx, int B, int V)
+{
+    char what[64];
+    snprintf(what, sizeof what, "B=%d V=%d", B, V);
+    int64_t n = (int64_t)B * V;
+    float *logits = host_random(n, -8, 8);
+    int32_t *labels = labels_random(B, V);
+    float *losses = malloc((size_t)B * sizeof *losses), *probs = malloc((size_t)n * sizeof *probs);
+    softmax_xent_forward_cpu(losses, probs, logits, labels, B, V);
+    float *d_logits = dev_upload(logits, n);
+    int32_t *d_labels = dev_labels(labels, B);
+    float *d_losses = dev_poisoned(B), *d_probs = dev_poisoned(n);
+    TST(softmax_xent_forward_cuda(d_losses, d_probs, d_logits, d_labels, B, V, ctx));
+    float *g_losses = dev_download(d_losses, B, ctx), *g_probs = dev_download(d_probs, n, ctx);
+    /* the row's sum of V exponentials is rounded differently by each
+     * summation order, by about eps*sqrt(V) relative: that scales rtol */
+    double rtol_v = 2e-5 + 1e-6 * sqrt((double)V);
+    compare("softmax_xent_forward.loss", what, g_losses, losses, B, 1e-5, rtol_v);
+    compare("softmax_xent_forward.probs", what, g_probs, probs, n, 1e-6, rtol_v);
+
+    float *dlogits = host_random(n, -1, 1);
+    float *d_dlogits = dev_upload(dlogits, n);
+    float scale = 1.0f / (float)B;
+    softmax_xent_backward_cpu(dlogits, probs, labels, scale, B, V);
+    /* the GPU uses the CPU's probs, so that only the backward kernel is tested */
+    TCUDA(cudaMemcpy(d_probs, probs, (size_t)n * sizeof *probs, cudaMemcpyHostToDevice));
+    TCUDA(cudaDeviceSynchronize());
+    TST(softmax_xent_backward_cuda(d_dlogits, d_probs, d_labels, scale, B, V, ctx));
+    float *g_dlogits = dev_download(d_dlogits, n, ctx);
+    compare("softmax_xent_backward", what, g_dlogits, dlogits, n, 1e-6, 1e-5);
+
+    free(logits); free(labels); free(losses); free(probs); free(g_losses); free(g_probs);
+    free(dlogits); free(g_dlogits);
+    cudaFree(d_logits); cudaFree(d_labels); cudaFree(d_losses); cudaFree(d_probs);
+    cudaFree(d_dlogits);
+}
+
+static void check_accuracy(rt_cuda_ctx_t *ctx, int B, int V)
+{
+    int64_t n = (int64_t)B * V;
+    /* small integers: many ties, so "first maximum" is really exercised */
+    float *logits = malloc((size_t)n * sizeof *logits);
+    for (int64_t i = 0; i < n; i++)
+        logits[i] = (float)(rng_next() % 4);
+    int32_t *labels = labels_random(B, V);
+    /* aim half the labels at the first maximum, so the count is far from 0 */
+    for (int b = 0; b < B; b += 2) {
+        int arg = 0;
+        for (int v = 1; v < V; v++)
+            if (logits[(int64_t)b * V + v] > logits[(int64_t)b * V + arg])
+                arg = v;
+        labels[b] = arg;
+    }
+    int64_t want = accuracy_count_cpu(logits, labels, B, V);
+    float *d_logits = dev_upload(logits, n);
+    int32_t *d_labels = dev_labels(labels, B);
+    int64_t *d_count = dev_alloc(sizeof(int64_t));
+    TCUDA(cudaMemset(d_count, 0xFF, sizeof(int64_t)));
+    TCUDA(cudaDeviceSynchronize());
+    TST(accuracy_count_cuda(d_count, d_logits, d_labels, B, V, ctx));
+    TST(cuda_ctx_sync(ctx));
+    int64_t got = -1;
+    TCUDA(cudaMemcpy(&got, d_count, sizeof got, cudaMemcpyDeviceToHost));
+    printf("op %-22s B=%-6d V=%-19d cpu=%lld gpu=%lld %s\n", "accuracy_count", B, V,
+           (long long)want, (long long)got, got == want ? "ok" : "FAIL");
+    EXPECT(got == want, "accuracy_count B=%d V=%d: gpu %lld cpu %lld", B, V, (long long)got,
+           (long long)want);
+    free(logits); free(labels);
+    cudaFree(d_logits); cudaFree(d_labels); cudaFree(d_count);
+}
+
+static void check_sum_squares(rt_cuda_ctx_t *ctx, int64_t n)
+{
+    float *x = host_random(n, -2, 2);
+    double start = rng_uniform(0, 10); /* it adds into the accumulator */
+    double want = start + sum_squares_cpu(x, n);
+    float *d_x = dev_upload(x, n);
+    double *d_acc = dev_alloc(sizeof(double));
+    TCUDA(cudaMemcpy(d_acc, &start, sizeof start, cudaMemcpyHostToDevice));
+    TCUDA(cudaDeviceSynchronize());
+    TST(sum_squares_cuda(d_acc, d_x, n, ctx));
+    TST(cuda_ctx_sync(ctx));
+    double got = NAN;
+    TCUDA(cudaMemcpy(&got, d_acc, sizeof got, cudaMemcpyDeviceToHost));
+    double rel = fabs(got - want) / fabs(want);
+    int ok = test_close(got, want, 0, 1e-9);
+    printf("op %-22s N=%-34lld rel_err=%.3e %s\n", "sum_squares", (long long)n, rel,
+           ok ? "ok" : "FAIL");
+    EXPECT(ok, "sum_squares N=%lld: gpu %.17g cpu %.17g", (long long)n, got, want);
+    free(x);
+    cudaFree(d_x); cudaFree(d_acc);
+}
+
+enum { OPT_STEPS = 5 };
+
+static void check_adamw(rt_cuda_ctx_t *ctx, int64_t n, float wd)
+{
+    char what[64];
+    snprintf(what, sizeof what, "N=%lld wd=%g %d steps", (long long)n, wd, OPT_STEPS);
+    float *p = host_random(n, -1, 1), *m = host_random(n, -0.1f, 0.1f), *v = host_random(n, 0, 0.01f);
+    float *d_p = dev_upload(p, n), *d_m = dev_upload(m, n), *d_v = dev_upload(v, n);
+    float *d_g = dev_alloc((size_t)n * sizeof(float));
+    for (int64_t t = 1; t <= OPT_STEPS; t++) {
+        float *g = host_random(n, -1, 1);
+        TCUDA(cudaMemcpy(d_g, g, (size_t)n * sizeof *g, cudaMemcpyHostToDevice));
+        TCUDA(cudaDeviceSynchronize());
+        adamw_step_cpu(p, m, v, g, n, 1e-3f, 0.9f, 0.999f, 1e-8f, wd, t);
+        TST(adamw_step_cuda(d_p, d_m, d_v, d_g, n, 1e-3f, 0.9f, 0.999f, 1e-8f, wd, t, ctx));
+        TST(cuda_ctx_sync(ctx)); /* g is reused by the next step's upload */
+        free(g);
+    }
+    float *g_p = dev_download(d_p, n, ctx), *g_m = dev_download(d_m, n, ctx);
+    float *g_v = dev_download(d_v, n, ctx);
+    compare("adamw_step.param", what, g_p, p, n, 1e-6, 1e-5);
+    compare("adamw_step.m", what, g_m, m, n, 1e-7, 1e-5);
+    compare("adamw_step.v", what, g_v, v, n, 1e-9, 1e-5);
+    free(p); free(m); free(v); free(g_p); free(g_m); free(g_v);
+    cudaFree(d_p); cudaFree(d_m); cudaFree(d_v); cudaFree(d_g);
+}
+
+static void check_sgd(rt_cuda_ctx_t *ctx, int64_t n, float momentum, float wd)
+{
+    char what[64];
+    snprintf(what, sizeof what, "N=%lld mom=%g wd=%g %d steps", (long long)n, momentum, wd, OPT_STEPS);
+    float *p = host_random(n, -1, 1);
+    float *buf = calloc((size_t)(n ? n : 1), sizeof *buf); /* starts at zero, as documented */
+    float *d_p = dev_upload(p, n), *d_buf = NULL;
+    if (momentum != 0.0f) {
+        d_buf = dev_alloc((size_t)n * sizeof(float));
+        TCUDA(cudaMemset(d_buf, 0, (size_t)n * sizeof(float)));
+        TCUDA(cudaDeviceSynchronize());
+    }
+    float *d_g = dev_alloc((size_t)n * sizeof(float));
+    for (int t = 1; t <= OPT_STEPS; t++) {
+        float *g = host_random(n, -1, 1);
+        TCUDA(cudaMemcpy(d_g, g, (size_t)n * sizeof *g, cudaMemcpyHostToDevice));
+        TCUDA(cudaDeviceSynchronize());
+        sgd_step_cpu(p, momentum != 0.0f ? buf : NULL, g, n, 0.05f, momentum, wd);
+        TST(sgd_step_cuda(d_p, d_buf, d_g, n, 0.05f, momentum, wd, ctx));
+        TST(cuda_ctx_sync(ctx));
+        free(g);
+    }
+    float *g_p = dev_download(d_p, n, ctx);
+    compare("sgd_step.param", what, g_p, p, n, 1e-6, 1e-5);
+    if (d_buf) {
+        float *g_buf = dev_download(d_buf, n, ctx);
+        compare("sgd_step.momentum_buf", what, g_buf, buf, n, 1e-6, 1e-5);
+        free(g_buf);
+        cudaFree(d_buf);
+    }
+    free(p); free(buf); free(g_p);
+    cudaFree(d_p); cudaFree(d_g);
+}
+
+/* Controls of the harness itself: an output the op never writes must fail
+ * the comparison (the NaN poison), and a product computed with TF32 allowed
+ * shows how far outside the FP32 tolerance TF32 lands (informational: cuBLAS
+ * may pick a non-tensor-core kernel even when TF32 is allowed). */
+static void check_controls(rt_cuda_ctx_t *ctx)
+{
+    const int B = 512, C = 1024, OC = 512;
+    int64_t ni = (int64_t)B * C, nw = (int64_t)OC * C, no = (int64_t)B * OC;
+    float *inp = host_random(ni, -1, 1), *w = host_random(nw, -1, 1);
+    float *out = malloc((size_t)no * sizeof *out);
+    linear_forward_cpu(out, inp, w, NULL, B, C, OC);
+    float *d_inp = dev_upload(inp, ni), *d_w = dev_upload(w, nw), *d_out = dev_poisoned(no);
+    float *unwritten = dev_download(d_out, no, ctx);
+    int64_t bad = 0;
+    double r = worst_ratio(unwritten, out, no, 1e-5 * sqrt((double)C), 1e-5, &bad);
+    printf("control unwritten output: %lld of %lld elements fail, err/tol=%g %s\n", (long long)bad,
+           (long long)no, r, bad == no ? "ok" : "FAIL");
+    EXPECT(bad == no, "control: a never-written (NaN) output passed the comparison");
+
+    rt_cuda_ctx_t *tf32 = NULL;
+    TST(cuda_ctx_create(&tf32, 0, true));
+    TST(linear_forward_cuda(d_out, d_inp, d_w, NULL, B, C, OC, tf32));
+    float *g = dev_download(d_out, no, tf32);
+    r = worst_ratio(g, out, no, 1e-5 * sqrt((double)C), 1e-5, &bad);
+    printf("control tf32 linear B=%d C=%d OC=%d: err/tol=%.3g, %lld of %lld outside the fp32 "
+           "tolerance (info)\n", B, C, OC, r, (long long)bad, (long long)no);
+    cuda_ctx_destroy(tf32);
+    free(inp); free(w); free(out); free(unwritten); free(g);
+    cudaFree(d_inp); cudaFree(d_w); cudaFree(d_out);
+}
+
+int main(void)
+{
+    int devices = 0;
+    TST(rt_cuda_device_count(&devices));
+    if (devices == 0) {
+        printf("SKIP: no CUDA device (compiled with CUDA: %s)\n", rt_cuda_compiled() ? "yes" : "no");
+        return 77;
+    }
+    const char *seed_env = getenv("RT_TEST_SEED");
+    uint64_t seed = seed_env ? strtoull(seed_env, NULL, 0) : (uint64_t)time(NULL);
+    rng_state = seed;
+    printf("test_op_cuda: seed %llu (set RT_TEST_SEED to replay), TF32 off\n",
+           (unsigned long long)seed);
+
+    /* RT_TEST_QUICK=1: only the small sizes (for compute-sanitizer runs) */
+    const int full = getenv("RT_TEST_QUICK") == NULL;
+    rt_cuda_ctx_t *ctx = NULL;
+    TST(cuda_ctx_create(&ctx, 0, false));
+
+    check_controls(ctx);
+    check_linear(ctx, 1, 1, 1, 1, 1);
+    check_linear(ctx, 7, 13, 5, 1, 1);
+    check_linear(ctx, 64, 784, 128, 1, 1);
+    check_linear(ctx, 129, 257, 33, 0, 1);
+    if (full)
+        check_linear(ctx, 512, 1024, 10, 1, 0);
+    if (full)
+        check_linear(ctx, 1000, 300, 517, 1, 1);
+
+    check_relu(ctx, 1);
+    check_relu(ctx, 1000);
+    if (full)
+        check_relu(ctx, (1 << 20) + 3);
+
+    check_softmax_xent(ctx, 1, 1);
+    check_softmax_xent(ctx, 3, 10);
+    check_softmax_xent(ctx, 33, 10);
+    check_softmax_xent(ctx, 257, 1000);
+    if (full)
+        check_softmax_xent(ctx, 64, 50257);
+
+    check_accuracy(ctx, 1, 1);
+    check_accuracy(ctx, 37, 10);
+    check_accuracy(ctx, 1000, 3);
+    if (full)
+        check_accuracy(ctx, 513, 1000);
+
+    check_sum_squares(ctx, 1);
+    check_sum_squares(ctx, 1000);
+    if (full)
+        check_sum_squares(ctx, (1 << 22) + 1);
+
+    check_adamw(ctx, 1, 0.0f);
+    if (full)
+        check_adamw(ctx, 1000003, 0.01f);
+    if (full)
+        check_sgd(ctx, 1000003, 0.9f, 1e-4f);
+    check_sgd(ctx, 4097, 0.0f, 0.0f);
+    check_adamw(ctx, 4099, 0.01f);
+    check_sgd(ctx, 4099, 0.9f, 1e-4f);
+
+    cuda_ctx_destroy(ctx);
+    return TEST_EXIT();
+}
