@@ -92,7 +92,7 @@ static rt_status fail_with_peers(check_t *k, int kind)
     if (coll_request_new(c, &d, &r) == RT_OK) {
         void *mem = NULL;
         r->hs.scratch_slot = coll_scratch_get(c, 2 * sizeof(coll_hdr_t), &mem);
-        if (r->hs.scratch_slot >= 0) {
+        if (r->hs.scratch_slot != -1) {
             r->hs.sendpack = mem;
             r->hs.recvpack = r->hs.sendpack + sizeof(coll_hdr_t);
             coll_hdr_t *h = (coll_hdr_t *)r->hs.sendpack;
@@ -119,7 +119,7 @@ static rt_status start(coll_comm_t *c, const coll_desc_t *d, hs_payload_mode mod
     size_t half = (sizeof(coll_hdr_t) + payload + 63) & ~(size_t)63;
     void *mem = NULL;
     r->hs.scratch_slot = coll_scratch_get(c, 2 * half, &mem);
-    if (r->hs.scratch_slot < 0) {
+    if (r->hs.scratch_slot == -1) {
         coll_request_free(r);
         return rt_fail(RT_ERR_NOMEM, "rank %d: cannot allocate %zu bytes of scratch", c->rank, 2 * half);
     }
@@ -168,7 +168,7 @@ static rt_status pl_setup(coll_request_t *r, int nsteps, int nchunks, int need_t
     if (need_tmp) {
         void *mem = NULL;
         p->scratch_slot = coll_scratch_get(c, (size_t)w * p->seg_elems * r->elem, &mem);
-        if (p->scratch_slot < 0)
+        if (p->scratch_slot == -1)
             return rt_fail(RT_ERR_NOMEM, "rank %d: cannot allocate segment buffers", c->rank);
         p->tmp = mem;
     }
@@ -426,7 +426,7 @@ rt_status coll_reduce_scatter(coll_comm_t *c, const void *send, void *recv, size
     void *mem = NULL;
     /* partial sums of the other ranks' chunks live in scratch */
     p->out_scratch_slot = coll_scratch_get(c, bytes * (size_t)n, &mem);
-    if (p->out_scratch_slot < 0) {
+    if (p->out_scratch_slot == -1) {
         coll_request_free(r);
         return rt_fail(RT_ERR_NOMEM, "rank %d: cannot allocate %zu bytes of scratch", c->rank, bytes * n);
     }

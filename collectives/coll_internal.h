@@ -51,6 +51,7 @@ typedef struct {
     int busy;
 } coll_scratch_t;
 #define COLL_SCRATCH_SLOTS 8
+#define COLL_SCRATCH_OWNED (-2)  /* a private buffer, freed on return */
 
 struct coll_comm {
     MPI_Comm mpi;              /* private duplicate: our tags never meet others' */
@@ -156,7 +157,7 @@ struct coll_request {
 rt_status coll_comm_usable(const coll_comm_t *c, const char *what);
 void coll_comm_break(coll_comm_t *c, const char *msg);
 int coll_scratch_get(coll_comm_t *c, size_t bytes, void **ptr);
-void coll_scratch_put(coll_comm_t *c, int slot);
+void coll_scratch_put(coll_comm_t *c, int slot, void *ptr);
 
 /* coll_reduce.c: dst[i] = a[i] + b[i] (a may equal dst), and the AVG form
  * dst[i] = (a[i] + b[i]) / n. */

@@ -62,7 +62,7 @@ void coll_request_free(coll_request_t *r)
         if (c->active_tail == r)
             c->active_tail = prev;
     }
-    coll_scratch_put(c, r->hs.scratch_slot);
+    coll_scratch_put(c, r->hs.scratch_slot, r->hs.sendpack);
     coll_pl_release(r);
     free(r->replied);
     if (!c->spare)
@@ -119,7 +119,7 @@ static void hs_finish(coll_request_t *r)
         else if (r->hs.payload_bytes)
             memcpy(r->recv, acc, r->hs.payload_bytes);
     }
-    coll_scratch_put(r->comm, r->hs.scratch_slot);
+    coll_scratch_put(r->comm, r->hs.scratch_slot, r->hs.sendpack);
     r->hs.scratch_slot = -1;
     r->stage = r->use_pipeline ? REQ_PIPELINE : REQ_DONE;
 }
