@@ -6,8 +6,10 @@
  *                   ring reduce-scatter + allgather, segmented.
  *   broadcast       small: recursive doubling in the handshake; larger:
  *                   handshake, then a segmented chain from the root.
- *   allgather       handshake, then the ring allgather.
- *   reduce_scatter  handshake, then the ring reduce-scatter.
+ *   allgather       n*count bytes <= small_bytes: recursive doubling in the
+ *                   handshake (blocks + bitmap); larger: the ring allgather.
+ *   reduce_scatter  n*count bytes <= small_bytes: recursive doubling over the
+ *                   whole buffer in the handshake; larger: the ring.
  *   barrier         the handshake alone.
  */
 #include <stdint.h>
@@ -357,8 +359,19 @@ rt_status coll_allgather(coll_comm_t *c, const void *send, void *recv, size_t co
         return fail_with_peers(&k, COLL_KIND_ALLGATHER);
     coll_desc_t d = {.count = count_per_rank, .kind = COLL_KIND_ALLGATHER, .dtype = dt, .root = -1};
     coll_request_t *r = NULL;
-    TRY(start(c, &d, HS_PAYLOAD_NONE, 0, &r));
+    int small = n > 1 && bytes * (size_t)n <= c->small_bytes;
+    size_t bitmap = ((size_t)n + 7) / 8;
+    TRY(start(c, &d, small ? HS_PAYLOAD_GATHER : HS_PAYLOAD_NONE, small ? bytes * (size_t)n + bitmap : 0, &r));
     r->elem = elem; r->count = count_per_rank; r->dt = dt; r->send = send; r->recv = recv;
+    if (small) {
+        /* recursive doubling in the handshake: blocks plus a bitmap of those present */
+        unsigned char *acc = r->hs.sendpack + sizeof(coll_hdr_t);
+        memset(acc + bytes * (size_t)n, 0, bitmap);
+        if (bytes)
+            memcpy(acc + (size_t)c->rank * bytes, send, bytes);
+        acc[bytes * (size_t)n + (size_t)c->rank / 8] |= (unsigned char)(1u << (c->rank % 8));
+        return coll_wait(r);
+    }
     if (bytes && send != in_place)
         memcpy((unsigned char *)recv + (size_t)c->rank * bytes, send, bytes);
     if (n > 1) {
@@ -400,8 +413,17 @@ rt_status coll_reduce_scatter(coll_comm_t *c, const void *send, void *recv, size
     coll_desc_t d = {.count = count_per_rank, .kind = COLL_KIND_REDUCE_SCATTER, .dtype = dt,
                      .op = op, .root = -1};
     coll_request_t *r = NULL;
-    TRY(start(c, &d, HS_PAYLOAD_NONE, 0, &r));
+    int small = n > 1 && bytes * (size_t)n <= c->small_bytes;
+    TRY(start(c, &d, small ? HS_PAYLOAD_REDUCE : HS_PAYLOAD_NONE, small ? bytes * (size_t)n : 0, &r));
     r->elem = elem; r->count = count_per_rank; r->dt = dt; r->op = op; r->send = send; r->recv = recv;
+    if (small) {
+        /* recursive doubling over all n blocks in the handshake; each rank
+         * keeps its own block at the end */
+        r->count = count_per_rank * (size_t)n;
+        if (bytes)
+            memcpy(r->hs.sendpack + sizeof(coll_hdr_t), send, bytes * (size_t)n);
+        return coll_wait(r);
+    }
     if (n == 1) {
         rt_status st = coll_wait(r);
         if (st == RT_OK && bytes) {

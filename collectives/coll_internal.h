@@ -86,7 +86,9 @@ typedef struct {
 } hs_step_t;
 
 /* How the payload carried by the handshake is combined on receipt. */
-typedef enum { HS_PAYLOAD_NONE, HS_PAYLOAD_REDUCE, HS_PAYLOAD_BCAST } hs_payload_mode;
+/* GATHER: the payload is every rank's block followed by a bitmap of the
+ * blocks present. */
+typedef enum { HS_PAYLOAD_NONE, HS_PAYLOAD_REDUCE, HS_PAYLOAD_BCAST, HS_PAYLOAD_GATHER } hs_payload_mode;
 
 typedef struct {
     hs_step_t steps[72];
