@@ -12,6 +12,7 @@
  *                   whole buffer in the handshake; larger: the ring.
  *   barrier         the handshake alone.
  */
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +31,17 @@ typedef struct {
     int bad;
 } check_t;
 
-static void bad(check_t *k, const char *fmt, const char *a, size_t v)
+static void bad(check_t *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bad(check_t *k, const char *fmt, ...)
 {
     if (k->bad)
         return;
     k->bad = 1;
     char detail[400];
-    snprintf(detail, sizeof detail, fmt, a, v);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
     snprintf(k->msg, sizeof k->msg, "rank %d: coll_%s: %s", k->c->rank, k->name, detail);
 }
 
@@ -44,11 +49,11 @@ static void check_type(check_t *k, rt_dtype dt, size_t count, size_t mult)
 {
     size_t elem = coll_dtype_size(dt);
     if (!elem) {
-        bad(k, "unknown dtype %s%zu", "", (size_t)(unsigned)dt);
+        bad(k, "unknown dtype %d", (int)dt);
         return;
     }
     if (count > COLL_MAX_BYTES / elem / mult)
-        bad(k, "count %s%zu is negative or too large (limit 2^40 bytes)", "", count);
+        bad(k, "count %zu is negative or too large (limit 2^40 bytes)", count);
 }
 
 static void check_buf(check_t *k, const void *p, const char *what, size_t count, rt_dtype dt)
@@ -57,7 +62,7 @@ static void check_buf(check_t *k, const void *p, const char *what, size_t count,
     if (!count || !elem)
         return;
     if (!p)
-        bad(k, "%s buffer is NULL%.0zu", what, (size_t)0);
+        bad(k, "%s buffer is NULL", what);
     else if ((uintptr_t)p % elem)
         bad(k, "%s buffer is not aligned to its element size (%zu bytes)", what, elem);
 }
@@ -65,7 +70,7 @@ static void check_buf(check_t *k, const void *p, const char *what, size_t count,
 static void check_op(check_t *k, coll_op op)
 {
     if (op != COLL_SUM && op != COLL_AVG)
-        bad(k, "unknown op %s%zu", "", (size_t)(unsigned)op);
+        bad(k, "unknown op %d", (int)op);
 }
 
 /* Out-of-place buffers must not overlap unless they are the in-place form. */
@@ -76,19 +81,18 @@ static void check_overlap(check_t *k, const void *a, size_t abytes, const void *
         return;
     uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
     if (a0 < b0 + bbytes && b0 < a0 + abytes)
-        bad(k, "send and recv buffers overlap%s%.0zu", "", (size_t)0);
+        bad(k, "send and recv buffers overlap");
 }
 
 /* Header-only handshake for a rank whose own arguments are bad, so that its
  * peers fail with a mismatch naming it instead of waiting for a timeout. */
-static rt_status fail_with_peers(check_t *k, int kind)
+static rt_status fail_with_peers(check_t *k)
 {
     char msg[512];
     memcpy(msg, k->msg, sizeof msg);
     coll_comm_t *c = k->c;
     if (c->broken || c->size == 1)
         return rt_fail(RT_ERR_INVALID, "%s", msg);
-    (void)kind;
     coll_desc_t d = {0};
     coll_request_t *r = NULL;
     if (coll_request_new(c, &d, &r) == RT_OK) {
@@ -235,7 +239,7 @@ static rt_status allreduce_start(coll_comm_t *c, const void *send, void *recv, s
         check_overlap(&k, send, count * coll_dtype_size(dt), recv, count * coll_dtype_size(dt), send);
     TRY(coll_comm_usable(c, "allreduce"));
     if (k.bad)
-        return fail_with_peers(&k, COLL_KIND_ALLREDUCE);
+        return fail_with_peers(&k);
     size_t elem = coll_dtype_size(dt), bytes = count * elem;
     int n = c->size;
     coll_desc_t d = {.count = count, .kind = COLL_KIND_ALLREDUCE, .dtype = dt, .op = op, .root = -1};
@@ -302,11 +306,10 @@ rt_status coll_broadcast(coll_comm_t *c, void *buf, size_t count, rt_dtype dt, i
     check_type(&k, dt, count, 1);
     check_buf(&k, buf, "data", count, dt);
     if (root < 0 || root >= c->size)
-        bad(&k, "root %s%zu is not a rank of this communicator", root < 0 ? "-" : "",
-            (size_t)(root < 0 ? -(long)root : root));
+        bad(&k, "root %d is not a rank of this communicator (size %d)", root, c->size);
     TRY(coll_comm_usable(c, "broadcast"));
     if (k.bad)
-        return fail_with_peers(&k, COLL_KIND_BROADCAST);
+        return fail_with_peers(&k);
     size_t elem = coll_dtype_size(dt), bytes = count * elem;
     int n = c->size;
     coll_desc_t d = {.count = count, .kind = COLL_KIND_BROADCAST, .dtype = dt, .op = 0, .root = root};
@@ -356,7 +359,7 @@ rt_status coll_allgather(coll_comm_t *c, const void *send, void *recv, size_t co
         check_overlap(&k, send, bytes, recv, bytes * (size_t)n, NULL);
     TRY(coll_comm_usable(c, "allgather"));
     if (k.bad)
-        return fail_with_peers(&k, COLL_KIND_ALLGATHER);
+        return fail_with_peers(&k);
     coll_desc_t d = {.count = count_per_rank, .kind = COLL_KIND_ALLGATHER, .dtype = dt, .root = -1};
     coll_request_t *r = NULL;
     int small = n > 1 && bytes * (size_t)n <= c->small_bytes;
@@ -409,7 +412,7 @@ rt_status coll_reduce_scatter(coll_comm_t *c, const void *send, void *recv, size
         check_overlap(&k, send, bytes * (size_t)n, recv, bytes, NULL);
     TRY(coll_comm_usable(c, "reduce_scatter"));
     if (k.bad)
-        return fail_with_peers(&k, COLL_KIND_REDUCE_SCATTER);
+        return fail_with_peers(&k);
     coll_desc_t d = {.count = count_per_rank, .kind = COLL_KIND_REDUCE_SCATTER, .dtype = dt,
                      .op = op, .root = -1};
     coll_request_t *r = NULL;

@@ -1,8 +1,8 @@
-#define _POSIX_C_SOURCE 200809L
 /* coll_comm.c - communicators: MPI start-up and shut-down, the private
  * duplicate each communicator talks on, node-local rank and size, timeouts
  * and tuning from the environment, the scratch-buffer cache, and the broken
  * state a communicator enters after a timeout or an MPI failure. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
