@@ -6,10 +6,13 @@
  *                   ring reduce-scatter + allgather, segmented.
  *   broadcast       small: recursive doubling in the handshake; larger:
  *                   handshake, then a segmented chain from the root.
- *   allgather       handshake, then the ring allgather.
- *   reduce_scatter  handshake, then the ring reduce-scatter.
+ *   allgather       n*count bytes <= small_bytes: recursive doubling in the
+ *                   handshake (blocks + bitmap); larger: the ring allgather.
+ *   reduce_scatter  n*count bytes <= small_bytes: recursive doubling over the
+ *                   whole buffer in the handshake; larger: the ring.
  *   barrier         the handshake alone.
  */
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +31,17 @@ typedef struct {
     int bad;
 } check_t;
 
-static void bad(check_t *k, const char *fmt, const char *a, size_t v)
+static void bad(check_t *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bad(check_t *k, const char *fmt, ...)
 {
     if (k->bad)
         return;
     k->bad = 1;
     char detail[400];
-    snprintf(detail, sizeof detail, fmt, a, v);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
     snprintf(k->msg, sizeof k->msg, "rank %d: coll_%s: %s", k->c->rank, k->name, detail);
 }
 
@@ -42,11 +49,11 @@ static void check_type(check_t *k, rt_dtype dt, size_t count, size_t mult)
 {
     size_t elem = coll_dtype_size(dt);
     if (!elem) {
-        bad(k, "unknown dtype %s%zu", "", (size_t)(unsigned)dt);
+        bad(k, "unknown dtype %d", (int)dt);
         return;
     }
     if (count > COLL_MAX_BYTES / elem / mult)
-        bad(k, "count %s%zu is negative or too large (limit 2^40 bytes)", "", count);
+        bad(k, "count %zu is negative or too large (limit 2^40 bytes)", count);
 }
 
 static void check_buf(check_t *k, const void *p, const char *what, size_t count, rt_dtype dt)
@@ -55,7 +62,7 @@ static void check_buf(check_t *k, const void *p, const char *what, size_t count,
     if (!count || !elem)
         return;
     if (!p)
-        bad(k, "%s buffer is NULL%.0zu", what, (size_t)0);
+        bad(k, "%s buffer is NULL", what);
     else if ((uintptr_t)p % elem)
         bad(k, "%s buffer is not aligned to its element size (%zu bytes)", what, elem);
 }
@@ -63,7 +70,7 @@ static void check_buf(check_t *k, const void *p, const char *what, size_t count,
 static void check_op(check_t *k, coll_op op)
 {
     if (op != COLL_SUM && op != COLL_AVG)
-        bad(k, "unknown op %s%zu", "", (size_t)(unsigned)op);
+        bad(k, "unknown op %d", (int)op);
 }
 
 /* Out-of-place buffers must not overlap unless they are the in-place form. */
@@ -74,25 +81,24 @@ static void check_overlap(check_t *k, const void *a, size_t abytes, const void *
         return;
     uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
     if (a0 < b0 + bbytes && b0 < a0 + abytes)
-        bad(k, "send and recv buffers overlap%s%.0zu", "", (size_t)0);
+        bad(k, "send and recv buffers overlap");
 }
 
 /* Header-only handshake for a rank whose own arguments are bad, so that its
  * peers fail with a mismatch naming it instead of waiting for a timeout. */
-static rt_status fail_with_peers(check_t *k, int kind)
+static rt_status fail_with_peers(check_t *k)
 {
     char msg[512];
     memcpy(msg, k->msg, sizeof msg);
     coll_comm_t *c = k->c;
     if (c->broken || c->size == 1)
         return rt_fail(RT_ERR_INVALID, "%s", msg);
-    (void)kind;
     coll_desc_t d = {0};
     coll_request_t *r = NULL;
     if (coll_request_new(c, &d, &r) == RT_OK) {
         void *mem = NULL;
         r->hs.scratch_slot = coll_scratch_get(c, 2 * sizeof(coll_hdr_t), &mem);
-        if (r->hs.scratch_slot >= 0) {
+        if (r->hs.scratch_slot != -1) {
             r->hs.sendpack = mem;
             r->hs.recvpack = r->hs.sendpack + sizeof(coll_hdr_t);
             coll_hdr_t *h = (coll_hdr_t *)r->hs.sendpack;
@@ -119,7 +125,7 @@ static rt_status start(coll_comm_t *c, const coll_desc_t *d, hs_payload_mode mod
     size_t half = (sizeof(coll_hdr_t) + payload + 63) & ~(size_t)63;
     void *mem = NULL;
     r->hs.scratch_slot = coll_scratch_get(c, 2 * half, &mem);
-    if (r->hs.scratch_slot < 0) {
+    if (r->hs.scratch_slot == -1) {
         coll_request_free(r);
         return rt_fail(RT_ERR_NOMEM, "rank %d: cannot allocate %zu bytes of scratch", c->rank, 2 * half);
     }
@@ -168,7 +174,7 @@ static rt_status pl_setup(coll_request_t *r, int nsteps, int nchunks, int need_t
     if (need_tmp) {
         void *mem = NULL;
         p->scratch_slot = coll_scratch_get(c, (size_t)w * p->seg_elems * r->elem, &mem);
-        if (p->scratch_slot < 0)
+        if (p->scratch_slot == -1)
             return rt_fail(RT_ERR_NOMEM, "rank %d: cannot allocate segment buffers", c->rank);
         p->tmp = mem;
     }
@@ -233,7 +239,7 @@ static rt_status allreduce_start(coll_comm_t *c, const void *send, void *recv, s
         check_overlap(&k, send, count * coll_dtype_size(dt), recv, count * coll_dtype_size(dt), send);
     TRY(coll_comm_usable(c, "allreduce"));
     if (k.bad)
-        return fail_with_peers(&k, COLL_KIND_ALLREDUCE);
+        return fail_with_peers(&k);
     size_t elem = coll_dtype_size(dt), bytes = count * elem;
     int n = c->size;
     coll_desc_t d = {.count = count, .kind = COLL_KIND_ALLREDUCE, .dtype = dt, .op = op, .root = -1};
@@ -300,11 +306,10 @@ rt_status coll_broadcast(coll_comm_t *c, void *buf, size_t count, rt_dtype dt, i
     check_type(&k, dt, count, 1);
     check_buf(&k, buf, "data", count, dt);
     if (root < 0 || root >= c->size)
-        bad(&k, "root %s%zu is not a rank of this communicator", root < 0 ? "-" : "",
-            (size_t)(root < 0 ? -(long)root : root));
+        bad(&k, "root %d is not a rank of this communicator (size %d)", root, c->size);
     TRY(coll_comm_usable(c, "broadcast"));
     if (k.bad)
-        return fail_with_peers(&k, COLL_KIND_BROADCAST);
+        return fail_with_peers(&k);
     size_t elem = coll_dtype_size(dt), bytes = count * elem;
     int n = c->size;
     coll_desc_t d = {.count = count, .kind = COLL_KIND_BROADCAST, .dtype = dt, .op = 0, .root = root};
@@ -354,11 +359,22 @@ rt_status coll_allgather(coll_comm_t *c, const void *send, void *recv, size_t co
         check_overlap(&k, send, bytes, recv, bytes * (size_t)n, NULL);
     TRY(coll_comm_usable(c, "allgather"));
     if (k.bad)
-        return fail_with_peers(&k, COLL_KIND_ALLGATHER);
+        return fail_with_peers(&k);
     coll_desc_t d = {.count = count_per_rank, .kind = COLL_KIND_ALLGATHER, .dtype = dt, .root = -1};
     coll_request_t *r = NULL;
-    TRY(start(c, &d, HS_PAYLOAD_NONE, 0, &r));
+    int small = n > 1 && bytes * (size_t)n <= c->small_bytes;
+    size_t bitmap = ((size_t)n + 7) / 8;
+    TRY(start(c, &d, small ? HS_PAYLOAD_GATHER : HS_PAYLOAD_NONE, small ? bytes * (size_t)n + bitmap : 0, &r));
     r->elem = elem; r->count = count_per_rank; r->dt = dt; r->send = send; r->recv = recv;
+    if (small) {
+        /* recursive doubling in the handshake: blocks plus a bitmap of those present */
+        unsigned char *acc = r->hs.sendpack + sizeof(coll_hdr_t);
+        memset(acc + bytes * (size_t)n, 0, bitmap);
+        if (bytes)
+            memcpy(acc + (size_t)c->rank * bytes, send, bytes);
+        acc[bytes * (size_t)n + (size_t)c->rank / 8] |= (unsigned char)(1u << (c->rank % 8));
+        return coll_wait(r);
+    }
     if (bytes && send != in_place)
         memcpy((unsigned char *)recv + (size_t)c->rank * bytes, send, bytes);
     if (n > 1) {
@@ -396,12 +412,21 @@ rt_status coll_reduce_scatter(coll_comm_t *c, const void *send, void *recv, size
         check_overlap(&k, send, bytes * (size_t)n, recv, bytes, NULL);
     TRY(coll_comm_usable(c, "reduce_scatter"));
     if (k.bad)
-        return fail_with_peers(&k, COLL_KIND_REDUCE_SCATTER);
+        return fail_with_peers(&k);
     coll_desc_t d = {.count = count_per_rank, .kind = COLL_KIND_REDUCE_SCATTER, .dtype = dt,
                      .op = op, .root = -1};
     coll_request_t *r = NULL;
-    TRY(start(c, &d, HS_PAYLOAD_NONE, 0, &r));
+    int small = n > 1 && bytes * (size_t)n <= c->small_bytes;
+    TRY(start(c, &d, small ? HS_PAYLOAD_REDUCE : HS_PAYLOAD_NONE, small ? bytes * (size_t)n : 0, &r));
     r->elem = elem; r->count = count_per_rank; r->dt = dt; r->op = op; r->send = send; r->recv = recv;
+    if (small) {
+        /* recursive doubling over all n blocks in the handshake; each rank
+         * keeps its own block at the end */
+        r->count = count_per_rank * (size_t)n;
+        if (bytes)
+            memcpy(r->hs.sendpack + sizeof(coll_hdr_t), send, bytes * (size_t)n);
+        return coll_wait(r);
+    }
     if (n == 1) {
         rt_status st = coll_wait(r);
         if (st == RT_OK && bytes) {
@@ -426,7 +451,7 @@ rt_status coll_reduce_scatter(coll_comm_t *c, const void *send, void *recv, size
     void *mem = NULL;
     /* partial sums of the other ranks' chunks live in scratch */
     p->out_scratch_slot = coll_scratch_get(c, bytes * (size_t)n, &mem);
-    if (p->out_scratch_slot < 0) {
+    if (p->out_scratch_slot == -1) {
         coll_request_free(r);
         return rt_fail(RT_ERR_NOMEM, "rank %d: cannot allocate %zu bytes of scratch", c->rank, bytes * n);
     }

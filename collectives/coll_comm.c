@@ -1,8 +1,8 @@
-#define _POSIX_C_SOURCE 200809L
 /* coll_comm.c - communicators: MPI start-up and shut-down, the private
  * duplicate each communicator talks on, node-local rank and size, timeouts
  * and tuning from the environment, the scratch-buffer cache, and the broken
  * state a communicator enters after a timeout or an MPI failure. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,9 +192,11 @@ void coll_comm_break(coll_comm_t *c, const char *msg)
     snprintf(c->broken_msg, sizeof c->broken_msg, "%s", msg);
 }
 
-/* Returns a slot index with at least `bytes` of memory, or -1. Buffers are
- * kept between calls: a fresh large allocation per call would cost page
- * faults comparable to the transfer itself. */
+/* Returns a slot index with at least `bytes` of memory, COLL_SCRATCH_OWNED
+ * for a private buffer when every cached one is in use (many nonblocking
+ * calls in flight), or -1 when memory runs out. Cached buffers are kept
+ * between calls: a fresh large allocation per call would cost page faults
+ * comparable to the transfer itself. */
 int coll_scratch_get(coll_comm_t *c, size_t bytes, void **ptr)
 {
     int pick = -1;
@@ -208,8 +210,12 @@ int coll_scratch_get(coll_comm_t *c, size_t bytes, void **ptr)
         if (pick < 0 || c->scratch[i].cap > c->scratch[pick].cap)
             pick = i;
     }
-    if (pick < 0)
-        return -1;
+    if (pick < 0) {
+        *ptr = NULL;
+        if (posix_memalign(ptr, 64, bytes ? bytes : 64) != 0)
+            return -1;
+        return COLL_SCRATCH_OWNED;
+    }
     coll_scratch_t *s = &c->scratch[pick];
     if (s->cap < bytes) {
         free(s->ptr);
@@ -226,8 +232,10 @@ int coll_scratch_get(coll_comm_t *c, size_t bytes, void **ptr)
     return pick;
 }
 
-void coll_scratch_put(coll_comm_t *c, int slot)
+void coll_scratch_put(coll_comm_t *c, int slot, void *ptr)
 {
-    if (slot >= 0 && slot < COLL_SCRATCH_SLOTS)
+    if (slot == COLL_SCRATCH_OWNED)
+        free(ptr);
+    else if (slot >= 0 && slot < COLL_SCRATCH_SLOTS)
         c->scratch[slot].busy = 0;
 }

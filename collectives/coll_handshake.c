@@ -136,7 +136,8 @@ static void hs_merge(coll_request_t *r, hs_step_kind kind, int peer, int truncat
     if (hs->mode == HS_PAYLOAD_REDUCE) {
         /* The last exchange of a sum writes the user's buffer directly,
          * saving a copy: the whole call is latency at these sizes. */
-        if (hs->cur == hs->nsteps - 1 && kind == HS_EXCHANGE && r->op == COLL_SUM) {
+        if (hs->cur == hs->nsteps - 1 && kind == HS_EXCHANGE && r->op == COLL_SUM &&
+            r->desc.kind == COLL_KIND_ALLREDUCE) {
             coll_reduce(r->dt, r->recv, acc, in, r->count);
             hs->result_in_recv = 1;
         } else {
@@ -145,6 +146,18 @@ static void hs_merge(coll_request_t *r, hs_step_kind kind, int peer, int truncat
     } else if (hs->mode == HS_PAYLOAD_BCAST) {
         if ((theirs->flags & COLL_HDR_HAS_ROOT) && !(mine->flags & COLL_HDR_HAS_ROOT))
             memcpy(acc, in, hs->payload_bytes);
+    } else if (hs->mode == HS_PAYLOAD_GATHER) {
+        /* take the blocks the partner has and this rank lacks */
+        size_t block = r->count * r->elem, n = (size_t)r->comm->size;
+        unsigned char *have = acc + n * block;
+        const unsigned char *their_have = in + n * block;
+        for (size_t b = 0; b < n; b++) {
+            unsigned char bit = (unsigned char)(1u << (b % 8));
+            if ((their_have[b / 8] & bit) && !(have[b / 8] & bit)) {
+                memcpy(acc + b * block, in + b * block, block);
+                have[b / 8] |= bit;
+            }
+        }
     }
     mine->flags |= theirs->flags & COLL_HDR_HAS_ROOT;
 }

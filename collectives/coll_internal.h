@@ -51,6 +51,7 @@ typedef struct {
     int busy;
 } coll_scratch_t;
 #define COLL_SCRATCH_SLOTS 8
+#define COLL_SCRATCH_OWNED (-2)  /* a private buffer, freed on return */
 
 struct coll_comm {
     MPI_Comm mpi;              /* private duplicate: our tags never meet others' */
@@ -85,7 +86,9 @@ typedef struct {
 } hs_step_t;
 
 /* How the payload carried by the handshake is combined on receipt. */
-typedef enum { HS_PAYLOAD_NONE, HS_PAYLOAD_REDUCE, HS_PAYLOAD_BCAST } hs_payload_mode;
+/* GATHER: the payload is every rank's block followed by a bitmap of the
+ * blocks present. */
+typedef enum { HS_PAYLOAD_NONE, HS_PAYLOAD_REDUCE, HS_PAYLOAD_BCAST, HS_PAYLOAD_GATHER } hs_payload_mode;
 
 typedef struct {
     hs_step_t steps[72];
@@ -156,7 +159,7 @@ struct coll_request {
 rt_status coll_comm_usable(const coll_comm_t *c, const char *what);
 void coll_comm_break(coll_comm_t *c, const char *msg);
 int coll_scratch_get(coll_comm_t *c, size_t bytes, void **ptr);
-void coll_scratch_put(coll_comm_t *c, int slot);
+void coll_scratch_put(coll_comm_t *c, int slot, void *ptr);
 
 /* coll_reduce.c: dst[i] = a[i] + b[i] (a may equal dst), and the AVG form
  * dst[i] = (a[i] + b[i]) / n. */

@@ -197,8 +197,8 @@ void coll_pl_cancel(coll_request_t *r)
 void coll_pl_release(coll_request_t *r)
 {
     coll_pl_t *p = &r->pl;
-    coll_scratch_put(r->comm, p->scratch_slot);
-    coll_scratch_put(r->comm, p->out_scratch_slot);
+    coll_scratch_put(r->comm, p->scratch_slot, p->tmp);
+    coll_scratch_put(r->comm, p->out_scratch_slot, p->out);
     p->scratch_slot = p->out_scratch_slot = -1;
     free(p->alloc);
     p->alloc = NULL;

@@ -62,7 +62,7 @@ void coll_request_free(coll_request_t *r)
         if (c->active_tail == r)
             c->active_tail = prev;
     }
-    coll_scratch_put(c, r->hs.scratch_slot);
+    coll_scratch_put(c, r->hs.scratch_slot, r->hs.sendpack);
     coll_pl_release(r);
     free(r->replied);
     if (!c->spare)
@@ -114,12 +114,30 @@ static void hs_finish(coll_request_t *r)
     }
     if (r->hs.mode != HS_PAYLOAD_NONE && !r->hs.result_in_recv) {
         const unsigned char *acc = r->hs.sendpack + sizeof(coll_hdr_t);
-        if (r->hs.mode == HS_PAYLOAD_REDUCE && r->op == COLL_AVG)
-            coll_scale_avg(r->dt, r->recv, acc, r->count, r->comm->size);
-        else if (r->hs.payload_bytes)
-            memcpy(r->recv, acc, r->hs.payload_bytes);
+        size_t n = (size_t)r->comm->size;
+        switch (r->desc.kind) {
+        case COLL_KIND_REDUCE_SCATTER: {
+            /* the handshake reduced all n blocks; this rank keeps its own */
+            size_t per = r->count / n;
+            const unsigned char *mine = acc + (size_t)r->comm->rank * per * r->elem;
+            if (r->op == COLL_AVG)
+                coll_scale_avg(r->dt, r->recv, mine, per, (int)n);
+            else if (per)
+                memcpy(r->recv, mine, per * r->elem);
+            break;
+        }
+        case COLL_KIND_ALLGATHER:
+            if (r->count)
+                memcpy(r->recv, acc, n * r->count * r->elem);
+            break;
+        default:
+            if (r->hs.mode == HS_PAYLOAD_REDUCE && r->op == COLL_AVG)
+                coll_scale_avg(r->dt, r->recv, acc, r->count, (int)n);
+            else if (r->hs.payload_bytes)
+                memcpy(r->recv, acc, r->hs.payload_bytes);
+        }
     }
-    coll_scratch_put(r->comm, r->hs.scratch_slot);
+    coll_scratch_put(r->comm, r->hs.scratch_slot, r->hs.sendpack);
     r->hs.scratch_slot = -1;
     r->stage = r->use_pipeline ? REQ_PIPELINE : REQ_DONE;
 }

@@ -59,14 +59,17 @@ static void run_case(coll_comm_t *c, size_t count, rt_dtype dt, int integer)
     free(x); free(y); free(o); free(xf);
 }
 
-/* Several nonblocking all-reduces in flight, completed newest first. */
+/* Many nonblocking all-reduces in flight (more than the communicator's
+ * cached scratch buffers), small and ring-sized, completed newest first. */
 static void run_nonblocking(coll_comm_t *c)
 {
-    enum { K = 4 };
-    size_t counts[K] = {3, 1000, 100003, 300001};
+    enum { K = 24 };
+    const size_t sizes[4] = {3, 1000, 100003, 300001};
+    size_t counts[K];
     float *in[K], *out[K];
     coll_request_t *req[K];
     for (int k = 0; k < K; k++) {
+        counts[k] = sizes[k % 4];
         in[k] = malloc(counts[k] * 4 + 4);
         out[k] = malloc(counts[k] * 4 + 4);
         for (size_t i = 0; i < counts[k]; i++)

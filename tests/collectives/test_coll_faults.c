@@ -199,7 +199,19 @@ int main(int argc, char **argv)
             fprintf(stderr, "comm_world: %s\n", rt_last_error());
             return 1;
         }
+        /* RT_COLL_TIMEOUT sets the default; a value that is not a positive
+         * number is ignored (with a warning) for the built-in 300 s. */
+        const char *env = getenv("RT_COLL_TIMEOUT");
+        if (env) {
+            char *end = NULL;
+            double want = strtod(env, &end);
+            if (end == env || *end || !(want > 0))
+                want = 300;
+            EXPECT(coll_timeout(c) == want, "RT_COLL_TIMEOUT=%s gave a timeout of %g s, want %g",
+                   env, coll_timeout(c), want);
+        }
         coll_set_timeout(c, 20);
+        EXPECT(coll_timeout(c) == 20, "coll_set_timeout(20) gave %g", coll_timeout(c));
         if (!strcmp(mode, "mismatch") && g_size >= 2)
             run_mismatch(c);
         else if (!strcmp(mode, "badinput"))
