@@ -2,7 +2,7 @@
 # quickstart.sh - the README's main job, from a fresh Debian machine: installs
 # what is missing, builds, imports Fashion-MNIST into HDF5, and trains the MLP
 # 784-1024-1024-10 on 2 CPU ranks, printing test accuracy.
-# Environment: RT_EPOCHS (default 2), RT_BUILD_DIR (default build).
+# Environment: RT_EPOCHS (default 10), RT_BUILD_DIR (default build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,7 +20,9 @@ mkdir -p data-cache
   "$rt" data import-idx --images $src/t10k-images-idx3-ubyte.gz \
     --labels $src/t10k-labels-idx1-ubyte.gz --out data-cache/fashion-test.h5
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpirun -np 2 --bind-to none "$rt" train --model mlp:784,1024,1024,10 \
+# ringtrain launch builds and prints the mpirun command (2 ranks on this
+# host, each with cores/2 BLAS threads) and runs it.
+"$rt" launch -np 2 -- train --model mlp:784,1024,1024,10 \
   --data data-cache/fashion-train.h5 --eval data-cache/fashion-test.h5 \
-  --batch 128 --epochs "${RT_EPOCHS:-2}" --optimizer adamw --lr 1e-3 --weight-decay 0.01 \
-  --schedule cosine --warmup 100 --log-every 100 --metrics data-cache/metrics.jsonl
+  --batch 128 --epochs "${RT_EPOCHS:-10}" --optimizer adamw --lr 1e-3 \
+  --schedule cosine --warmup 200 --log-every 100 --metrics data-cache/metrics.jsonl
