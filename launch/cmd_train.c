@@ -220,6 +220,7 @@ static rt_status run_setup(train_run_t *r)
     if (r->dev.device >= 0) {  /* pinned: the copies to the device run asynchronously */
         lc.alloc = gpu_train_host_alloc;
         lc.free = gpu_train_host_free;
+        lc.alloc_ctx = &r->dev.device;
     }
     if (loader_open(&r->loader, r->train_ds, &lc) != RT_OK)
         return rt_fail_context(RT_ERR_USAGE, "--data");

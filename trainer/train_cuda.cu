@@ -662,7 +662,12 @@ extern "C" rt_status gpu_train_step(gpu_train_t *g, train_step_t *t, batch_fn ne
 
 extern "C" void *gpu_train_host_alloc(size_t bytes, void *ctx)
 {
-    (void)ctx;
+    /* select the rank's device first, so that the context (and its memory)
+     * is not created on device 0 by every rank */
+    if (ctx && cudaSetDevice(*(const int *)ctx) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
     void *p = NULL;
     if (cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault) != cudaSuccess) {
         (void)cudaGetLastError();

@@ -100,7 +100,8 @@ rt_status gpu_train_step(gpu_train_t *g, train_step_t *t, batch_fn next, void *n
                          bool want_result, gpu_step_result_t *res);
 
 /* Pinned host memory (cudaHostAlloc) for the loader's batch buffers:
- * signatures of loader_alloc_fn / loader_free_fn. NULL on failure. */
+ * signatures of loader_alloc_fn / loader_free_fn. ctx: NULL, or a pointer to
+ * the int device ordinal to select first. NULL on failure. */
 void *gpu_train_host_alloc(size_t bytes, void *ctx);
 void gpu_train_host_free(void *ptr, void *ctx);
 
