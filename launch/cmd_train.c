@@ -401,11 +401,11 @@ static rt_status run_train(train_run_t *r)
     const int64_t global_batch = (int64_t)a->batch * a->accum * r->world;
     if (r->rank == 0) {
         printf("train %s | %d ranks x %d threads | batch %d x %d accum x %d ranks = %lld | "
-               "%lld steps (%lld per epoch) | %s lr %g %s warmup %d | %s\n",
+               "%lld steps (%lld per epoch) | %s lr %g %s warmup %d | %s%s\n",
                a->model, r->world, r->threads, a->batch, a->accum, r->world,
                (long long)global_batch, (long long)r->total_steps, (long long)r->steps_per_epoch,
                a->optimizer, a->lr, a->schedule, a->warmup,
-               gpu ? (a->tf32 ? "cuda tf32" : "cuda fp32") : cpu_env_blas_core());
+               gpu ? "" : "blas ", gpu ? (a->tf32 ? "cuda tf32" : "cuda fp32") : cpu_env_blas_core());
         fflush(stdout);
     }
     double t_start = rt_now(), t_log = t_start, loss_acc = 0.0;

@@ -140,7 +140,7 @@ static rt_status attr_open(hid_t obj, const char *name, hid_t *attr)
  * must be an integer. */
 static rt_status attr_read_int(hid_t obj, const char *name, hid_t mtype, void *v)
 {
-    hid_t attr;
+    hid_t attr = H5I_INVALID_HID;  /* set by attr_open; GCC -O2 cannot see that */
     TRY(attr_open(obj, name, &attr));
     rt_status st = RT_OK;
     hid_t t = H5Aget_type(attr);
@@ -171,7 +171,7 @@ rt_status ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v)
 
 rt_status ckpt_attr_read_str(hid_t obj, const char *name, char **s)
 {
-    hid_t attr;
+    hid_t attr = H5I_INVALID_HID;  /* set by attr_open; GCC -O2 cannot see that */
     TRY(attr_open(obj, name, &attr));
     rt_status st = RT_OK;
     *s = NULL;
