@@ -69,6 +69,7 @@ struct gpu_train {
     bool graphs_failed;
     const char *mode;
     int64_t micro;                      /* micro-batches so far (slot = micro % SLOTS) */
+    int64_t steps_run;                  /* steps enqueued by this object */
     gpu_reduce_fn reduce;
     gpu_wait_fn wait;
     void *reduce_ctx;
@@ -602,7 +603,10 @@ extern "C" rt_status gpu_train_step(gpu_train_t *g, train_step_t *t, batch_fn ne
     CHECK_ARG(t->accum >= 1, "gpu_train_step: accum %d", t->accum);
     memset(res, 0, sizeof *res);
     const double lr = schedule_lr(&t->sched, t->step);
-    const bool graphs = !g->cfg.eager && t->accum == 1;
+    /* The first SLOTS steps run eager: module loading, cuBLAS's first calls
+     * and every kernel's first launch then happen outside a capture. */
+    const bool graphs = !g->cfg.eager && t->accum == 1 && g->steps_run >= SLOTS;
+    g->steps_run++;
     bool used_graph = true;
 
     step_begin_kernel<<<1, 1, 0, g->stream>>>(g->state, (float)lr, (long long)t->step);

@@ -12,7 +12,8 @@
  * and the loss is summed there between the steps whose result the caller
  * reads. With accum == 1 and a full batch the whole step (forward, backward,
  * clip, update; the all-reduce stays outside) is captured once in a CUDA
- * graph per input slot and replayed; `eager` launches kernel by kernel.
+ * graph per input slot and replayed (after two eager warm-up steps); `eager`
+ * launches kernel by kernel.
  *
  * Non-finite values: a step whose loss or gradient norm is not finite is
  * never applied (decided on the device). The host learns of it when it next
