@@ -254,7 +254,7 @@ if [ "$(elapsed)" -lt "$budget" ]; then
   tail -6 "$logs/gpu_train_bench.log"
   for b in 512 4096; do
     line=$(grep -m1 "^RESULT batch=$b " "$logs/gpu_train_bench.log")
-    v() { echo "$line" | grep -oE "$1=[^ ]+" | cut -d= -f2; }
+    v() { echo "$line" | grep -oE " $1=[^ ]+" | head -1 | cut -d= -f2; }
     if [ -z "$line" ] || [ "$(v ours)" = fail ]; then
       row "bench train vs torch b=$b" "FAIL" "rc=$brc; see gpu_train_bench.log"
       status=1
