@@ -123,7 +123,7 @@ def main():
 
     # np=2 on the one GPU: separate NCCL host ids make NCCL use sockets
     m_np2, m_np1 = os.path.join(d, "np2.jsonl"), os.path.join(d, "np1.jsonl")
-    wrap = ["sh", "-c", 'NCCL_HOSTID=rt-host-$OMPI_COMM_WORLD_RANK NCCL_SOCKET_IFNAME=lo exec "$@"', "sh"]
+    wrap = ["sh", "-c", 'NCCL_HOSTID=rt-host-$OMPI_COMM_WORLD_RANK NCCL_SOCKET_IFNAME=lo NCCL_IB_DISABLE=1 exec "$@"', "sh"]
     r2 = train(common + ["--batch", 64, "--device", "cuda", "--metrics", m_np2], np_=2, wrap=wrap)
     check(r2.returncode == 0, f"np=2 --device cuda (NCCL_HOSTID per rank): exit {r2.returncode} "
           f"{r2.stderr.strip()[-400:]}")
