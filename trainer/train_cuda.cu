@@ -44,7 +44,7 @@ struct dev_state {
     int skip;                  /* this step is not applied */
 };
 
-enum { SLOTS = 2, THREADS = 256 };
+enum { SLOTS = 2, THREADS = 256, DB_ROWS = 64 };
 
 struct gpu_train {
     gpu_train_config_t cfg;
@@ -58,6 +58,7 @@ struct gpu_train {
     float *params, *grads, *m, *v;      /* arenas, one cudaMalloc each */
     float *acts[MLP_MAX_LAYERS + 1];    /* acts[1..L] */
     float *probs, *losses, *dbuf[2];
+    float *dbias_part;                  /* [ceil(max_batch / DB_ROWS), widest] */
     float *xin[SLOTS];
     int32_t *yin[SLOTS];
     cudaEvent_t copy_done[SLOTS], slot_free[SLOTS];
@@ -201,6 +202,43 @@ __global__ void sgd_state_kernel(float *params, float *buf, const float *grads, 
     }
 }
 
+/* The bias gradient in two deterministic passes, so that a large batch is
+ * spread over many blocks (op_cuda's one-pass kernel has one block per 32
+ * columns, each walking the whole batch): partial[c, o] = sum over the
+ * DB_ROWS rows of chunk c of dout[r, o]; then dbias[o] += the chunks' sums in
+ * chunk order. Block (32, 8): x walks 32 adjacent columns (coalesced). */
+__global__ void dbias_partial_kernel(float *partial, const float *dout, int B, int OC)
+{
+    __shared__ float part[8][33];
+    const int o = blockIdx.x * 32 + threadIdx.x;
+    const int r0 = blockIdx.y * DB_ROWS;
+    const int r1 = r0 + DB_ROWS < B ? r0 + DB_ROWS : B;
+    float sum = 0.0f;
+    if (o < OC)
+        for (int r = r0 + (int)threadIdx.y; r < r1; r += 8)
+            sum += dout[(int64_t)r * OC + o];
+    part[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.y == 0 && o < OC) {
+        float t = 0.0f;
+        for (int y = 0; y < 8; y++)
+            t += part[y][threadIdx.x];
+        partial[(int64_t)blockIdx.y * OC + o] = t;
+    }
+}
+
+__global__ void dbias_finish_kernel(float *dbias, const float *partial, int nchunks, int OC)
+{
+    const int o = blockIdx.x * blockDim.x + threadIdx.x;
+    if (o >= OC)
+        return;
+    float t = 0.0f;
+#pragma unroll 8
+    for (int c = 0; c < nchunks; c++)
+        t += partial[(int64_t)c * OC + o];
+    dbias[o] += t;
+}
+
 __global__ void result_reset_kernel(struct dev_state *s)
 {
     s->loss_acc = 0.0;
@@ -259,6 +297,9 @@ static rt_status train_cuda_init(gpu_train_t *g, const mlp_t *model, const optim
     const int V = g->spec.sizes[g->spec.nlayers];
     TRY(dmalloc((void **)&g->probs, sizeof(float) * B * (size_t)V, "probabilities"));
     TRY(dmalloc((void **)&g->losses, sizeof(float) * B, "losses"));
+    TRY(dmalloc((void **)&g->dbias_part,
+                sizeof(float) * ((B + DB_ROWS - 1) / DB_ROWS) * (size_t)g->widest,
+                "bias gradient partial sums"));
     for (int i = 0; i < 2; i++)
         TRY(dmalloc((void **)&g->dbuf[i], sizeof(float) * B * (size_t)g->widest, "activation gradients"));
     for (int k = 0; k < SLOTS; k++) {
@@ -311,7 +352,7 @@ extern "C" void gpu_train_destroy(gpu_train_t *g)
     if (g->graph_b)
         (void)cudaGraphExecDestroy(g->graph_b);
     void *bufs[] = {g->params, g->grads, g->m, g->v, g->probs, g->losses, g->dbuf[0], g->dbuf[1],
-                    g->state};
+                    g->dbias_part, g->state};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i])
             (void)cudaFree(bufs[i]);
@@ -490,8 +531,16 @@ static rt_status enqueue_micro(gpu_train_t *g, int slot, int B, int accum, bool 
             CHECK_CUDA(cudaMemsetAsync(dinp, 0, sizeof(float) * (size_t)B * C, g->stream));
         }
         const float *inp = l > 0 ? g->acts[l] : x;
-        TRY(linear_backward_cuda(dinp, dev_weight(g, g->grads, l), dev_bias(g, g->grads, l), dout,
-                                 inp, dev_weight(g, g->params, l), B, C, OC, ctx));
+        /* the bias gradient by the two-pass kernels above, not op_cuda's */
+        TRY(linear_backward_cuda(dinp, dev_weight(g, g->grads, l), NULL, dout, inp,
+                                 dev_weight(g, g->params, l), B, C, OC, ctx));
+        const int nchunks = (B + DB_ROWS - 1) / DB_ROWS;
+        dbias_partial_kernel<<<dim3((unsigned)((OC + 31) / 32), (unsigned)nchunks), dim3(32, 8), 0,
+                               g->stream>>>(g->dbias_part, dout, B, OC);
+        CHECK_LAUNCH();
+        dbias_finish_kernel<<<(unsigned)((OC + THREADS - 1) / THREADS), THREADS, 0, g->stream>>>(
+            dev_bias(g, g->grads, l), g->dbias_part, nchunks, OC);
+        CHECK_LAUNCH();
         if (dinp) {
             TRY(relu_backward_cuda(dinp, dinp, g->acts[l], (int64_t)B * C, ctx));
             dout = dinp;
