@@ -1,5 +1,5 @@
 /* cmd_train.c - `ringtrain train`: data-parallel training of the MLP on the
- * CPU. Every rank runs this: flags are checked before MPI starts; datasets,
+ * CPU or a CUDA device (launch/train_device.h). Every rank runs this: flags are checked before MPI starts; datasets,
  * model dimensions and batch sizes are checked on every rank and the ranks
  * agree on the outcome before any training (so a bad input ends every rank
  * with exit 2, never a hang); rank 0 initialises the parameters and
@@ -27,6 +27,7 @@
 #include "data/loader.h"
 #include "launch/commands.h"
 #include "launch/eval_set.h"
+#include "launch/train_device.h"
 #include "trainer/cpu_env.h"
 #include "trainer/export.h"
 #include "trainer/mlp.h"
@@ -44,7 +45,7 @@ typedef struct {
     const char *ckpt_dir, *resume;
     int batch, epochs, steps, warmup, seed, log_every, accum, threads, eval_every, ckpt_every, keep;
     double lr, momentum, weight_decay, grad_clip, bucket_mb;
-    bool skip_nonfinite;
+    bool skip_nonfinite, tf32, eager;
     /* derived */
     mlp_spec_t spec;
     optim_kind opt_kind;
@@ -82,7 +83,7 @@ static rt_status train_args_parse(train_args_t *a, int argc, char **argv)
         {"schedule", ARG_STRING, &a->schedule, "constant|cosine", "after warmup (constant)", false, false},
         {"grad-clip", ARG_DOUBLE, &a->grad_clip, "X", "clip the global gradient norm (0: off)", false, false},
         {"seed", ARG_INT, &a->seed, "N", "parameter init and sample order (0)", false, false},
-        {"device", ARG_STRING, &a->device, "auto|cpu|cuda", "where to train (auto = cpu here)", false, false},
+        {"device", ARG_STRING, &a->device, "auto|cpu|cuda", "where to train (auto: this rank's node-local GPU if any, else cpu)", false, false},
         {"threads", ARG_INT, &a->threads, "N", "CPU threads per rank (0: cores / ranks on the node)", false, false},
         {"log-every", ARG_INT, &a->log_every, "N", "log every N steps (50)", false, false},
         {"eval-every", ARG_INT, &a->eval_every, "N", "evaluate every N steps (0: each epoch and at the end)", false, false},
@@ -90,6 +91,8 @@ static rt_status train_args_parse(train_args_t *a, int argc, char **argv)
         {"export-params", ARG_STRING, &a->export_params, "F.h5", "write the final parameters (HDF5, state_dict names)", false, false},
         {"bucket-mb", ARG_DOUBLE, &a->bucket_mb, "X", "gradient all-reduce bucket size in MiB (4)", false, false},
         {"skip-nonfinite", ARG_FLAG, &a->skip_nonfinite, NULL, "skip steps with a non-finite loss or gradient instead of stopping", false, false},
+        {"tf32", ARG_FLAG, &a->tf32, NULL, "GPU: allow TF32 tensor cores in matrix products (default full fp32)", false, false},
+        {"eager", ARG_FLAG, &a->eager, NULL, "GPU: launch kernel by kernel instead of replaying a CUDA graph (debugging)", false, false},
         {"ckpt-dir", ARG_STRING, &a->ckpt_dir, "D", "not supported yet", false, false},
         {"ckpt-every", ARG_INT, &a->ckpt_every, "N", "not supported yet", false, false},
         {"keep", ARG_INT, &a->keep, "N", "not supported yet", false, false},
@@ -107,10 +110,9 @@ static rt_status train_args_parse(train_args_t *a, int argc, char **argv)
     TRY(mlp_spec_parse(a->model, &a->spec));
     TRY(optim_kind_parse(a->optimizer, &a->opt_kind));
     TRY(sched_kind_parse(a->schedule, &a->sched));
-    if (!strcmp(a->device, "cuda"))
-        return rt_fail(RT_ERR_USAGE, "--device cuda: the CUDA training path is not built yet (use cpu)");
-    if (strcmp(a->device, "auto") && strcmp(a->device, "cpu"))
+    if (strcmp(a->device, "auto") && strcmp(a->device, "cpu") && strcmp(a->device, "cuda"))
         return rt_fail(RT_ERR_USAGE, "--device '%s' is not auto, cpu or cuda", a->device);
+    TRY(train_device_check_flag(a->device));
     if (a->batch < 1)
         return rt_fail(RT_ERR_USAGE, "--batch must be at least 1, got %d", a->batch);
     if (specs[4].seen && specs[5].seen)
@@ -173,6 +175,7 @@ typedef struct {
     int nreqs;
     bool consistent;           /* the failure, if any, is the same on every rank */
     int64_t step_index;        /* the step being run (0-based) */
+    train_device_t dev;        /* dev.device < 0: the CPU */
     /* test hooks for the launcher's fault tests (docs/LAUNCH.md) */
     int64_t die_at, hang_at;   /* -1: off */
     int die_rank, hang_rank;
@@ -214,6 +217,11 @@ static rt_status run_setup(train_run_t *r)
     lc.remainder = SAMPLER_DROP;
     lc.prefetch = 4;
     lc.start = (sampler_state_t){.seed = (uint64_t)a->seed, .epoch = 0, .position = 0};
+    if (r->dev.device >= 0) {  /* pinned: the copies to the device run asynchronously */
+        lc.alloc = gpu_train_host_alloc;
+        lc.free = gpu_train_host_free;
+        lc.alloc_ctx = &r->dev.device;
+    }
     if (loader_open(&r->loader, r->train_ds, &lc) != RT_OK)
         return rt_fail_context(RT_ERR_USAGE, "--data");
     r->loader_spe = loader_steps_per_epoch(r->loader);
@@ -235,6 +243,8 @@ static rt_status run_setup(train_run_t *r)
     if (a->weight_decay >= 0.0)
         oc.weight_decay = (float)a->weight_decay;
     TRY(optimizer_create(&r->opt, &oc, r->model.params.total));
+    if (r->dev.device >= 0)
+        TRY(train_device_open(&r->dev, r->dev.device, a->tf32, a->eager, &r->model, &r->opt));
     return RT_OK;
 }
 
@@ -369,6 +379,9 @@ static rt_status run_train(train_run_t *r)
     if (r->rank == 0)
         mlp_init_params(&r->model, (uint64_t)a->seed);
     TRY(coll_broadcast(r->comm, ps->data, (size_t)ps->total, RT_DTYPE_F32, 0));
+    const bool gpu = r->dev.device >= 0;
+    if (gpu)
+        TRY(train_device_start(&r->dev, r->world, &r->model, &r->opt));
 
     train_step_init(&r->step, &r->model, &r->opt);
     train_step_t *t = &r->step;
@@ -380,7 +393,7 @@ static rt_status run_train(train_run_t *r)
     t->bucket_floats = (int64_t)(a->bucket_mb * 1048576.0 / sizeof(float));
     if (t->bucket_floats < 1)
         t->bucket_floats = 1;
-    if (r->world > 1) {
+    if (r->world > 1 && !gpu) {
         t->reduce = bucket_start;
         t->wait = bucket_wait;
         t->reduce_ctx = r;
@@ -388,10 +401,11 @@ static rt_status run_train(train_run_t *r)
     const int64_t global_batch = (int64_t)a->batch * a->accum * r->world;
     if (r->rank == 0) {
         printf("train %s | %d ranks x %d threads | batch %d x %d accum x %d ranks = %lld | "
-               "%lld steps (%lld per epoch) | %s lr %g %s warmup %d | blas %s\n",
+               "%lld steps (%lld per epoch) | %s lr %g %s warmup %d | %s%s\n",
                a->model, r->world, r->threads, a->batch, a->accum, r->world,
                (long long)global_batch, (long long)r->total_steps, (long long)r->steps_per_epoch,
-               a->optimizer, a->lr, a->schedule, a->warmup, cpu_env_blas_core());
+               a->optimizer, a->lr, a->schedule, a->warmup,
+               gpu ? "" : "blas ", gpu ? (a->tf32 ? "cuda tf32" : "cuda fp32") : cpu_env_blas_core());
         fflush(stdout);
     }
     double t_start = rt_now(), t_log = t_start, loss_acc = 0.0;
@@ -406,7 +420,11 @@ static rt_status run_train(train_run_t *r)
             fflush(stderr);
             kill(getpid(), SIGKILL);
         }
-        rt_status st = train_step_run(t, next_micro, r, &res);
+        int64_t done = s + 1;
+        bool log_step = done % a->log_every == 0 || done == r->total_steps;
+        int64_t gpu_steps = 0;  /* the GPU reports its losses on log steps only */
+        rt_status st = gpu ? train_device_step(&r->dev, t, next_micro, r, log_step, &res, &gpu_steps)
+                           : train_step_run(t, next_micro, r, &res);
         if (r->holding) {
             loader_release(r->loader);
             r->holding = false;
@@ -416,11 +434,13 @@ static rt_status run_train(train_run_t *r)
         if (res.skipped && r->rank == 0)
             LOG_WARN("step %lld: non-finite loss or gradient, update skipped (--skip-nonfinite)",
                      (long long)s + 1);
-        if (!res.skipped) {
+        if (gpu && gpu_steps) {
+            loss_acc = res.loss * (double)gpu_steps;
+            steps_since_log = gpu_steps;
+        } else if (!gpu && !res.skipped) {
             loss_acc += res.loss;
             steps_since_log++;
         }
-        int64_t done = s + 1;
         double now = rt_now();
         if (r->rank == 0 && (done % a->log_every == 0 || done == r->total_steps)) {
             int64_t n_since = done - (done - 1) / a->log_every * a->log_every;
@@ -451,9 +471,13 @@ static rt_status run_train(train_run_t *r)
                                        : done % r->steps_per_epoch == 0 && !a->steps);
         if (r->eval_ds && done == r->total_steps)
             eval_now = true;
+        if (eval_now && gpu)
+            TRY(train_device_download(&r->dev, &r->model, NULL));
         if (eval_now)
             TRY(run_eval_and_log(r, done));
     }
+    if (gpu)
+        TRY(train_device_download(&r->dev, &r->model, &r->opt));
     double seconds = rt_now() - t_start;
 
     /* every replica must hold the same parameters */
@@ -493,6 +517,7 @@ static void run_free(train_run_t *r)
     if (r->holding)
         loader_release(r->loader);
     loader_close(r->loader);
+    train_device_close(&r->dev);
     if (r->model_ready) {
         optimizer_free(&r->opt);
         mlp_free(&r->model);
@@ -523,6 +548,13 @@ int cmd_train(int argc, char **argv)
     run.world = coll_size(run.comm);
     run.threads = args.threads ? args.threads : trainer_default_threads(coll_local_size(run.comm));
     trainer_set_threads(run.threads);
+    {
+        char why[256];
+        TRY_GOTO(st, train_device_choose(args.device, coll_local_rank(run.comm),
+                                         coll_local_size(run.comm), &run.dev.device, why,
+                                         sizeof why), free_comm);
+        LOG_INFO("%s", why);
+    }
 
     st = eval_set_agree(run.comm, run_setup(&run), &speak);
     if (st == RT_OK) {
@@ -539,10 +571,12 @@ int cmd_train(int argc, char **argv)
             else
                 fprintf(stderr, "ringtrain train: rank %d: %s\n", run.rank, msg);
             fflush(stderr);
+            train_device_abort(&run.dev);
             coll_abort(run.comm, rt_exit_code(st));
         }
     }
     run_free(&run);
+free_comm:
     coll_comm_free(run.comm);
 finalize:
     coll_finalize();

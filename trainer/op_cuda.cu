@@ -25,7 +25,13 @@ struct rt_cuda_ctx {
     bool tf32;
     cudaStream_t stream;
     cublasHandle_t blas;
+    void *blas_workspace;
 };
+
+/* cuBLAS workspace owned by the context: the same buffer in eager calls and
+ * under CUDA graph capture, so cuBLAS never allocates inside a capture and
+ * picks its algorithms alike in both (32 MiB, what PyTorch gives Hopper). */
+enum { RT_BLAS_WORKSPACE_BYTES = 32 << 20 };
 
 enum { RT_THREADS = 256, RT_WARPS_PER_BLOCK = RT_THREADS / 32 };
 
@@ -51,6 +57,9 @@ static rt_status ctx_init(rt_cuda_ctx_t *ctx, int device, bool tf32)
     CHECK_CUDA(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
     CHECK_CUBLAS(cublasCreate(&ctx->blas));
     CHECK_CUBLAS(cublasSetStream(ctx->blas, ctx->stream));
+    /* after cublasSetStream, which resets the workspace to the default pool */
+    CHECK_CUDA(cudaMalloc(&ctx->blas_workspace, RT_BLAS_WORKSPACE_BYTES));
+    CHECK_CUBLAS(cublasSetWorkspace(ctx->blas, ctx->blas_workspace, RT_BLAS_WORKSPACE_BYTES));
     /* DEFAULT_MATH keeps fp32 products in fp32 (no TF32 unless asked). */
     CHECK_CUBLAS(cublasSetMathMode(ctx->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
                                                    : CUBLAS_DEFAULT_MATH));
@@ -79,6 +88,10 @@ extern "C" void cuda_ctx_destroy(rt_cuda_ctx_t *ctx)
     /* Teardown errors cannot be acted on; the handle and stream go anyway. */
     if (ctx->blas)
         (void)cublasDestroy(ctx->blas);
+    if (ctx->blas_workspace) {
+        (void)cudaStreamSynchronize(ctx->stream);
+        (void)cudaFree(ctx->blas_workspace);
+    }
     if (ctx->stream)
         (void)cudaStreamDestroy(ctx->stream);
     free(ctx);

@@ -20,9 +20,9 @@ budget=${RT_GPU_BUDGET_S:-390}
 jobs=${RT_GPU_JOBS:-16}
 build=build-gpu
 # Logs go straight into $OUT when it is set, so that they come back even if
-# the call is cut off; 6 files (build, ctest, bench_allreduce, bench_ops,
-# memcheck, summary), leaving room in $OUT's 8 for a tee of stdout and one
-# more benchmark.
+# the call is cut off; 7 files (build, ctest, bench_allreduce, bench_ops,
+# gpu_train_bench, memcheck, summary), leaving room in $OUT's 8 for a tee of
+# stdout.
 logs=${OUT:-$root/$build/gpu-logs}
 mkdir -p "$logs" "$build"
 rm -f "$logs"/*.log
@@ -80,6 +80,9 @@ if [ -n "$gpu" ]; then row "device" "ok" "$gpu"; else row "device" "FAIL" "no GP
 
 # ---- configure --------------------------------------------------------------
 cfg=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DRT_CUDA=ON)
+# the python tests in the gpu label need only the standard library; use the
+# machine's python3 (/usr/bin/python3 may be absent there)
+command -v python3 >/dev/null && cfg+=(-DRT_TEST_PYTHON="$(command -v python3)")
 note "configure (Release, sm_90)"
 if ! timeout "$(tmo 180)" cmake "${cfg[@]}" >>"$logs/build.log" 2>&1; then
   note "configure failed; retrying with explicit serial-HDF5 and NCCL hints"
@@ -104,7 +107,7 @@ grep -E 'ringtrain: CUDA path|Found NCCL|Found HDF5|Found MPI' "$logs/build.log"
 row "configure" "ok" "NCCL $(grep -m1 -E '^NCCL_LIBRARY:' "$build/CMakeCache.txt" | cut -d= -f2)"
 
 # ---- build --------------------------------------------------------------------
-gpu_targets=(test_op_cuda test_nccl_allreduce bench_nccl_allreduce bench_ops_cuda)
+gpu_targets=(test_op_cuda test_nccl_allreduce bench_nccl_allreduce bench_ops_cuda test_train_cuda bench_gpu_train ringtrain)
 build_ok=1
 note "build the gpu targets, then everything (-j$jobs)"
 if ! timeout "$(tmo 300)" cmake --build "$build" -j"$jobs" --target "${gpu_targets[@]}" >>"$logs/build.log" 2>&1; then
@@ -183,6 +186,15 @@ for t in $ran_tests; do
       fig="$(echo "$out" | grep -cE '^allreduce .* ok$') cases ok, $(echo "$out" | grep -cE '^allreduce .*FAIL') failed, worst err/tol ${worst:-n/a}"
       echo "$out" | grep -q '^wait-timeout: .* ok$' && fig="$fig; wait-timeout ok"
       echo "$out" | grep -q 'NCCL_HOSTID' && fig="$fig; socket transport" ;;
+    test_train_cuda)
+      wl=$(echo "$out" | grep -E '^train .* vs cpu:' | grep -oE 'worst loss rel [0-9.e+-]+' | awk '{print $4}' | sort -g | tail -1)
+      wp=$(echo "$out" | grep -E '^train .* vs cpu:' | grep -oE 'params rel [0-9.e+-]+' | awk '{print $3}' | sort -g | tail -1)
+      mode=$(echo "$out" | grep -E '^train adamw vs cpu:' | grep -oE 'mode [a-z]+' | head -1)
+      fig="$(echo "$out" | grep -cE '^train .* ok$') checks ok, $(echo "$out" | grep -cE '^train .*FAIL$') failed; vs cpu loss rel ${wl:-n/a}, params rel ${wp:-n/a}; ${mode:-mode n/a}" ;;
+    test_train_cuda_e2e)
+      ec=$(echo "$out" | grep -oE 'e2e cuda vs cpu: worst rel [0-9.e+-]+' | awk '{print $NF}')
+      e2=$(echo "$out" | grep -oE 'e2e np2 ring vs np1: worst rel [0-9.e+-]+' | awk '{print $NF}')
+      fig="cuda vs cpu rel ${ec:-n/a}; np2 ring vs np1 rel ${e2:-n/a}; $(echo "$out" | grep -cE '^ok ') ok, $(echo "$out" | grep -cE '^FAIL ') failed" ;;
     *) fig="" ;;
   esac
   [ -n "$skip" ] && fig="$skip"
@@ -230,9 +242,32 @@ if [ "$(elapsed)" -lt "$budget" ]; then
 else
   row "bench_ops_cuda" "skipped" "time budget spent"
 fi
-# Further GPU benchmarks (trainer throughput, ...) go here, each under a
-# timeout, one log file each: $OUT takes at most 8 files, and this script
-# writes 6 (build, ctest, bench_allreduce, bench_ops, memcheck, summary).
+# The training step against PyTorch on this GPU (MLP 784-1024-1024-10,
+# AdamW, batch 512 and 4096); torch.compile only when time is left for it.
+if [ "$(elapsed)" -lt "$budget" ]; then
+  note "bench: GPU training step vs PyTorch (bench/gpu_train_vs_torch.sh)"
+  comp=1
+  [ "$(( budget - $(elapsed) ))" -lt 200 ] && comp=0
+  RT_BENCH_COMPILE=$comp timeout "$(tmo 360)" bash bench/gpu_train_vs_torch.sh "$build" \
+    >"$logs/gpu_train_bench.log" 2>&1
+  brc=$?
+  tail -6 "$logs/gpu_train_bench.log"
+  for b in 512 4096; do
+    line=$(grep -m1 "^RESULT batch=$b " "$logs/gpu_train_bench.log")
+    v() { echo "$line" | grep -oE " $1=[^ ]+" | head -1 | cut -d= -f2; }
+    if [ -z "$line" ] || [ "$(v ours)" = fail ]; then
+      row "bench train vs torch b=$b" "FAIL" "rc=$brc; see gpu_train_bench.log"
+      status=1
+    else
+      row "bench train vs torch b=$b" "ok" "ours $(v ours)/s (synced $(v ours_synced)); torch eager $(v eager), compile $(v compile); x$(v ratio_eager) eager, x$(v ratio_compile) compile"
+    fi
+  done
+else
+  row "bench train vs torch" "skipped" "time budget spent"
+fi
+# Further GPU benchmarks go here, each under a timeout, one log file each:
+# $OUT takes at most 8 files, and this script writes 7 (build, ctest,
+# bench_allreduce, bench_ops, gpu_train_bench, memcheck, summary).
 
 # ---- optional: memcheck of the op kernels -----------------------------------------
 if [ "$(elapsed)" -lt "$budget" ] && command -v compute-sanitizer >/dev/null; then
