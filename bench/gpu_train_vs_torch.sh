@@ -75,6 +75,9 @@ for batch in 512 4096; do
       comp=$(json_field "$(echo "$pc" | grep '^{' | tail -1)" samples_per_s)
     fi
   fi
+  # one decimal, like ours (the peer prints full float precision)
+  [ -n "$eager" ] && eager=$(awk -v x="$eager" 'BEGIN { printf "%.1f", x }')
+  [ -n "$comp" ] && comp=$(awk -v x="$comp" 'BEGIN { printf "%.1f", x }')
   results+=("$(printf '%-6s %16s %14s %14s %14s %11s %13s %13s' "$batch" "${ours:-fail}" \
     "${ours_sync:-fail}" "${eager:-unavailable}" "${comp:-unavailable}" \
     "$(ratio "$ours" "$eager")" "$(ratio "$ours" "$comp")" "$(ratio "$ours_sync" "$eager")")")
