@@ -224,6 +224,9 @@ static void stop_signals_install(void)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* a file-size limit makes a checkpoint write fail with EFBIG (reported,
+     * training stops) instead of killing the rank mid-write */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 /* RT_TEST_DIE_AT_STEP / RT_TEST_HANG_AT_STEP (and their _RANK, default 1):
