@@ -297,8 +297,10 @@ static rt_status run_resume_choose(train_run_t *r)
     train_args_t *a = r->a;
     if (r->rank != 0)
         return RT_OK;
-    if (a->ckpt_dir)
-        TRY(ckpt_dir_lock(a->ckpt_dir, &r->lock_fd));
+    /* in use: a usage error already; unwritable: also one (exit 2, the
+     * launcher does not retry what a restart cannot fix) */
+    if (a->ckpt_dir && ckpt_dir_lock(a->ckpt_dir, &r->lock_fd) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "--ckpt-dir");
     if (!strcmp(a->resume, "never"))
         return RT_OK;
     if (!strcmp(a->resume, "auto")) {

@@ -130,7 +130,7 @@ def main():
         spec = f"mlp:{F},48,{C}"
         base = {"model": spec, "data": train_h5, "eval": eval_h5, "eval-every": 50, "steps": 200,
                 "optimizer": "adamw", "lr": 3e-3, "warmup": 20, "schedule": "cosine", "grad-clip": 1.0,
-                "seed": 11, "log-every": 10, "threads": 1, "ckpt-every": 100}
+                "seed": 11, "log-every": 15, "threads": 1, "ckpt-every": 100}
 
         def job(**kw):
             out = []
@@ -158,7 +158,7 @@ def main():
         if os.path.exists(p("A.h5")) and os.path.exists(p("B.h5")):
             same_params(params(p("A.h5")), params(p("B.h5")), "np=2 200 straight vs 100+resume+100")
             ma, mb = metrics_after(p("A.jsonl"), 100), metrics_after(p("B.jsonl"), 100)
-            check(len(ma) == 13 and ma == mb, f"metrics after step 100 equal:\n{ma}\n{mb}")
+            check(len(ma) == 11 and ma == mb, f"metrics after step 100 equal:\n{ma}\n{mb}")
             check(metrics_upto(p("A.jsonl"), 100) == metrics_upto(p("B.jsonl"), 100),
                   "the resumed run kept the killed run's metrics lines up to step 100")
         ck = p("ckA/ckpt-00000100.h5")
@@ -218,13 +218,13 @@ def main():
             same_params(params(p("A.h5")), params(p("C.h5")), "resume past a corrupt checkpoint")
 
         # 5. --resume never / PATH
-        r = train(2, job(batch=16, ckpt_dir=p("ckA"), resume="never", steps=10, ckpt_every=0,
+        r = train(2, job(batch=16, ckpt_dir=p("ckA"), resume="never", steps=15, ckpt_every=0,
                          metrics=p("N.jsonl")))
         check("resumed" not in r.stderr, "--resume never does not resume")
         if os.path.exists(p("N.jsonl")):
             with open(p("A.jsonl")) as fa, open(p("N.jsonl")) as fn:
                 first_a, first_n = json.loads(fa.readline()), json.loads(fn.readline())
-            check(first_n["step"] == 10 and first_n["loss"] == first_a["loss"],
+            check(first_n["step"] == 15 and first_n["loss"] == first_a["loss"],
                   f"--resume never starts at step 0: {first_n} vs {first_a}")
         r = train(2, job(batch=16, ckpt_dir=p("ckC"), resume=p("ckA/ckpt-00000100.h5"), ckpt_every=0))
         check("resumed from " + p("ckA/ckpt-00000100.h5") in r.stderr, f"--resume PATH: {r.stderr}")
@@ -232,7 +232,7 @@ def main():
         # 6. unwritable directory: error before training
         open(p("plain"), "w").close()
         r = train(2, common + ["--batch", 16, "--ckpt-dir", p("plain/ck"), "--metrics", p("U.jsonl")], None)
-        check(r.returncode != 0 and "plain/ck" in r.stderr and "step 1" not in r.stdout
+        check(r.returncode == 2 and "plain/ck" in r.stderr and "step 1" not in r.stdout
               and not os.path.exists(p("U.jsonl")), f"unwritable --ckpt-dir fails first: {r.returncode} {r.stderr}")
         # a full disk (a 160 kB tmpfs holding one 95 kB checkpoint; needs root
         # and mount, else this part is reported and left out): the write of the
