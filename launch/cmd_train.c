@@ -571,8 +571,9 @@ static rt_status run_eval_and_log(train_run_t *r, int64_t step)
 
 /* ---- checkpoints ------------------------------------------------------------- */
 
-/* The training flags as a JSON object (the checkpoint's config attribute). */
-static void config_json(const train_run_t *r, char *buf, size_t size)
+/* The training flags as a JSON object (the checkpoint's config attribute).
+ * Returns the length it needs (as snprintf); the text is cut at size. */
+static size_t config_json(const train_run_t *r, char *buf, size_t size)
 {
     const train_args_t *a = r->a;
     size_t o = 0;
@@ -607,6 +608,7 @@ static void config_json(const train_run_t *r, char *buf, size_t size)
     PUT("\"world\":%d}", r->world);
 #undef PUT_STR
 #undef PUT
+    return o;
 }
 
 /* Rank 0 writes the checkpoint of `done` steps (atomically, then prunes to
@@ -637,9 +639,11 @@ static rt_status run_checkpoint(train_run_t *r, int64_t done, double loss_sum, i
         if (!r->resume_path[0])
             sc->init_seed = (uint64_t)a->seed;
         train_ckpt_all(&r->list, &r->model.params, &r->opt, sc);
-        char *config = malloc(16384);
-        CHECK_ALLOC(config, 16384);
-        config_json(r, config, 16384);
+        char probe[1];
+        size_t need = config_json(r, probe, sizeof probe) + 1;
+        char *config = malloc(need);
+        CHECK_ALLOC(config, need);
+        config_json(r, config, need);
         ckpt_meta_t meta = {.step = done, .epoch = ls.epoch, .model_spec = r->spec_str,
                             .config_json = config, .world_size = r->world};
         failed = ckpt_save(a->ckpt_dir, a->keep, &meta, r->list.arrays, r->list.n, path, sizeof path) != RT_OK;
