@@ -9,6 +9,8 @@ an epoch is 62 steps and the runs cross epoch boundaries):
   for byte (h5py), and every metrics line after step 100 equals the
   straight run's in all fields except the wall-clock ones (samples_per_s,
   train_seconds);
+- the same with --accum 2 and SGD momentum, killed at an epoch's last step
+  (62): parameters and metrics after it identical;
 - np=2 -> np=1 with the same global batch (--batch derived from the
   checkpoint): parameters within 1e-6 relative (max-norm per tensor);
 - np=2 -> np=3: the global batch 32 cannot be kept: exit 2, message with the
@@ -161,6 +163,23 @@ def main():
             check(len(ma) == 11 and ma == mb, f"metrics after step 100 equal:\n{ma}\n{mb}")
             check(metrics_upto(p("A.jsonl"), 100) == metrics_upto(p("B.jsonl"), 100),
                   "the resumed run kept the killed run's metrics lines up to step 100")
+        # 1b. accumulation and SGD momentum, checkpoint at an epoch's end (62
+        # steps of 2 x 8 rows per rank; the loader's unused tail batch must not
+        # count): straight 80 steps vs killed after 62 and resumed
+        sgd = job(batch=8, accum=2, optimizer="sgd", lr=0.05, momentum=0.9, steps=80, ckpt_every=62,
+                  eval=None, eval_every=None, log_every=9)
+        train(2, sgd + ["--ckpt-dir", p("ckG"), "--export-params", p("G.h5"), "--metrics", p("G.jsonl")])
+        train(2, sgd + ["--ckpt-dir", p("ckH")], None, env={"RT_TEST_DIE_AT_STEP": "62"})
+        r = train(2, sgd + ["--ckpt-dir", p("ckH"), "--export-params", p("H.h5"), "--metrics", p("H.jsonl")])
+        check("resumed from " + p("ckH/ckpt-00000062.h5") in r.stderr, f"accum run resumed at 62: {r.stderr}")
+        if os.path.exists(p("G.h5")) and os.path.exists(p("H.h5")):
+            same_params(params(p("G.h5")), params(p("H.h5")), "accum 2 + SGD momentum, resume at an epoch end")
+            check(metrics_after(p("G.jsonl"), 62) == metrics_after(p("H.jsonl"), 62),
+                  "accum run: metrics after step 62 equal")
+        with h5py.File(p("ckH/ckpt-00000062.h5"), "r") as f:
+            check(int(f["data/epoch"][()]) == 1 and int(f["data/position"][()]) == 0
+                  and "optimizer/momentum/fc1.weight" in f, "epoch-end checkpoint: epoch 1, position 0, momentum")
+
         ck = p("ckA/ckpt-00000100.h5")
         with h5py.File(ck, "r") as f:
             names = []
