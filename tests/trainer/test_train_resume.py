@@ -10,7 +10,8 @@ an epoch is 62 steps and the runs cross epoch boundaries):
   straight run's in all fields except the wall-clock ones (samples_per_s,
   train_seconds);
 - the same with --accum 2 and SGD momentum, killed at an epoch's last step
-  (62): parameters and metrics after it identical;
+  (62): parameters and metrics after it identical; --keep 1 keeps only the
+  final checkpoint;
 - np=2 -> np=1 with the same global batch (--batch derived from the
   checkpoint): parameters within 1e-6 relative (max-norm per tensor);
 - np=2 -> np=3: the global batch 32 cannot be kept: exit 2, message with the
@@ -168,7 +169,10 @@ def main():
         # count): straight 80 steps vs killed after 62 and resumed
         sgd = job(batch=8, accum=2, optimizer="sgd", lr=0.05, momentum=0.9, steps=80, ckpt_every=62,
                   eval=None, eval_every=None, log_every=9)
-        train(2, sgd + ["--ckpt-dir", p("ckG"), "--export-params", p("G.h5"), "--metrics", p("G.jsonl")])
+        train(2, sgd + ["--ckpt-dir", p("ckG"), "--keep", 1, "--export-params", p("G.h5"),
+                        "--metrics", p("G.jsonl")])
+        check(sorted(os.listdir(p("ckG"))) == [".lock", "ckpt-00000080.h5"],
+              f"--keep 1 leaves the newest only: {os.listdir(p('ckG'))}")
         train(2, sgd + ["--ckpt-dir", p("ckH")], None, env={"RT_TEST_DIE_AT_STEP": "62"})
         r = train(2, sgd + ["--ckpt-dir", p("ckH"), "--export-params", p("H.h5"), "--metrics", p("H.jsonl")])
         check("resumed from " + p("ckH/ckpt-00000062.h5") in r.stderr, f"accum run resumed at 62: {r.stderr}")
