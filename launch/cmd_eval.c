@@ -2,7 +2,8 @@
  * of saved parameters over a whole classification dataset, every record
  * exactly once across the ranks (run under mpirun to split the work). Reads
  * the model_spec attribute and /params/<name> that both `train
- * --export-params` files and checkpoints carry. */
+ * --export-params` files and checkpoints carry; a checkpoint's datasets are
+ * checked against their CRC-32C as they are read. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "common/hdf5_util.h"
 #include "launch/commands.h"
 #include "launch/eval_set.h"
+#include "trainer/ckpt_file.h"
 #include "trainer/cpu_env.h"
 #include "trainer/export.h"
 #include "trainer/mlp.h"
@@ -53,11 +55,51 @@ typedef struct {
     char spec[512];
 } eval_run_t;
 
-static rt_status eval_setup(eval_run_t *r, const eval_args_t *a)
+/* A checkpoint: the spec from its metadata, and every /params dataset read
+ * with its CRC-32C checked (a corrupt checkpoint is refused, naming the
+ * dataset). */
+static rt_status eval_setup_ckpt(eval_run_t *r, const eval_args_t *a, ckpt_reader_t *rd)
 {
     mlp_spec_t spec;
-    if (params_read_spec_h5(a->ckpt, r->spec, sizeof r->spec) != RT_OK)
+    snprintf(r->spec, sizeof r->spec, "%s", ckpt_reader_meta(rd)->model_spec);
+    TRY(mlp_spec_parse(r->spec, &spec));
+    TRY(eval_set_open(a->data, "data", &spec, &r->ds));
+    TRY(mlp_create(&r->model, &spec, a->batch));
+    r->model_ready = true;
+    const param_set_t *ps = &r->model.params;
+    ckpt_array_t arrays[RT_PARAMS_MAX];
+    char names[RT_PARAMS_MAX][RT_PARAM_NAME_MAX + 8];
+    for (int i = 0; i < ps->count; i++) {
+        const param_entry_t *e = &ps->entries[i];
+        snprintf(names[i], sizeof names[i], "params/%s", e->name);
+        arrays[i] = (ckpt_array_t){.name = names[i], .type = CKPT_F32, .data = ps->data + e->offset,
+                                   .rank = e->ndim};
+        for (int k = 0; k < e->ndim; k++)
+            arrays[i].dims[k] = e->shape[k];
+    }
+    if (ckpt_read_arrays(rd, arrays, ps->count) != RT_OK)
         return rt_fail_context(RT_ERR_USAGE, "--ckpt");
+    return RT_OK;
+}
+
+static rt_status eval_setup(eval_run_t *r, const eval_args_t *a)
+{
+    ckpt_reader_t *rd = NULL;
+    if (ckpt_open(a->ckpt, &rd) == RT_OK) {
+        rt_status st = eval_setup_ckpt(r, a, rd);
+        ckpt_close(rd);
+        return st;
+    }
+    /* not a readable checkpoint: a `train --export-params` file? */
+    char why[512];
+    snprintf(why, sizeof why, "%s", rt_last_error());
+    mlp_spec_t spec;
+    if (params_read_spec_h5(a->ckpt, r->spec, sizeof r->spec) != RT_OK) {
+        char why_export[512];
+        snprintf(why_export, sizeof why_export, "%s", rt_last_error());
+        return rt_fail(RT_ERR_USAGE, "--ckpt: neither a checkpoint (%s) nor a parameter export (%s)", why,
+                       why_export);
+    }
     TRY(mlp_spec_parse(r->spec, &spec));
     TRY(eval_set_open(a->data, "data", &spec, &r->ds));
     TRY(mlp_create(&r->model, &spec, a->batch));

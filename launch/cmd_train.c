@@ -7,6 +7,7 @@
  * buckets started during backward; rank 0 logs and writes the metrics.
  * Flags and metrics: docs/TRAINING.md. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <unistd.h>
@@ -28,6 +29,9 @@
 #include "launch/commands.h"
 #include "launch/eval_set.h"
 #include "launch/train_device.h"
+#include "launch/train_ckpt.h"
+#include "cluster/ckpt_lock.h"
+#include "trainer/ckpt_file.h"
 #include "trainer/cpu_env.h"
 #include "trainer/export.h"
 #include "trainer/mlp.h"
@@ -70,7 +74,9 @@ static rt_status train_args_parse(train_args_t *a, int argc, char **argv)
         {"model", ARG_STRING, &a->model, "SPEC", "model, e.g. mlp:784,1024,1024,10", true, false},
         {"data", ARG_STRING, &a->data, "F.h5", "training set (classification)", true, false},
         {"eval", ARG_STRING, &a->eval, "F.h5", "test set, evaluated once across ranks", false, false},
-        {"batch", ARG_INT, &a->batch, "N", "rows per rank per micro-batch", true, false},
+        {"batch", ARG_INT, &a->batch, "N",
+         "rows per rank per micro-batch (required unless resuming: then the checkpoint's global batch / ranks)",
+         false, false},
         {"epochs", ARG_INT, &a->epochs, "N", "epochs to train (default 1)", false, false},
         {"steps", ARG_INT, &a->steps, "N", "steps to train (instead of --epochs)", false, false},
         {"accum", ARG_INT, &a->accum, "N", "micro-batches accumulated per step (1)", false, false},
@@ -93,19 +99,31 @@ static rt_status train_args_parse(train_args_t *a, int argc, char **argv)
         {"skip-nonfinite", ARG_FLAG, &a->skip_nonfinite, NULL, "skip steps with a non-finite loss or gradient instead of stopping", false, false},
         {"tf32", ARG_FLAG, &a->tf32, NULL, "GPU: allow TF32 tensor cores in matrix products (default full fp32)", false, false},
         {"eager", ARG_FLAG, &a->eager, NULL, "GPU: launch kernel by kernel instead of replaying a CUDA graph (debugging)", false, false},
-        {"ckpt-dir", ARG_STRING, &a->ckpt_dir, "D", "not supported yet", false, false},
-        {"ckpt-every", ARG_INT, &a->ckpt_every, "N", "not supported yet", false, false},
-        {"keep", ARG_INT, &a->keep, "N", "not supported yet", false, false},
-        {"resume", ARG_STRING, &a->resume, "auto|never|PATH", "not supported yet", false, false},
+        {"ckpt-dir", ARG_STRING, &a->ckpt_dir, "D",
+         "checkpoint directory (rank 0 locks it and writes ckpt-<step>.h5; a final one at the end)", false, false},
+        {"ckpt-every", ARG_INT, &a->ckpt_every, "N", "also checkpoint every N steps (0: only at the end)", false, false},
+        {"keep", ARG_INT, &a->keep, "N", "keep the N newest checkpoints (0: all; default 3)", false, false},
+        {"resume", ARG_STRING, &a->resume, "auto|never|PATH",
+         "auto: newest good checkpoint in --ckpt-dir (default); never; or this file", false, false},
     };
     const int nspecs = (int)(sizeof specs / sizeof specs[0]);
     arg_command cmd = {.prog = "ringtrain train",
                        .summary = "Train a model data-parallel on the CPU (run under mpirun for several "
                                   "ranks); gradients are averaged with the ring all-reduce."};
+    a->keep = 3;
     TRY(args_parse(&cmd, specs, nspecs, argc, argv));
-    for (int i = nspecs - 4; i < nspecs; i++)
-        if (specs[i].seen)
-            return rt_fail(RT_ERR_USAGE, "--%s: checkpoints are not supported yet", specs[i].name);
+    if (!a->resume)
+        a->resume = "auto";
+    if (!*a->resume)
+        return rt_fail(RT_ERR_USAGE, "--resume: give auto, never or a checkpoint file");
+    if (a->ckpt_dir && !*a->ckpt_dir)
+        return rt_fail(RT_ERR_USAGE, "--ckpt-dir: empty directory name");
+    if (a->ckpt_every < 0)
+        return rt_fail(RT_ERR_USAGE, "--ckpt-every must not be negative, got %d", a->ckpt_every);
+    if (a->keep < 0)
+        return rt_fail(RT_ERR_USAGE, "--keep must not be negative, got %d", a->keep);
+    if (!a->ckpt_dir && (specs[nspecs - 3].seen || specs[nspecs - 2].seen))
+        return rt_fail(RT_ERR_USAGE, "--%s needs --ckpt-dir", specs[nspecs - 3].seen ? "ckpt-every" : "keep");
 
     TRY(mlp_spec_parse(a->model, &a->spec));
     TRY(optim_kind_parse(a->optimizer, &a->opt_kind));
@@ -113,7 +131,7 @@ static rt_status train_args_parse(train_args_t *a, int argc, char **argv)
     if (strcmp(a->device, "auto") && strcmp(a->device, "cpu") && strcmp(a->device, "cuda"))
         return rt_fail(RT_ERR_USAGE, "--device '%s' is not auto, cpu or cuda", a->device);
     TRY(train_device_check_flag(a->device));
-    if (a->batch < 1)
+    if (specs[3].seen && a->batch < 1)
         return rt_fail(RT_ERR_USAGE, "--batch must be at least 1, got %d", a->batch);
     if (specs[4].seen && specs[5].seen)
         return rt_fail(RT_ERR_USAGE, "give --epochs or --steps, not both");
@@ -179,7 +197,40 @@ typedef struct {
     /* test hooks for the launcher's fault tests (docs/LAUNCH.md) */
     int64_t die_at, hang_at;   /* -1: off */
     int die_rank, hang_rank;
+    /* checkpoints */
+    int lock_fd;               /* rank 0 with --ckpt-dir: holds DIR/.lock */
+    char resume_path[4096];    /* "" : a fresh run */
+    train_scalars_t sc;        /* the checkpoint's scalars (read, then written) */
+    uint64_t digest;           /* of what this rank loaded */
+    int64_t start_step;
+    char spec_str[512];
+    int stop_signal;
+    train_ckpt_list_t list;           /* SIGTERM/SIGINT agreed by all ranks */
 } train_run_t;
+
+/* SIGTERM/SIGINT only set this; the loop checks it between steps, and the
+ * ranks agree on it (a sum over ranks), so all stop after the same step. */
+static volatile sig_atomic_t g_stop_signal = 0;
+
+static void on_stop_signal(int sig)
+{
+    if (!g_stop_signal)
+        g_stop_signal = sig;
+}
+
+static void stop_signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    /* a file-size limit makes a checkpoint write fail with EFBIG (reported,
+     * training stops) instead of killing the rank mid-write */
+    signal(SIGXFSZ, SIG_IGN);
+}
 
 /* RT_TEST_DIE_AT_STEP / RT_TEST_HANG_AT_STEP (and their _RANK, default 1):
  * the launcher's end-to-end tests kill or hang one rank at a given step to
@@ -193,9 +244,148 @@ static void test_hooks_read(train_run_t *r)
     r->hang_rank = (v = getenv("RT_TEST_HANG_RANK")) ? atoi(v) : 1;
 }
 
-static rt_status run_setup(train_run_t *r)
+/* The metrics file: a fresh run truncates it; a resumed run keeps the lines
+ * up to the checkpoint's step (those after it were written by the run that
+ * was interrupted and are about to be redone) and appends. NULL and errno
+ * on failure. */
+static FILE *metrics_open(const char *path, int64_t keep_upto)
+{
+    if (keep_upto < 0)
+        return fopen(path, "w");
+    FILE *old = fopen(path, "r");
+    if (!old)
+        return errno == ENOENT ? fopen(path, "w") : NULL;
+    char *kept = NULL;
+    size_t kept_len = 0;
+    FILE *mem = open_memstream(&kept, &kept_len);
+    if (!mem) {
+        fclose(old);
+        return NULL;
+    }
+    char line[4096];
+    bool drop = false;
+    while (fgets(line, sizeof line, old)) {
+        long long step;
+        bool whole = strchr(line, '\n') != NULL;
+        if (!drop && sscanf(line, "{\"step\":%lld", &step) == 1 && step > keep_upto)
+            drop = true;  /* the interrupted run's lines past the checkpoint */
+        if (!drop && whole)
+            fputs(line, mem);
+        if (!whole)
+            break;  /* a cut-off last line (killed mid-write) */
+    }
+    fclose(old);
+    fclose(mem);
+    FILE *f = fopen(path, "w");
+    if (f && kept_len)
+        fwrite(kept, 1, kept_len, f);
+    free(kept);
+    return f;
+}
+
+/* ---- resume: choose, open, size the run from the checkpoint ------------------- */
+
+static void resume_skip_report(void *ctx, const char *path, const char *reason)
+{
+    (void)ctx;
+    fprintf(stderr, "ringtrain train: resume: skip %s: %s\n", path, reason);
+    fflush(stderr);
+}
+
+/* Rank 0 locks the checkpoint directory (before anything is written into
+ * it, held to the end) and picks the checkpoint to resume; every rank then
+ * learns the choice by a broadcast. */
+static rt_status run_resume_choose(train_run_t *r)
 {
     train_args_t *a = r->a;
+    if (r->rank != 0)
+        return RT_OK;
+    /* in use: a usage error already; unwritable: also one (exit 2, the
+     * launcher does not retry what a restart cannot fix) */
+    if (a->ckpt_dir && ckpt_dir_lock(a->ckpt_dir, &r->lock_fd) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "--ckpt-dir");
+    if (!strcmp(a->resume, "never"))
+        return RT_OK;
+    if (!strcmp(a->resume, "auto")) {
+        if (!a->ckpt_dir)
+            return RT_OK;
+        int64_t step = 0;
+        TRY(ckpt_find_latest(a->ckpt_dir, r->resume_path, sizeof r->resume_path, &step,
+                             resume_skip_report, NULL));
+        if (!r->resume_path[0])
+            printf("resume: no complete checkpoint in %s, starting at step 0\n", a->ckpt_dir);
+        fflush(stdout);
+        return RT_OK;
+    }
+    if (strlen(a->resume) >= sizeof r->resume_path)
+        return rt_fail(RT_ERR_USAGE, "--resume: path too long");
+    if (access(a->resume, R_OK) != 0)
+        return rt_fail(RT_ERR_USAGE, "--resume %s: %s", a->resume, strerror(errno));
+    snprintf(r->resume_path, sizeof r->resume_path, "%s", a->resume);
+    return RT_OK;
+}
+
+/* Opens the chosen checkpoint, checks the model and reads its scalars, and
+ * sizes this run from them: the global batch (per-rank batch x accum x ranks)
+ * of the checkpoint is kept, whatever the rank count (ckpt_resume_batch). */
+static rt_status run_resume_open(train_run_t *r, ckpt_reader_t **rd)
+{
+    train_args_t *a = r->a;
+    const char *path = r->resume_path;
+    if (ckpt_open(path, rd) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "--resume");
+    if (ckpt_expect_spec(*rd, r->spec_str) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "--model");
+    r->list.n = 0;
+    train_ckpt_scalars(&r->list, &r->sc);
+    if (ckpt_read_arrays(*rd, r->list.arrays, r->list.n) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "resuming from %s", path);
+    if (r->sc.accum != a->accum)
+        return rt_fail(RT_ERR_USAGE,
+                       "checkpoint %s was written with --accum %lld; this run has --accum %d "
+                       "(keep --accum: the global batch must stay the same)",
+                       path, (long long)r->sc.accum, a->accum);
+    int64_t batch = 0;
+    if (ckpt_resume_batch(r->sc.world, r->sc.batch, r->world, a->batch, &batch) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "cannot resume from %s on %d ranks", path, r->world);
+    if (batch > 1 << 24)
+        return rt_fail(RT_ERR_USAGE, "resuming from %s: batch %lld per rank is too large", path,
+                       (long long)batch);
+    a->batch = (int)batch;
+    /* the stored position counts samples of the global order, a whole number of steps */
+    int64_t per_batch = (int64_t)a->batch * r->world;
+    if (r->sc.data_position % per_batch != 0 || r->sc.data_position < 0 || r->sc.data_epoch < 0)
+        return rt_fail(RT_ERR_FORMAT, "checkpoint %s: sample position %lld is not a whole number of "
+                       "batches of %lld", path, (long long)r->sc.data_position, (long long)per_batch);
+    const char *kind = optim_kind_name(a->opt_kind);
+    bool has_m = ckpt_has_array(*rd, "optimizer/m/fc1.weight") == 1;
+    if ((a->opt_kind == OPTIM_ADAMW) != has_m)
+        return rt_fail(RT_ERR_USAGE, "checkpoint %s holds %s optimizer state; this run has --optimizer %s",
+                       path, has_m ? "adamw" : "sgd", kind);
+    return RT_OK;
+}
+
+/* Reads parameters, optimizer state and counters of the opened checkpoint
+ * into the allocated model (every array's CRC-32C is checked), and digests
+ * what was loaded for the cross-rank comparison. */
+static rt_status run_resume_load(train_run_t *r, ckpt_reader_t *rd)
+{
+    train_ckpt_all(&r->list, &r->model.params, &r->opt, &r->sc);
+    if (ckpt_read_arrays(rd, r->list.arrays, r->list.n) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "resuming from %s", r->resume_path);
+    r->opt.step = r->sc.opt_step;
+    r->start_step = r->sc.step;
+    r->digest = ckpt_digest(ckpt_reader_meta(rd), r->list.arrays, r->list.n);
+    return RT_OK;
+}
+
+static rt_status run_setup_inner(train_run_t *r, ckpt_reader_t **rd)
+{
+    train_args_t *a = r->a;
+    if (r->resume_path[0])
+        TRY(run_resume_open(r, rd));
+    else if (a->batch < 1)
+        return rt_fail(RT_ERR_USAGE, "--batch is required when not resuming from a checkpoint");
     TRY(eval_set_open(a->data, "data", &a->spec, &r->train_ds));
     if (a->eval)
         TRY(eval_set_open(a->eval, "eval", &a->spec, &r->eval_ds));
@@ -222,6 +412,11 @@ static rt_status run_setup(train_run_t *r)
         lc.free = gpu_train_host_free;
         lc.alloc_ctx = &r->dev.device;
     }
+    if (r->resume_path[0]) {
+        lc.start = (sampler_state_t){.seed = r->sc.data_seed, .epoch = r->sc.data_epoch,
+                                     .position = r->sc.data_position / ((int64_t)a->batch * r->world)};
+        r->micro_in_epoch = lc.start.position;
+    }
     if (loader_open(&r->loader, r->train_ds, &lc) != RT_OK)
         return rt_fail_context(RT_ERR_USAGE, "--data");
     r->loader_spe = loader_steps_per_epoch(r->loader);
@@ -232,7 +427,7 @@ static rt_status run_setup(train_run_t *r)
     r->total_steps = a->steps ? a->steps : (int64_t)a->epochs * r->steps_per_epoch;
 
     if (r->rank == 0 && a->metrics) {
-        r->metrics = fopen(a->metrics, "w");
+        r->metrics = metrics_open(a->metrics, r->resume_path[0] ? r->sc.step : -1);
         if (!r->metrics)
             return rt_fail(RT_ERR_USAGE, "--metrics %s: %s", a->metrics, strerror(errno));
     }
@@ -243,9 +438,23 @@ static rt_status run_setup(train_run_t *r)
     if (a->weight_decay >= 0.0)
         oc.weight_decay = (float)a->weight_decay;
     TRY(optimizer_create(&r->opt, &oc, r->model.params.total));
+    if (r->resume_path[0]) {
+        if (r->micro_in_epoch >= r->steps_per_epoch * a->accum)
+            return rt_fail(RT_ERR_FORMAT, "checkpoint %s: position %lld batches is past the epoch's %lld steps",
+                           r->resume_path, (long long)r->micro_in_epoch, (long long)r->steps_per_epoch);
+        TRY(run_resume_load(r, *rd));
+    }
     if (r->dev.device >= 0)
         TRY(train_device_open(&r->dev, r->dev.device, a->tf32, a->eager, &r->model, &r->opt));
     return RT_OK;
+}
+
+static rt_status run_setup(train_run_t *r)
+{
+    ckpt_reader_t *rd = NULL;
+    rt_status st = run_setup_inner(r, &rd);
+    ckpt_close(rd);
+    return st;
 }
 
 /* ---- gradient buckets: nonblocking ring all-reduce -------------------------- */
@@ -370,15 +579,159 @@ static rt_status run_eval_and_log(train_run_t *r, int64_t step)
     return RT_OK;
 }
 
+/* ---- checkpoints ------------------------------------------------------------- */
+
+/* The training flags as a JSON object (the checkpoint's config attribute).
+ * Returns the length it needs (as snprintf); the text is cut at size. */
+static size_t config_json(const train_run_t *r, char *buf, size_t size)
+{
+    const train_args_t *a = r->a;
+    size_t o = 0;
+#define PUT(...) (o += (size_t)snprintf(buf + (o < size ? o : size), o < size ? size - o : 0, __VA_ARGS__))
+#define PUT_STR(key, v)                                  \
+    do {                                                 \
+        PUT("\"%s\":", key);                            \
+        if (v)                                           \
+            train_json_string(buf, size, &o, v);         \
+        else                                             \
+            PUT("null");                                 \
+        PUT(",");                                        \
+    } while (0)
+    PUT("{");
+    PUT_STR("model", r->spec_str);
+    PUT_STR("data", a->data);
+    PUT_STR("eval", a->eval);
+    PUT("\"batch\":%d,\"epochs\":%d,\"steps\":%d,\"accum\":%d,", a->batch, a->epochs, a->steps, a->accum);
+    PUT_STR("optimizer", a->optimizer);
+    PUT("\"lr\":%.17g,\"momentum\":%.17g,\"weight_decay\":%.17g,\"warmup\":%d,", a->lr, a->momentum,
+        a->weight_decay, a->warmup);
+    PUT_STR("schedule", a->schedule);
+    PUT("\"grad_clip\":%.17g,\"seed\":%d,", a->grad_clip, a->seed);
+    PUT_STR("device", a->device);
+    PUT("\"threads\":%d,\"log_every\":%d,\"eval_every\":%d,", a->threads, a->log_every, a->eval_every);
+    PUT_STR("metrics", a->metrics);
+    PUT_STR("export_params", a->export_params);
+    PUT("\"bucket_mb\":%.17g,\"skip_nonfinite\":%s,", a->bucket_mb, a->skip_nonfinite ? "true" : "false");
+    PUT_STR("ckpt_dir", a->ckpt_dir);
+    PUT("\"ckpt_every\":%d,\"keep\":%d,", a->ckpt_every, a->keep);
+    PUT_STR("resume", a->resume);
+    PUT("\"world\":%d}", r->world);
+#undef PUT_STR
+#undef PUT
+    return o;
+}
+
+/* Rank 0 writes the checkpoint of `done` steps (atomically, then prunes to
+ * --keep); all ranks then learn whether it worked, so that a failed write
+ * stops the whole job (never training on without checkpoints). Called only
+ * between steps, so every micro-batch of the last step is consumed. */
+static rt_status run_checkpoint(train_run_t *r, int64_t done, double loss_sum, int64_t loss_count)
+{
+    train_args_t *a = r->a;
+    int32_t failed = 0;
+    char path[4096] = "";
+    if (r->rank == 0) {
+        sampler_state_t ls = loader_state(r->loader);
+        if (ls.position >= r->steps_per_epoch * a->accum)
+            ls = (sampler_state_t){.seed = ls.seed, .epoch = ls.epoch + 1, .position = 0};
+        train_scalars_t *sc = &r->sc;
+        sc->step = r->step.step;
+        sc->opt_step = r->opt.step;
+        sc->skipped = r->step.skipped;
+        sc->loss_sum = loss_sum;
+        sc->loss_count = loss_count;
+        sc->data_seed = ls.seed;
+        sc->data_epoch = ls.epoch;
+        sc->data_position = ls.position * a->batch * r->world;
+        sc->batch = a->batch;
+        sc->accum = a->accum;
+        sc->world = r->world;
+        if (!r->resume_path[0])
+            sc->init_seed = (uint64_t)a->seed;
+        train_ckpt_all(&r->list, &r->model.params, &r->opt, sc);
+        char probe[1];
+        size_t need = config_json(r, probe, sizeof probe) + 1;
+        char *config = malloc(need);
+        CHECK_ALLOC(config, need);
+        config_json(r, config, need);
+        ckpt_meta_t meta = {.step = done, .epoch = ls.epoch, .model_spec = r->spec_str,
+                            .config_json = config, .world_size = r->world};
+        failed = ckpt_save(a->ckpt_dir, a->keep, &meta, r->list.arrays, r->list.n, path, sizeof path) != RT_OK;
+        free(config);
+        if (!failed) {
+            printf("checkpoint %s (step %lld)\n", path, (long long)done);
+            fflush(stdout);
+        }
+    }
+    if (r->world > 1) {
+        rt_status st = coll_broadcast(r->comm, &failed, 1, RT_DTYPE_I32, 0);
+        if (st != RT_OK)
+            return st;
+    }
+    r->consistent = true;
+    if (failed && r->rank == 0)
+        return rt_fail_context(RT_ERR_IO, "checkpoint at step %lld (training stops rather than go on without it)",
+                               (long long)done);
+    if (failed)
+        return rt_fail(RT_ERR_IO, "rank 0 could not write the checkpoint at step %lld", (long long)done);
+    r->consistent = false;
+    return RT_OK;
+}
+
+/* All ranks learn whether any got SIGTERM/SIGINT (one 4-byte all-reduce a
+ * step), so that they stop after the same step. */
+static rt_status run_stop_agree(train_run_t *r, bool *stop)
+{
+    int32_t mine = g_stop_signal, sum = mine;
+    if (r->world > 1)
+        TRY(coll_allreduce(r->comm, &mine, &sum, 1, RT_DTYPE_I32, COLL_SUM));
+    *stop = sum != 0;
+    if (*stop)
+        r->stop_signal = mine ? mine : SIGTERM;
+    return RT_OK;
+}
+
 /* ---- the loop ----------------------------------------------------------------- */
 
 static rt_status run_train(train_run_t *r)
 {
     train_args_t *a = r->a;
     param_set_t *ps = &r->model.params;
-    if (r->rank == 0)
-        mlp_init_params(&r->model, (uint64_t)a->seed);
-    TRY(coll_broadcast(r->comm, ps->data, (size_t)ps->total, RT_DTYPE_F32, 0));
+    if (r->resume_path[0]) {
+        /* every rank loaded the checkpoint itself: compare what they loaded */
+        int64_t mine = (int64_t)r->digest;
+        int64_t *all = calloc((size_t)r->world, sizeof *all);
+        CHECK_ALLOC(all, sizeof *all * (size_t)r->world);
+        rt_status st = coll_allgather(r->comm, &mine, all, 1, RT_DTYPE_I64);
+        char list[1024];
+        size_t o = 0;
+        bool agree = true;
+        for (int i = 0; st == RT_OK && i < r->world; i++) {
+            agree = agree && all[i] == all[0];
+            if (o < sizeof list)
+                o += (size_t)snprintf(list + o, sizeof list - o, "%s rank %d 0x%016llx", i ? "," : "", i,
+                                      (unsigned long long)all[i]);
+        }
+        free(all);
+        TRY(st);
+        r->consistent = true;
+        if (!agree)
+            return rt_fail(RT_ERR_MISMATCH, "ranks loaded different state from %s (digests:%s)",
+                           r->resume_path, list);
+        r->consistent = false;
+        if (r->rank == 0) {
+            /* on stderr, next to the launcher's own lines (docs/LAUNCH.md) */
+            fprintf(stderr, "ringtrain train: resumed from %s (step %lld, epoch %lld, written by %lld ranks x batch %lld; "
+                   "digest 0x%016llx)\n",
+                   r->resume_path, (long long)r->sc.step, (long long)r->sc.data_epoch,
+                   (long long)r->sc.world, (long long)r->sc.batch, (unsigned long long)r->digest);
+            fflush(stderr);
+        }
+    } else {
+        if (r->rank == 0)
+            mlp_init_params(&r->model, (uint64_t)a->seed);
+        TRY(coll_broadcast(r->comm, ps->data, (size_t)ps->total, RT_DTYPE_F32, 0));
+    }
     const bool gpu = r->dev.device >= 0;
     if (gpu)
         TRY(train_device_start(&r->dev, r->world, &r->model, &r->opt));
@@ -411,7 +764,20 @@ static rt_status run_train(train_run_t *r)
     double t_start = rt_now(), t_log = t_start, loss_acc = 0.0;
     int64_t steps_since_log = 0;
     test_hooks_read(r);
-    for (int64_t s = 0; s < r->total_steps; s++) {
+    if (r->start_step > 0) {
+        /* the hooks fire only in a run that started from step 0 (docs/LAUNCH.md) */
+        r->die_at = r->hang_at = -1;
+        t->step = r->sc.step;
+        t->skipped = r->sc.skipped;
+        loss_acc = r->sc.loss_sum;
+        steps_since_log = r->sc.loss_count;
+    }
+    if (r->start_step >= r->total_steps && r->rank == 0) {
+        printf("resume: the checkpoint's step %lld already reaches the %lld steps of this run; nothing to train\n",
+               (long long)r->start_step, (long long)r->total_steps);
+        fflush(stdout);
+    }
+    for (int64_t s = r->start_step; s < r->total_steps; s++) {
         step_result_t res;
         r->step_index = s;
         if (s == r->die_at && r->rank == r->die_rank) {
@@ -475,6 +841,21 @@ static rt_status run_train(train_run_t *r)
             TRY(train_device_download(&r->dev, &r->model, NULL));
         if (eval_now)
             TRY(run_eval_and_log(r, done));
+        bool stop = false;
+        TRY(run_stop_agree(r, &stop));
+        if (a->ckpt_dir && (stop || done == r->total_steps || (a->ckpt_every && done % a->ckpt_every == 0))) {
+            if (gpu) /* the checkpoint is written from the host copies */
+                TRY(train_device_download(&r->dev, &r->model, &r->opt));
+            TRY(run_checkpoint(r, done, loss_acc, steps_since_log));
+        }
+        if (stop) {
+            if (r->rank == 0) {
+                printf("stopped by signal %d after step %lld%s\n", r->stop_signal, (long long)done,
+                       a->ckpt_dir ? "; final checkpoint written" : " (no --ckpt-dir: no checkpoint)");
+                fflush(stdout);
+            }
+            return RT_OK;
+        }
     }
     if (gpu)
         TRY(train_device_download(&r->dev, &r->model, &r->opt));
@@ -496,7 +877,7 @@ static rt_status run_train(train_run_t *r)
     if (r->rank == 0) {
         printf("done  %lld steps in %.1f s | %.0f samples/s | replicas identical (%016llx)%s\n",
                (long long)r->total_steps, seconds,
-               (double)global_batch * (double)r->total_steps / seconds,
+               (double)global_batch * (double)(r->total_steps - r->start_step) / seconds,
                (unsigned long long)mine, t->skipped ? " | some steps skipped" : "");
         if (r->metrics)
             fprintf(r->metrics, "{\"step\":%lld,\"train_seconds\":%.3f,\"skipped_steps\":%lld,"
@@ -526,6 +907,7 @@ static void run_free(train_run_t *r)
     dataset_close(r->train_ds);
     if (r->metrics)
         fclose(r->metrics);
+    ckpt_dir_unlock(r->lock_fd);
 }
 
 int cmd_train(int argc, char **argv)
@@ -541,9 +923,12 @@ int cmd_train(int argc, char **argv)
     train_run_t run;
     memset(&run, 0, sizeof run);
     run.a = &args;
+    run.lock_fd = -1;
+    mlp_spec_format(&args.spec, run.spec_str, sizeof run.spec_str);
     bool speak = true;
     TRY_GOTO(st, coll_init(&argc, &argv), report);
     TRY_GOTO(st, coll_comm_world(&run.comm), finalize);
+    stop_signals_install();
     run.rank = coll_rank(run.comm);
     run.world = coll_size(run.comm);
     run.threads = args.threads ? args.threads : trainer_default_threads(coll_local_size(run.comm));
@@ -556,7 +941,11 @@ int cmd_train(int argc, char **argv)
         LOG_INFO("%s", why);
     }
 
-    st = eval_set_agree(run.comm, run_setup(&run), &speak);
+    st = eval_set_agree(run.comm, run_resume_choose(&run), &speak);
+    if (st == RT_OK && run.world > 1)
+        st = coll_broadcast(run.comm, run.resume_path, sizeof run.resume_path, RT_DTYPE_U8, 0);
+    if (st == RT_OK)
+        st = eval_set_agree(run.comm, run_setup(&run), &speak);
     if (st == RT_OK) {
         st = run_train(&run);
         /* a non-finite step and diverged replicas are seen by every rank alike
@@ -581,6 +970,8 @@ free_comm:
 finalize:
     coll_finalize();
 report:
+    if (st == RT_OK && run.stop_signal)
+        return 128 + run.stop_signal;  /* stopped by SIGTERM/SIGINT, checkpoint written */
     if (!speak)
         return rt_exit_code(st);
     return cmd_report("train", st);

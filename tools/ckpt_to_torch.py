@@ -26,7 +26,7 @@ FORMAT_VERSION = 1
 
 
 def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), table-driven; see docs/CHECKPOINTS.md."""
+    """CRC-32C (Castagnoli), table-driven; see docs/FORMATS.md, "Checkpoint file"."""
     table = crc32c.table
     c = 0xFFFFFFFF
     for byte in data:

@@ -132,7 +132,8 @@ static rt_status listing_read(const char *dir, dir_listing *l, int *missing)
         }
     }
     closedir(d);
-    qsort(l->items, (size_t)l->count, sizeof *l->items, entry_newest_first);
+    if (l->count > 1)  /* qsort(NULL, 0, ...) is undefined (UBSan) */
+        qsort(l->items, (size_t)l->count, sizeof *l->items, entry_newest_first);
     return RT_OK;
 nomem:
     closedir(d);

@@ -7,7 +7,7 @@
  * state as a list of ckpt_array_t (slices of its parameter arena, optimizer
  * moments, sampler and RNG state) and uses the same list to write and read.
  *
- * File layout (docs/CHECKPOINTS.md has the exact schema):
+ * File layout (docs/FORMATS.md, "Checkpoint file", has the exact schema):
  *   root attributes  format="ringtrain-checkpoint", format_version, step,
  *                    epoch, model_spec, config (JSON), world_size,
  *                    created_unix, meta_crc32c

@@ -23,7 +23,7 @@ rt_status ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v);
 /* *s is malloc'ed; the caller frees it. */
 rt_status ckpt_attr_read_str(hid_t obj, const char *name, char **s);
 
-/* CRC-32C of the canonical text of the metadata (docs/CHECKPOINTS.md):
+/* CRC-32C of the canonical text of the metadata (docs/FORMATS.md, "Checkpoint file"):
  * "format_version=V\nstep=S\nepoch=E\nworld_size=W\ncreated_unix=T\n"
  * "model_spec=M\nconfig=C" */
 rt_status ckpt_meta_crc(const ckpt_meta_t *m, uint32_t *crc);

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """test_ckpt_h5py.py - h5py reads every dataset and attribute of a checkpoint
-in the documented layout (docs/CHECKPOINTS.md): root attributes and their
+in the documented layout (docs/FORMATS.md, "Checkpoint file"): root attributes and their
 types, the metadata checksum, each dataset's dtype, shape, contiguous
 layout, values (closed form, numpy) and crc32c attribute (recomputed in
 Python); and `ringtrain ckpt inspect` lists them."""

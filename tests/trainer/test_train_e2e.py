@@ -9,8 +9,8 @@
   accuracy equal numpy's over the whole set with the exported parameters;
 - `ringtrain eval` on the exported parameters (3 ranks) agrees with numpy;
 - metrics JSON lines carry the documented keys;
-- bad input (spec, dimensions, batch, files, hyperparameters, flags of later
-  issues) stops before training with exit 2 and one message, also under
+- bad input (spec, dimensions, batch, files, hyperparameters, checkpoint flags
+  without --ckpt-dir, a missing --batch) stops before training with exit 2 and one message, also under
   mpirun; a non-finite loss stops naming the step (exit 1) unless
   --skip-nonfinite.
 Datasets are written here with h5py in the documented format."""
@@ -178,7 +178,8 @@ def main():
             (["--model", spec] + base + ["--momentum", 1.5, "--optimizer", "sgd"], "--momentum"),
             (["--model", spec] + base + ["--optimizer", "adam"], "adam"),
             (["--model", spec] + base + ["--schedule", "step"], "schedule"),
-            (["--model", spec] + base + ["--ckpt-dir", d], "not supported yet"),
+            (["--model", spec] + base + ["--ckpt-every", 5], "needs --ckpt-dir"),
+            (["--model", spec, "--data", train_h5, "--steps", 2], "--batch is required"),
             (["--model", spec] + base + ["--device", "cuda"], "CUDA"),
             (["--model", spec] + base + ["--grad-clip", -1], "--grad-clip"),
             (["--model", spec] + base + ["--bogus"], "unknown flag"),
