@@ -2,6 +2,25 @@
 #ifndef RT_COMMON_HDF5_UTIL_H
 #define RT_COMMON_HDF5_UTIL_H
 
+#include <hdf5.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/status.h"
+
+/* Reads a string attribute (fixed-length or variable-length, as h5py writes
+ * it) into buf; *present is false when the attribute does not exist. */
+rt_status h5_attr_string(hid_t loc, const char *name, char *buf, size_t cap, bool *present);
+
+/* Reads an integer attribute holding 1..cap values (converted to int64). */
+rt_status h5_attr_i64(hid_t loc, const char *name, int64_t *vals, int cap, int *count,
+                      bool *present);
+
+/* Writes a scalar variable-length UTF-8 string attribute (h5py reads str). */
+rt_status h5_write_attr_string(hid_t loc, const char *name, const char *value);
+rt_status h5_write_attr_i64(hid_t loc, const char *name, const int64_t *vals, int count);
+
 /* Turns off HDF5's automatic error-stack printing; errors reach the user
  * through rt_status messages instead. Call once at start-up. */
 void rt_hdf5_quiet(void);

@@ -7,24 +7,7 @@
 #include <string.h>
 
 #include "common/check.h"
-
-static rt_status write_string_attr(hid_t loc, const char *name, const char *value)
-{
-    rt_status st = RT_OK;
-    hid_t type = H5Tcopy(H5T_C_S1), space = -1, attr = -1;
-    if (type < 0)
-        return rt_hdf5_error("H5Tcopy", __FILE__, __LINE__);
-    if (H5Tset_size(type, strlen(value) + 1) < 0 || (space = H5Screate(H5S_SCALAR)) < 0 ||
-        (attr = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        H5Awrite(attr, type, value) < 0)
-        st = rt_hdf5_error("writing attribute", __FILE__, __LINE__);
-    if (attr >= 0)
-        H5Aclose(attr);
-    if (space >= 0)
-        H5Sclose(space);
-    H5Tclose(type);
-    return st;
-}
+#include "common/hdf5_util.h"
 
 rt_status params_export_h5(const param_set_t *ps, const char *model_spec, const char *path)
 {
@@ -34,8 +17,8 @@ rt_status params_export_h5(const param_set_t *ps, const char *model_spec, const 
         rt_hdf5_error("H5Fcreate", __FILE__, __LINE__);
         return rt_fail_context(RT_ERR_IO, "cannot create %s", path);
     }
-    TRY_GOTO(st, write_string_attr(file, "format", "ringtrain-params"), close_file);
-    TRY_GOTO(st, write_string_attr(file, "model_spec", model_spec), close_file);
+    TRY_GOTO(st, h5_write_attr_string(file, "format", "ringtrain-params"), close_file);
+    TRY_GOTO(st, h5_write_attr_string(file, "model_spec", model_spec), close_file);
     group = H5Gcreate2(file, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (group < 0) {
         st = rt_hdf5_error("H5Gcreate2", __FILE__, __LINE__);
@@ -68,38 +51,17 @@ close_file:
 
 rt_status params_read_spec_h5(const char *path, char *buf, size_t size)
 {
-    rt_status st = RT_OK;
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), attr = -1, type = -1, mem = -1;
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) {
         rt_hdf5_error("H5Fopen", __FILE__, __LINE__);
         return rt_fail_context(RT_ERR_IO, "cannot open %s", path);
     }
-    if (H5Aexists(file, "model_spec") <= 0) {
+    bool present = false;
+    rt_status st = h5_attr_string(file, "model_spec", buf, size, &present);
+    if (st == RT_OK && !present)
         st = rt_fail(RT_ERR_FORMAT, "%s has no model_spec attribute (not ringtrain parameters)", path);
-        goto out;
-    }
-    attr = H5Aopen(file, "model_spec", H5P_DEFAULT);
-    type = attr < 0 ? -1 : H5Aget_type(attr);
-    if (type < 0 || H5Tget_class(type) != H5T_STRING) {
-        st = rt_fail(RT_ERR_FORMAT, "%s: model_spec is not a string", path);
-        goto out;
-    }
-    size_t len = H5Tget_size(type);
-    if (H5Tis_variable_str(type) > 0 || len + 1 > size) {
-        st = rt_fail(RT_ERR_FORMAT, "%s: model_spec is not a fixed string under %zu bytes", path, size);
-        goto out;
-    }
-    memset(buf, 0, size);
-    mem = H5Tcopy(H5T_C_S1);
-    if (mem < 0 || H5Tset_size(mem, len + 1) < 0 || H5Aread(attr, mem, buf) < 0)
-        st = rt_hdf5_error("reading model_spec", __FILE__, __LINE__);
-out:
-    if (mem >= 0)
-        H5Tclose(mem);
-    if (type >= 0)
-        H5Tclose(type);
-    if (attr >= 0)
-        H5Aclose(attr);
+    else if (st != RT_OK)
+        rt_fail_context(st, "%s: model_spec", path);
     H5Fclose(file);
     return st;
 }

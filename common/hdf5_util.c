@@ -1,0 +1,147 @@
+/* hdf5_util.c - HDF5 attribute helpers shared by datasets, parameter
+ * exports and checkpoints: string and integer attributes, read and written
+ * the way h5py reads and writes them. */
+#include "common/hdf5_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/check.h"
+
+rt_status h5_attr_string(hid_t loc, const char *name, char *buf, size_t cap, bool *present)
+{
+    rt_status st = RT_OK;
+    *present = false;
+    buf[0] = '\0';
+    htri_t exists = H5Aexists(loc, name);
+    CHECK_HDF5(exists);
+    if (!exists)
+        return RT_OK;
+    *present = true;
+    hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
+    CHECK_HDF5(attr);
+    hid_t ftype = H5Aget_type(attr);
+    hid_t mtype = H5I_INVALID_HID;
+    if (ftype < 0) {
+        st = rt_hdf5_error("H5Aget_type", __FILE__, __LINE__);
+        goto close_attr;
+    }
+    if (H5Tget_class(ftype) != H5T_STRING) {
+        st = rt_fail(RT_ERR_FORMAT, "attribute '%s' is not a string", name);
+        goto close_ftype;
+    }
+    hid_t space = H5Aget_space(attr);
+    hssize_t npoints = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (space >= 0)
+        H5Sclose(space);
+    if (npoints != 1) {
+        st = rt_fail(RT_ERR_FORMAT, "attribute '%s' is not a single string", name);
+        goto close_ftype;
+    }
+    mtype = H5Tcopy(H5T_C_S1);
+    if (H5Tis_variable_str(ftype) > 0) {
+        char *value = NULL;
+        H5Tset_size(mtype, H5T_VARIABLE);
+        H5Tset_cset(mtype, H5Tget_cset(ftype));
+        if (H5Aread(attr, mtype, &value) < 0) {
+            st = rt_hdf5_error("H5Aread", __FILE__, __LINE__);
+            goto close_mtype;
+        }
+        snprintf(buf, cap, "%s", value ? value : "");
+        H5free_memory(value);
+    } else {
+        size_t size = H5Tget_size(ftype);
+        char *tmp = calloc(size + 1, 1);
+        if (!tmp) {
+            st = rt_fail(RT_ERR_NOMEM, "attribute '%s'", name);
+            goto close_mtype;
+        }
+        H5Tset_size(mtype, size);
+        H5Tset_cset(mtype, H5Tget_cset(ftype));
+        H5Tset_strpad(mtype, H5Tget_strpad(ftype));
+        if (H5Aread(attr, mtype, tmp) < 0) {
+            free(tmp);
+            st = rt_hdf5_error("H5Aread", __FILE__, __LINE__);
+            goto close_mtype;
+        }
+        snprintf(buf, cap, "%s", tmp);
+        free(tmp);
+    }
+close_mtype:
+    H5Tclose(mtype);
+close_ftype:
+    H5Tclose(ftype);
+close_attr:
+    H5Aclose(attr);
+    return st;
+}
+
+rt_status h5_attr_i64(hid_t loc, const char *name, int64_t *vals, int cap, int *count,
+                      bool *present)
+{
+    rt_status st = RT_OK;
+    *present = false;
+    *count = 0;
+    htri_t exists = H5Aexists(loc, name);
+    CHECK_HDF5(exists);
+    if (!exists)
+        return RT_OK;
+    *present = true;
+    hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
+    CHECK_HDF5(attr);
+    hid_t ftype = H5Aget_type(attr);
+    hid_t space = H5Aget_space(attr);
+    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (ftype < 0 || H5Tget_class(ftype) != H5T_INTEGER)
+        st = rt_fail(RT_ERR_FORMAT, "attribute '%s' is not an integer", name);
+    else if (n < 1 || n > cap)
+        st = rt_fail(RT_ERR_FORMAT, "attribute '%s' has %lld values (expected 1 to %d)", name,
+                     (long long)n, cap);
+    else if (H5Aread(attr, H5T_NATIVE_INT64, vals) < 0)
+        st = rt_hdf5_error("H5Aread", __FILE__, __LINE__);
+    else
+        *count = (int)n;
+    if (space >= 0)
+        H5Sclose(space);
+    if (ftype >= 0)
+        H5Tclose(ftype);
+    H5Aclose(attr);
+    return st;
+}
+
+rt_status h5_write_attr_string(hid_t loc, const char *name, const char *value)
+{
+    rt_status st = RT_OK;
+    /* variable-length UTF-8, which h5py returns as str */
+    hid_t type = H5Tcopy(H5T_C_S1);
+    CHECK_HDF5(type);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = space >= 0 ? H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    if (attr < 0 || H5Awrite(attr, type, &value) < 0)
+        st = rt_hdf5_error("H5Awrite", __FILE__, __LINE__);
+    if (attr >= 0)
+        H5Aclose(attr);
+    if (space >= 0)
+        H5Sclose(space);
+    H5Tclose(type);
+    return st;
+}
+
+rt_status h5_write_attr_i64(hid_t loc, const char *name, const int64_t *vals, int count)
+{
+    rt_status st = RT_OK;
+    hsize_t dim = (hsize_t)count;
+    /* a single value is a scalar, so h5py reads it as a plain int */
+    hid_t space = count == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dim, NULL);
+    CHECK_HDF5(space);
+    hid_t attr = H5Acreate2(loc, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr < 0 || H5Awrite(attr, H5T_NATIVE_INT64, vals) < 0)
+        st = rt_hdf5_error("H5Awrite", __FILE__, __LINE__);
+    if (attr >= 0)
+        H5Aclose(attr);
+    H5Sclose(space);
+    return st;
+}
