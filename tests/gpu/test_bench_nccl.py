@@ -22,7 +22,8 @@ print(p.stdout, end="")
 if p.returncode != 0:
     print("FAIL bench exit %d: %s" % (p.returncode, p.stderr.strip()[-2000:]))
     sys.exit(1)
-rows = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+# only the JSON rows: NCCL_DEBUG=WARN lines, if any, also go to stdout
+rows = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
 want = [4096 << k for k in range(15)]  # 4 KiB .. 64 MiB
 failures = []
 if [r.get("size") for r in rows] != want:
