@@ -229,6 +229,9 @@ static rt_status bench_allreduce(int argc, char **argv)
             break;
     }
 device:
+    free(x); /* the device part has its own host buffers */
+    free(y);
+    x = y = NULL;
     if (dev_want) {
         bool ok = false;
         char why[160];
