@@ -5,7 +5,10 @@
  * --iters timed iterations per backend, alternating backends so that load
  * from other processes hits both alike, and reports the median of the
  * slowest rank's time. Every timed result is checked against a closed form
- * (float32 sum of integer-valued inputs, exact). */
+ * (float32 sum of integer-valued inputs, exact). --backend nccl runs the
+ * same table on device buffers, our device ring against ncclAllReduce
+ * (launch/bench_device.c); --backend all runs it after the host table when
+ * every rank has a GPU of its own, and otherwise says it was skipped. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdbool.h>
@@ -20,6 +23,7 @@
 #include "common/args.h"
 #include "common/check.h"
 #include "common/timer.h"
+#include "launch/bench_device.h"
 #include "launch/commands.h"
 
 enum { BK_RING, BK_MPI, BK_COUNT };
@@ -142,23 +146,24 @@ static rt_status bench_allreduce(int argc, char **argv)
         {"min", ARG_I64, &min_bytes, "BYTES", "smallest message (default 4K; suffixes K, M, G)", false, false},
         {"max", ARG_I64, &max_bytes, "BYTES", "largest message (default 64M); sizes double", false, false},
         {"iters", ARG_INT, &iters, "N", "timed iterations per size and backend (default 20)", false, false},
-        {"backend", ARG_STRING, &backend, "B", "ring (ours), mpi (MPI_Allreduce) or all (default)", false, false},
+        {"backend", ARG_STRING, &backend, "B", "ring (ours), mpi (MPI_Allreduce), nccl (device buffers: our device ring and ncclAllReduce) or all (default: all three; nccl when a GPU is visible)", false, false},
         {"json", ARG_FLAG, &json, NULL, "one JSON object per size instead of the table", false, false},
     };
     arg_command cmd = {.prog = "ringtrain bench allreduce",
-                       .summary = "Times our ring all-reduce and MPI_Allreduce (float32 sum) under mpirun."};
+                       .summary = "Times our ring all-reduce and MPI_Allreduce (float32 sum, host buffers) and, on GPUs, our device ring and ncclAllReduce, under mpirun."};
     TRY(args_parse(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv));
     bool use[BK_COUNT] = {false, false};
+    bool dev_need = false, dev_want = false; /* device pair: required (nccl), if possible (all) */
     if (!strcmp(backend, "ring"))
         use[BK_RING] = true;
     else if (!strcmp(backend, "mpi"))
         use[BK_MPI] = true;
     else if (!strcmp(backend, "all"))
-        use[BK_RING] = use[BK_MPI] = true;
+        use[BK_RING] = use[BK_MPI] = dev_want = true;
     else if (!strcmp(backend, "nccl"))
-        return rt_fail(RT_ERR_USAGE, "--backend nccl: not available for host buffers in this command yet");
+        dev_need = dev_want = true;
     else
-        return rt_fail(RT_ERR_USAGE, "--backend: '%s' is not ring, mpi or all", backend);
+        return rt_fail(RT_ERR_USAGE, "--backend: '%s' is not ring, mpi, nccl or all", backend);
     if (min_bytes < 4)
         return rt_fail(RT_ERR_USAGE, "--min: %lld bytes is less than one float32 (4 bytes)", (long long)min_bytes);
     if (max_bytes < min_bytes)
@@ -169,15 +174,23 @@ static rt_status bench_allreduce(int argc, char **argv)
                        (long long)max_bytes);
     if (iters < 1 || iters > 100000)
         return rt_fail(RT_ERR_USAGE, "--iters: %d is not in 1..100000", iters);
+    if (dev_need)
+        TRY(bench_device_check()); /* no CUDA path: exit 2; no device: exit 1 */
 
     TRY(coll_init(NULL, NULL));
     coll_comm_t *c = NULL;
     TRY(coll_comm_world(&c));
     rt_status st = RT_OK;
+    bool agreed = false; /* a failure every rank saw alike: no abort needed */
     int n = coll_size(c), rank = coll_rank(c);
-    size_t max_count = (size_t)max_bytes / 4;
-    float *x = malloc(max_count * sizeof *x), *y = malloc(max_count * sizeof *y);
-    double *times = malloc(sizeof(double) * (size_t)iters * BK_COUNT);
+    size_t max_count = (size_t)max_bytes / 4, total_wrong = 0;
+    float *x = NULL, *y = NULL;
+    double *times = NULL;
+    if (!use[BK_RING] && !use[BK_MPI])
+        goto device;
+    x = malloc(max_count * sizeof *x);
+    y = malloc(max_count * sizeof *y);
+    times = malloc(sizeof(double) * (size_t)iters * BK_COUNT);
     if (!x || !y || !times) {
         st = rt_fail(RT_ERR_NOMEM, "bench: cannot allocate 2 x %lld bytes", (long long)max_bytes);
         goto out_free;
@@ -199,7 +212,6 @@ static rt_status bench_allreduce(int argc, char **argv)
             printf("  %6s", "ratio");
         printf("\n");
     }
-    size_t total_wrong = 0;
     for (int64_t bytes = min_bytes; bytes <= max_bytes; bytes *= 2) {
         size_t count = (size_t)bytes / 4;
         bench_result_t res[BK_COUNT];
@@ -216,6 +228,29 @@ static rt_status bench_allreduce(int argc, char **argv)
         if (bytes > INT64_MAX / 2)
             break;
     }
+device:
+    free(x); /* the device part has its own host buffers */
+    free(y);
+    x = y = NULL;
+    if (dev_want) {
+        bool ok = false;
+        char why[160];
+        TRY_GOTO(st, bench_device_available(c, &ok, why, sizeof why), out_free);
+        if (ok) {
+            bench_device_opts_t o = {.min_bytes = min_bytes, .max_bytes = max_bytes, .iters = iters, .json = json};
+            size_t dev_wrong = 0;
+            TRY_GOTO(st, bench_device_run(c, &o, &dev_wrong), out_free);
+            total_wrong += dev_wrong;
+        } else if (dev_need) {
+            agreed = true;
+            st = rt_fail(RT_ERR_CUDA, "--backend nccl: %s", why);
+            goto out_free;
+        } else if (rank == 0) {
+            /* one line; in --json mode on stderr so that stdout stays JSON rows */
+            fprintf(json ? stderr : stdout, "# device buffers (nccl): skipped: %s\n", why);
+            fflush(json ? stderr : stdout);
+        }
+    }
     if (total_wrong)
         st = rt_fail(RT_ERR_INTERNAL, "%zu wrong results (see #wrong)", total_wrong);
 out_free:
@@ -223,7 +258,7 @@ out_free:
     free(y);
     free(times);
     coll_comm_free(c);
-    if (st != RT_OK && st != RT_ERR_USAGE)
+    if (st != RT_OK && st != RT_ERR_USAGE && !agreed)
         coll_abort(NULL, 1); /* a peer may still be inside a collective */
     coll_finalize();
     return st;

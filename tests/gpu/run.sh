@@ -195,6 +195,8 @@ for t in $ran_tests; do
       ec=$(echo "$out" | grep -oE 'e2e cuda vs cpu: worst rel [0-9.e+-]+' | awk '{print $NF}')
       e2=$(echo "$out" | grep -oE 'e2e np2 ring vs np1: worst rel [0-9.e+-]+' | awk '{print $NF}')
       fig="cuda vs cpu rel ${ec:-n/a}; np2 ring vs np1 rel ${e2:-n/a}; $(echo "$out" | grep -cE '^ok ') ok, $(echo "$out" | grep -cE '^FAIL ') failed" ;;
+    test_bench_nccl)
+      fig=$(echo "$out" | grep -m1 '^bench nccl np=1:' | sed 's/^bench nccl np=1: //') ;;
     *) fig="" ;;
   esac
   [ -n "$skip" ] && fig="$skip"
@@ -225,6 +227,27 @@ if [ "$(elapsed)" -lt "$budget" ]; then
   fi
 else
   row "bench_nccl_allreduce np=1" "skipped" "time budget spent"
+fi
+# The same pair through the CLI (`ringtrain bench allreduce --backend nccl`,
+# every result checked), table appended to bench_allreduce.log ($OUT is full).
+if [ "$(elapsed)" -lt "$budget" ]; then
+  note "bench: ringtrain bench allreduce --backend nccl, np=1, 4K..256M"
+  clog=$build/bench_cli_nccl.log
+  timeout "$(tmo 120)" mpirun -np 1 --oversubscribe "$build/launch/ringtrain" bench allreduce \
+    --backend nccl --min 4K --max 256M >"$clog" 2>&1
+  brc=$?
+  { echo; echo "== ringtrain bench allreduce --backend nccl --min 4K --max 256M (np=1), exit $brc"; cat "$clog"; } \
+    >>"$logs/bench_allreduce.log"
+  cat "$clog"
+  big=$(awk '$1 ~ /^[0-9]+$/ {l=$0} END {print l}' "$clog")
+  if [ "$brc" = 0 ] && [ -n "$big" ]; then
+    row "bench cli --backend nccl np=1" "ok" "$(echo "$big" | awk '{printf "%s B: ring %s us, nccl %s us, nccl/ring %s; #wrong 0", $1, $3, $7, $11}')"
+  else
+    row "bench cli --backend nccl np=1" "FAIL" "rc=$brc; see bench_allreduce.log"
+    status=1
+  fi
+else
+  row "bench cli --backend nccl np=1" "skipped" "time budget spent"
 fi
 if [ "$(elapsed)" -lt "$budget" ]; then
   note "bench: ops against the copy and sgemm ceilings"
