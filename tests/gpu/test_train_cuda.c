@@ -2,18 +2,17 @@
  * the CPU step (trainer/train_step.h, the oracle) from the same initial
  * weights and the same batches, 20 steps:
  *   sgd:   SGD momentum 0.9, weight decay 1e-4, warmup 5, clip 0.1
- *   adamw: AdamW wd 0.01, warmup 5 then cosine, clip 0.5
+ *   adamw: AdamW wd 0.01, warmup 5 then cosine, clip 0.3
  *   accum: AdamW with 2 micro-batches per step (eager path)
- * Each step's loss within 1e-4 relative of the CPU's (TF32 off); the gradient
- * norm within 1e-4 for the first NORM_TIGHT_STEPS steps and 1e-2 after, the
- * final parameters within 1e-3 in relative L2 norm. Why looser later: the
- * data is random, so the gradient is a sum of cancelling terms, and once a
- * ReLU pre-activation within rounding of zero falls on different sides on
- * the two devices (seen on an H100 around step 11-13: the norm's error jumps
- * from 1e-8 to 1e-5 in one step while the loss stays within 1e-8), the runs
- * drift apart; AdamW's m/sqrt(v) turns near-zero gradient differences into
- * lr-sized parameter differences. The first steps show the computation is
- * the same to ~1e-8; the loss bound holds for all 20 steps. Clipping
+ * Free-running (each device from its own state): each step's loss within
+ * 1e-4 relative of the CPU's (TF32 off), the issue's criterion; the gradient
+ * norm and the final parameters are reported and bounded loosely (1e-2, 5e-2
+ * relative), because free-running fp32 runs drift apart: once a ReLU
+ * pre-activation within rounding of zero falls on different sides, and
+ * AdamW turns near-zero gradient differences into lr-sized steps (seen on an
+ * H100: identical to ~1e-8 for 6-10 steps, then the norm drifting to 1e-3).
+ * The tight check is the teacher-forced one (check_forced): every step from
+ * the CPU's state, loss to 1e-6 and norm to 1e-5. Clipping
  * must have been active in some step (else the case proves nothing about it).
  * Then: graph vs eager give identical losses and parameters (a difference
  * within 1e-6 passes but is reported: the norm's double atomics); a pipelined
@@ -34,8 +33,6 @@
 #include "common/status.h"
 #include "test_util.h"
 
-/* steps over which the gradient norm must agree to 1e-4 (see the top) */
-#define NORM_TIGHT_STEPS 10
 #include "trainer/mlp.h"
 #include "trainer/optim.h"
 #include "trainer/train_cuda.h"
@@ -77,8 +74,26 @@ static void batches_make(batches_t *b, int B, int in, int classes, int nbatch)
     if (!b->x || !b->y) { fprintf(stderr, "FATAL out of memory\n"); exit(1); }
     for (size_t i = 0; i < (size_t)nbatch * B * in; i++)
         b->x[i] = (float)((rng_next() >> 40) * (1.0 / 16777216.0));
-    for (size_t i = 0; i < (size_t)nbatch * B; i++)
-        b->y[i] = (int32_t)(rng_next() % (uint64_t)classes);
+    /* Labels from a fixed random linear teacher, so the model can learn
+     * them: gradients then carry signal, not only noise, as in real
+     * training (with random labels AdamW's sign-like first steps turn
+     * rounding noise in near-zero gradients into lr-sized differences). */
+    float *teacher = malloc(sizeof(float) * (size_t)in * classes);
+    if (!teacher) { fprintf(stderr, "FATAL out of memory\n"); exit(1); }
+    for (size_t i = 0; i < (size_t)in * classes; i++)
+        teacher[i] = (float)((rng_next() >> 40) * (2.0 / 16777216.0) - 1.0);
+    for (size_t r = 0; r < (size_t)nbatch * B; r++) {
+        int best = 0;
+        double best_v = -1e300;
+        for (int k = 0; k < classes; k++) {
+            double v = 0;
+            for (int j = 0; j < in; j++)
+                v += (b->x[r * in + j] - 0.5) * teacher[(size_t)j * classes + k];
+            if (v > best_v) best_v = v, best = k;
+        }
+        b->y[r] = best;
+    }
+    free(teacher);
 }
 
 static rt_status batch_next(void *ctx, int k, const float **x, const int32_t **y, int *B)
@@ -237,21 +252,85 @@ static void check_vs_cpu(const case_t *c, const run_t *cpu, const run_t *gpu, in
         if (!(rn <= worst_norm)) worst_norm = rn;
         if (cpu->coef[s] < 1.0f)
             clipped++;
-        bool ok = rl <= 1e-4 && rn <= (s < NORM_TIGHT_STEPS ? 1e-4 : 1e-2);
+        bool ok = rl <= 1e-4 && rn <= 1e-2;
         bad += !ok;
         printf("  %s step %2d: loss cpu %.8f gpu %.8f rel %.2e | norm cpu %.6f gpu %.6f rel %.2e | clip %.4f%s\n",
                c->name, s + 1, cpu->loss[s], gpu->loss[s], rl, cpu->norm[s], gpu->norm[s], rn,
                gpu->coef[s], ok ? "" : "  <-- FAIL");
     }
     double maxabs, rel = params_rel(gpu, cpu, &maxabs);
-    bool ok = bad == 0 && rel <= 1e-3 && clipped > 0;
+    bool ok = bad == 0 && rel <= 5e-2 && clipped > 0;
     printf("train %s vs cpu: %d steps, worst loss rel %.2e, worst norm rel %.2e, params rel %.2e "
            "(max abs %.2e), %d clipped steps, mode %s %s\n",
            c->name, nsteps, worst_loss, worst_norm, rel, maxabs, clipped, gpu->mode,
            ok ? "ok" : "FAIL");
     EXPECT(bad == 0, "%s: %d steps with loss or norm off by more than their bound", c->name, bad);
-    EXPECT(rel <= 1e-3, "%s: final parameters off by %.2e relative (L2)", c->name, rel);
+    EXPECT(rel <= 5e-2, "%s: final parameters off by %.2e relative (L2)", c->name, rel);
     EXPECT(clipped > 0, "%s: clipping never active; the case does not test it", c->name);
+}
+
+/* Teacher-forced: before every step the GPU takes the CPU's state
+ * (parameters, optimizer moments and step count), then both take the same
+ * batch. Each step's loss and gradient norm must agree to 1e-6 and 1e-5
+ * relative: nothing can drift, so this is the tight check that the GPU step
+ * computes the CPU step. The parameters after each step are compared too;
+ * AdamW's first updates are nearly lr*sign(g), so a gradient component
+ * within rounding of zero can move by up to 2*lr on one device only: the
+ * bound is a max-abs of 2*lr + 1e-6 and a relative L2 of 1e-3. */
+static void check_forced(const case_t *c, batches_t *b, uint64_t seed)
+{
+    mlp_t mc, mg;
+    optimizer_t oc, og;
+    train_step_t tc, tg;
+    gpu_train_t *g = NULL;
+    make_model(c, &mc, &oc, seed);
+    make_model(c, &mg, &og, seed);
+    setup_step(&tc, c, &mc, &oc);
+    setup_step(&tg, c, &mg, &og);
+    gpu_train_config_t cfg = {.device = 0, .tf32 = false, .eager = false};
+    TST(gpu_train_create(&g, &mg, &og, &cfg));
+    double worst_loss = 0, worst_norm = 0, worst_prel = 0, worst_pabs = 0;
+    int bad = 0;
+    for (int s = 0; s < NSTEPS; s++) {
+        TST(gpu_train_upload(g, &mc, &oc)); /* the CPU's state before step s */
+        tg.step = tc.step;
+        gpu_step_result_t gr;
+        b->next = s * c->accum;
+        TST(gpu_train_step(g, &tg, batch_next, b, true, &gr));
+        step_result_t cr;
+        b->next = s * c->accum;
+        TST(train_step_run(&tc, batch_next, b, &cr));
+        TST(gpu_train_download(g, &mg, NULL));
+        double rl = fabs(gr.loss - cr.loss) / fabs(cr.loss);
+        double rn = fabs(gr.grad_norm - cr.grad_norm) / fabs(cr.grad_norm);
+        double d = 0, n = 0, mx = 0;
+        for (int64_t i = 0; i < mc.params.total; i++) {
+            double e = (double)mg.params.data[i] - (double)mc.params.data[i];
+            d += e * e;
+            n += (double)mc.params.data[i] * mc.params.data[i];
+            if (!(fabs(e) <= mx)) mx = fabs(e);
+        }
+        double prel = sqrt(d / n);
+        bool ok = rl <= 1e-6 && rn <= 1e-5 && prel <= 1e-3 && mx <= 2.0 * cr.lr + 1e-6;
+        bad += !ok;
+        if (!(rl <= worst_loss)) worst_loss = rl;
+        if (!(rn <= worst_norm)) worst_norm = rn;
+        if (!(prel <= worst_prel)) worst_prel = prel;
+        if (!(mx <= worst_pabs)) worst_pabs = mx;
+        if (!ok)
+            printf("  %s forced step %2d: loss rel %.2e norm rel %.2e params rel %.2e max abs %.2e  <-- FAIL\n",
+                   c->name, s + 1, rl, rn, prel, mx);
+    }
+    printf("train %s teacher-forced vs cpu: %d steps, worst loss rel %.2e, norm rel %.2e, "
+           "params rel %.2e (max abs %.2e) %s\n", c->name, NSTEPS, worst_loss, worst_norm,
+           worst_prel, worst_pabs, bad ? "FAIL" : "ok");
+    EXPECT(bad == 0, "%s: %d teacher-forced steps off (loss 1e-6, norm 1e-5, params bounds)",
+           c->name, bad);
+    gpu_train_destroy(g);
+    optimizer_free(&oc);
+    optimizer_free(&og);
+    mlp_free(&mc);
+    mlp_free(&mg);
 }
 
 static bool same_bits(const run_t *a, const run_t *b, int nsteps, int *diff_params)
@@ -281,7 +360,7 @@ int main(void)
 
     const case_t cases[] = {
         {"sgd", "mlp:784,1024,1024,10", OPTIM_SGD, 0.05f, 0.9f, 1e-4f, 5, SCHED_CONSTANT, 0.1, 1, 256},
-        {"adamw", "mlp:784,1024,1024,10", OPTIM_ADAMW, 1e-3f, 0.0f, 0.01f, 5, SCHED_COSINE, 0.5, 1, 256},
+        {"adamw", "mlp:784,1024,1024,10", OPTIM_ADAMW, 1e-3f, 0.0f, 0.01f, 5, SCHED_COSINE, 0.3, 1, 256},
         {"accum", "mlp:784,512,10", OPTIM_ADAMW, 1e-3f, 0.0f, 0.01f, 3, SCHED_CONSTANT, 0.5, 2, 128},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -296,6 +375,7 @@ int main(void)
         run_gpu(c, &b, wseed, false, true, false, NSTEPS, &gpu);
         EXPECT(gpu.last_status == RT_OK, "%s: a GPU step failed", c->name);
         check_vs_cpu(c, &cpu, &gpu, NSTEPS);
+        check_forced(c, &b, wseed);
         if (c->accum == 1) {
             EXPECT(!strcmp(gpu.mode, "graph"), "%s: ran %s, not as a CUDA graph (see the warning above)",
                    c->name, gpu.mode);
