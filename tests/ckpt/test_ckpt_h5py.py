@@ -16,16 +16,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crc32c_ref import crc32c  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rt_testlib  # noqa: E402
 
 driver = sys.argv[1]
-ringtrain = os.environ["RINGTRAIN"]
-failures = []
-
-
-def expect(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL:", msg)
+ringtrain = rt_testlib.ringtrain()
+checker = rt_testlib.Checks(fail_tag="FAIL:")
+expect, failures = checker.check, checker.failures
 
 
 IN, HID, OUT, STEP = 8, 16, 3, 42

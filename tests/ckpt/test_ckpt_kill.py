@@ -22,18 +22,17 @@ import tempfile
 
 import h5py
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rt_testlib  # noqa: E402
+
 driver = sys.argv[1]
-ringtrain = os.environ["RINGTRAIN"]
-failures = []
-
-
-def expect(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL:", msg)
+ringtrain = rt_testlib.ringtrain()
+checker = rt_testlib.Checks(fail_tag="FAIL:")
+expect, failures = checker.check, checker.failures
 
 
 def run(*args, env=None):
+    """env, when given, is the whole environment of the command."""
     return subprocess.run(list(args), capture_output=True, text=True, env=env, timeout=60)
 
 

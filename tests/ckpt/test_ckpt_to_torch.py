@@ -18,14 +18,12 @@ tool = os.path.join(os.environ["RT_SOURCE_DIR"], "tools", "ckpt_to_torch.py")
 sys.path.insert(0, os.path.dirname(tool))
 import ckpt_to_torch  # noqa: E402
 
+sys.path.insert(0, os.path.join(here, ".."))
+import rt_testlib  # noqa: E402
+
 driver = sys.argv[1]
-failures = []
-
-
-def expect(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL:", msg)
+checker = rt_testlib.Checks(fail_tag="FAIL:")
+expect, failures = checker.check, checker.failures
 
 
 with tempfile.TemporaryDirectory() as d:

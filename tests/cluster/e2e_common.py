@@ -13,20 +13,15 @@ import time
 import h5py
 import numpy as np
 
-RINGTRAIN = os.environ.get("RINGTRAIN", "")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rt_testlib  # noqa: E402
+
+RINGTRAIN = os.environ.get("RINGTRAIN", "")  # may be unset: require_train_flags skips then
 SRC = os.environ.get("RT_SOURCE_DIR", "")
 SKIP = 77
-failures = []
-
-
-def check(cond, msg):
-    """Records a failed expectation; returns cond."""
-    if cond:
-        print("ok  ", msg)
-    else:
-        failures.append(msg)
-        print("FAIL", msg)
-    return bool(cond)
+_checker = rt_testlib.Checks(show_ok=True)
+# check(cond, msg) records an expectation, prints ok/FAIL and returns bool(cond)
+check, failures = _checker.check, _checker.failures
 
 
 def finish():
@@ -69,16 +64,8 @@ def require_hook(name):
 
 def write_dataset(path, seed=5, n=2048, features=32, classes=10):
     rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (n, features), dtype=np.uint8)
-    w = rng.standard_normal((features, classes))
-    y = ((x / 255.0) @ w + 0.3 * rng.standard_normal((n, classes))).argmax(1).astype(np.uint8)
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "ringtrain-dataset"
-        f.attrs["format_version"] = 1
-        f.attrs["kind"] = "classification"
-        f.attrs["num_classes"] = classes
-        f["inputs"] = x
-        f["labels"] = y
+    x, _, y = rt_testlib.learnable_data(rng, n, features, classes)
+    rt_testlib.write_dataset(path, x, y, classes)
     return f"mlp:{features},48,{classes}"
 
 

@@ -3,9 +3,7 @@ with one line naming the file and the problem, and leaves no output (nor a
 temporary file) behind. Corrupt files are made here with gzip/struct/h5py;
 a valid h5py-written file (float32 inputs, int32 labels, fixed-length string
 attributes) is the positive control showing the documented layout suffices."""
-import gzip
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -13,28 +11,13 @@ import tempfile
 import h5py
 import numpy as np
 
-RINGTRAIN = os.environ["RINGTRAIN"]
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rt_testlib  # noqa: E402
+from rt_testlib import idx_bytes, write_bytes as write  # noqa: E402
 
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL", what)
-
-
-def idx_bytes(dims, body, dtype=0x08):
-    return struct.pack(">HBB", 0, dtype, len(dims)) + struct.pack(">" + "I" * len(dims), *dims) + body
-
-
-def write(path, data, gz=False):
-    if gz:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        with open(path, "wb") as f:
-            f.write(data)
-    return path
+RINGTRAIN = rt_testlib.ringtrain()
+checker = rt_testlib.Checks()
+check, failures = checker.check, checker.failures
 
 
 def expect_bad(tmp, args, culprit, words, out=None):

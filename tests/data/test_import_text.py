@@ -10,14 +10,12 @@ import tempfile
 import h5py
 import numpy as np
 
-RINGTRAIN = os.environ["RINGTRAIN"]
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rt_testlib  # noqa: E402
 
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL", what)
+RINGTRAIN = rt_testlib.ringtrain()
+checker = rt_testlib.Checks()
+check, failures = checker.check, checker.failures
 
 
 def run(*args):

@@ -18,54 +18,37 @@ only, so any python3 on the GPU machine runs it):
   and step count travel through the checkpoint and back to the device.
 The dataset is random IDX written with gzip/struct and imported with
 `ringtrain data import-idx`."""
-import gzip, json, os, random, struct, subprocess, sys, tempfile
+import json, os, random, sys, tempfile
 
-RINGTRAIN = os.environ["RINGTRAIN"]
-MPIEXEC = os.environ.get("MPIEXEC", "mpiexec")
-failures, checks = [], 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rt_testlib  # noqa: E402 (standard library only at import)
+from rt_testlib import idx_bytes, write_bytes  # noqa: E402
 
-
-def check(cond, msg):
-    global checks
-    checks += 1
-    print(("ok   " if cond else "FAIL ") + msg)
-    if not cond:
-        failures.append(msg)
+RINGTRAIN = rt_testlib.ringtrain()
+checker = rt_testlib.Checks(show_ok=True)
+check, failures = checker.check, checker.failures
 
 
 def write_idx(d, name, n, rng):
-    imgs = os.path.join(d, name + "-images.gz")
-    labs = os.path.join(d, name + "-labels.gz")
-    with gzip.open(imgs, "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, n, 28, 28))
-        f.write(bytes(rng.randrange(256) for _ in range(n * 784)))
-    with gzip.open(labs, "wb") as f:
-        f.write(struct.pack(">II", 0x801, n))
-        f.write(bytes(rng.randrange(10) for _ in range(n)))
+    imgs = write_bytes(os.path.join(d, name + "-images.gz"),
+                       idx_bytes((n, 28, 28), bytes(rng.randrange(256) for _ in range(n * 784))),
+                       gz=True)
+    labs = write_bytes(os.path.join(d, name + "-labels.gz"),
+                       idx_bytes((n,), bytes(rng.randrange(10) for _ in range(n))), gz=True)
     out = os.path.join(d, name + ".h5")
-    r = subprocess.run([RINGTRAIN, "data", "import-idx", "--images", imgs, "--labels", labs,
-                        "--out", out], capture_output=True, text=True, timeout=60)
+    r = rt_testlib.run([RINGTRAIN, "data", "import-idx", "--images", imgs, "--labels", labs,
+                        "--out", out], timeout=60)
     if r.returncode != 0:
         print(r.stdout, r.stderr)
         sys.exit(1)
     return out
 
 
-def run(cmd, env=None, timeout=240):
-    e = dict(os.environ)
-    if env:
-        e.update(env)
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
-    return r
-
-
 def train(args, np_=0, env=None, wrap=None):
     cmd = [RINGTRAIN, "train"] + [str(a) for a in args]
     if wrap:
         cmd = wrap + cmd
-    if np_:
-        cmd = [MPIEXEC, "-np", str(np_), "--oversubscribe", "--bind-to", "none"] + cmd
-    return run(cmd, env)
+    return rt_testlib.run(rt_testlib.mpi_cmd(np_, cmd), timeout=240, env=env or {})
 
 
 def losses(path):
@@ -154,8 +137,7 @@ def main():
         w = compare(losses(m_np2), losses(m_np1), "np=2 x 64 vs np=1 x 128 on the GPU")
         print(f"e2e np2 ring vs np1: worst rel {w:.2e}")
 
-    print(f"{checks - len(failures)} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return checker.summary()
 
 
 if __name__ == "__main__":

@@ -22,24 +22,12 @@ TOOL = os.path.join(os.environ["RT_SOURCE_DIR"], "tools", "ckpt_to_torch.py")
 sys.path.insert(0, os.path.dirname(TOOL))
 import ckpt_to_torch  # noqa: E402
 
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rt_testlib  # noqa: E402
+from rt_testlib import write_dataset  # noqa: E402
 
-
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL", msg)
-    return cond
-
-
-def write_dataset(path, x, y, classes):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "ringtrain-dataset"
-        f.attrs["format_version"] = 1
-        f.attrs["kind"] = "classification"
-        f.attrs["num_classes"] = classes
-        f["inputs"] = x
-        f["labels"] = y
+checker = rt_testlib.Checks()
+check, failures = checker.check, checker.failures
 
 
 def main():

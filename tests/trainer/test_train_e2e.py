@@ -19,38 +19,19 @@ import json, os, subprocess, sys, tempfile
 import h5py
 import numpy as np
 
-RINGTRAIN = os.environ["RINGTRAIN"]
-MPIEXEC = os.environ.get("MPIEXEC", "mpiexec")
-failures, checks = [], 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rt_testlib  # noqa: E402
+from rt_testlib import write_dataset  # noqa: E402,F401
 
-
-def check(cond, msg):
-    global checks
-    checks += 1
-    if not cond:
-        failures.append(msg)
-        print("FAIL", msg)
-
-
-def write_dataset(path, x, y, classes, kind="classification"):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "ringtrain-dataset"
-        f.attrs["format_version"] = 1
-        f.attrs["kind"] = kind
-        if kind == "classification":
-            f.attrs["num_classes"] = classes
-            f["inputs"] = x
-            f["labels"] = y
-        else:
-            f.attrs["vocab_size"] = classes
-            f["tokens"] = x
-    return path
+RINGTRAIN = rt_testlib.ringtrain()
+MPIEXEC = rt_testlib.mpiexec()
+checker = rt_testlib.Checks()
+check, failures = checker.check, checker.failures
 
 
 def train(np_, args, expect_rc=0):
-    cmd = ([MPIEXEC, "-np", str(np_), "--oversubscribe", "--bind-to", "none"] if np_ else []) + \
-          [RINGTRAIN, "train"] + [str(a) for a in args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    cmd = rt_testlib.mpi_cmd(np_, [RINGTRAIN, "train"] + [str(a) for a in args])
+    r = rt_testlib.run(cmd, timeout=240)
     if r.returncode != expect_rc:
         check(False, f"exit {r.returncode} != {expect_rc}: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
     return r
@@ -95,9 +76,7 @@ def main():
         p = lambda n: os.path.join(d, n)
         F, C, N = 32, 10, 4000
         # learnable data: the class is a noisy linear function of the inputs
-        x = rng.integers(0, 256, (N, F), dtype=np.uint8)
-        w = rng.standard_normal((F, C))
-        y = ((x / 255.0) @ w + 0.3 * rng.standard_normal((N, C))).argmax(1).astype(np.uint8)
+        x, w, y = rt_testlib.learnable_data(rng, N, F, C)
         train_h5 = write_dataset(p("train.h5"), x, y, C)
         xe = rng.integers(0, 256, (1003, F), dtype=np.uint8)  # not a multiple of ranks x batch
         ye = ((xe / 255.0) @ w).argmax(1).astype(np.uint8)
@@ -207,8 +186,7 @@ def main():
         if r.returncode == 0:
             last = metrics(p("skip.jsonl"))[-1]
             check(last.get("skipped_steps") == 1, f"one step skipped: {last}")
-    print(f"{checks - len(failures)} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return checker.summary()
 
 
 if __name__ == "__main__":

@@ -43,36 +43,18 @@ import time
 import h5py
 import numpy as np
 
-RINGTRAIN = os.environ["RINGTRAIN"]
-MPIEXEC = os.environ.get("MPIEXEC", "mpiexec")
-failures, checks = [], 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rt_testlib  # noqa: E402
+from rt_testlib import write_dataset  # noqa: E402,F401
 
-
-def check(cond, msg):
-    global checks
-    checks += 1
-    if not cond:
-        failures.append(msg)
-        print("FAIL", msg)
-    return cond
-
-
-def write_dataset(path, x, y, classes):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "ringtrain-dataset"
-        f.attrs["format_version"] = 1
-        f.attrs["kind"] = "classification"
-        f.attrs["num_classes"] = classes
-        f["inputs"] = x
-        f["labels"] = y
-    return path
+RINGTRAIN = rt_testlib.ringtrain()
+checker = rt_testlib.Checks()
+check, failures = checker.check, checker.failures
 
 
 def train(np_, args, expect_rc=0, env=None, preexec=None):
-    cmd = ([MPIEXEC, "-np", str(np_), "--oversubscribe", "--bind-to", "none"] if np_ else []) + \
-          [RINGTRAIN, "train"] + [str(a) for a in args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
-                       env={**os.environ, **(env or {})}, preexec_fn=preexec)
+    cmd = rt_testlib.mpi_cmd(np_, [RINGTRAIN, "train"] + [str(a) for a in args])
+    r = rt_testlib.run(cmd, timeout=240, env=env or {}, preexec_fn=preexec)
     if expect_rc is not None and r.returncode != expect_rc:
         check(False, f"exit {r.returncode} != {expect_rc}: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
     return r
@@ -124,9 +106,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         p = lambda n: os.path.join(d, n)
         F, C, N = 32, 10, 2000
-        x = rng.integers(0, 256, (N, F), dtype=np.uint8)
-        w = rng.standard_normal((F, C))
-        y = ((x / 255.0) @ w + 0.3 * rng.standard_normal((N, C))).argmax(1).astype(np.uint8)
+        x, w, y = rt_testlib.learnable_data(rng, N, F, C)
         train_h5 = write_dataset(p("train.h5"), x, y, C)
         xe = rng.integers(0, 256, (301, F), dtype=np.uint8)
         eval_h5 = write_dataset(p("eval.h5"), xe, ((xe / 255.0) @ w).argmax(1).astype(np.uint8), C)
@@ -295,8 +275,7 @@ def main():
             ckpt = p(f"ckS/ckpt-{s:08d}.h5")
             v = subprocess.run([RINGTRAIN, "ckpt", "verify", ckpt], capture_output=True, text=True)
             check(v.returncode == 0 and f"step {s}" in v.stdout, f"final checkpoint verifies: {v.stdout}{v.stderr}")
-    print(f"{checks - len(failures)} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return checker.summary()
 
 
 if __name__ == "__main__":
