@@ -20,6 +20,7 @@
 #include "collectives/nccl_comm.h"
 #include "common/check.h"
 #include "common/cuda_probe.h"
+#include "launch/bench_inputs.h"
 #include "launch/bench_device.h"
 
 enum { DV_RING, DV_NCCL, DV_COUNT };
@@ -60,29 +61,8 @@ rt_status bench_device_available(coll_comm_t *c, bool *ok, char *why, size_t why
     return RT_OK;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The host bench's inputs: rank r holds (r+1)*(i%17), so the sum is
  * (i%17)*n(n+1)/2, integer-valued and exact in float32. */
-static void fill_input(float *x, size_t count, int rank)
-{
-    for (size_t i = 0; i < count; i++)
-        x[i] = (float)((rank + 1) * (int)(i % 17));
-}
-
-static size_t count_wrong(const float *y, size_t count, int n)
-{
-    size_t wrong = 0;
-    float tri = (float)(n * (n + 1) / 2);
-    for (size_t i = 0; i < count; i++)
-        wrong += y[i] != (float)(int)(i % 17) * tri;
-    return wrong;
-}
-
 typedef struct {
     nccl_comm_t *nc;
     void *stream;
@@ -123,14 +103,14 @@ static rt_status bench_size(dev_ctx_t *d, int n, size_t count, int iters, double
             TRY(run_once(d, b, count, &t));
             CHECK_MPI(MPI_Allreduce(&t, &times[b * iters + it], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
             TRY(nccl_buffer_download(d->hy, d->dy, count * sizeof(float), d->stream));
-            size_t local = count_wrong(d->hy, count, n), all = 0;
+            size_t local = bench_count_wrong(d->hy, count, n), all = 0;
             CHECK_MPI(MPI_Allreduce(&local, &all, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD));
             wrong[b] += all;
         }
     }
     for (int b = 0; b < DV_COUNT; b++) {
         double *tb = &times[b * iters];
-        qsort(tb, (size_t)iters, sizeof(double), cmp_double);
+        qsort(tb, (size_t)iters, sizeof(double), bench_cmp_double);
         time_s[b] = iters % 2 ? tb[iters / 2] : 0.5 * (tb[iters / 2 - 1] + tb[iters / 2]);
     }
     return RT_OK;
@@ -197,7 +177,7 @@ rt_status bench_device_run(coll_comm_t *c, const bench_device_opts_t *o, size_t 
     TRY_GOTO(st, nccl_timer_create(&d.timer), out);
     TRY_GOTO(st, nccl_buffer_alloc(&d.dx, max_bytes), out);
     TRY_GOTO(st, nccl_buffer_alloc(&d.dy, max_bytes), out);
-    fill_input(hx, max_count, rank);
+    bench_fill_input(hx, max_count, rank);
     TRY_GOTO(st, nccl_buffer_upload(d.dx, hx, max_bytes, d.stream), out);
     if (rank == 0 && !o->json) {
         print_header(n, o->iters, device, coll_local_rank(c), devices);

@@ -23,6 +23,7 @@
 #include "common/args.h"
 #include "common/check.h"
 #include "common/timer.h"
+#include "launch/bench_inputs.h"
 #include "launch/bench_device.h"
 #include "launch/commands.h"
 
@@ -34,29 +35,8 @@ typedef struct {
     size_t wrong;
 } bench_result_t;
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Input of rank r at i is (r+1)*(i%17), so the sum is (i%17)*n(n+1)/2:
  * integer-valued, exact in float32 for any sane n. */
-static void fill_input(float *x, size_t count, int rank)
-{
-    for (size_t i = 0; i < count; i++)
-        x[i] = (float)((rank + 1) * (int)(i % 17));
-}
-
-static size_t count_wrong(const float *y, size_t count, int n)
-{
-    size_t wrong = 0;
-    float tri = (float)(n * (n + 1) / 2);
-    for (size_t i = 0; i < count; i++)
-        wrong += y[i] != (float)(int)(i % 17) * tri;
-    return wrong;
-}
-
 static rt_status run_once(int backend, coll_comm_t *c, const float *x, float *y, size_t count,
                           double *elapsed)
 {
@@ -89,7 +69,7 @@ static rt_status bench_size(coll_comm_t *c, const bool use[BK_COUNT], size_t cou
                 continue;
             memset(y, 0xff, count * sizeof *y);  /* NaN: a skipped write shows */
             TRY(run_once(b, c, x, y, count, &times[b * iters + it]));
-            size_t wrong = count_wrong(y, count, n), all = 0;
+            size_t wrong = bench_count_wrong(y, count, n), all = 0;
             CHECK_MPI(MPI_Allreduce(&wrong, &all, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD));
             res[b].wrong += all;
         }
@@ -97,7 +77,7 @@ static rt_status bench_size(coll_comm_t *c, const bool use[BK_COUNT], size_t cou
     for (int b = 0; b < BK_COUNT; b++) {
         if (!use[b])
             continue;
-        qsort(&times[b * iters], (size_t)iters, sizeof(double), cmp_double);
+        qsort(&times[b * iters], (size_t)iters, sizeof(double), bench_cmp_double);
         res[b].time_s = iters % 2 ? times[b * iters + iters / 2]
                                   : 0.5 * (times[b * iters + iters / 2 - 1] + times[b * iters + iters / 2]);
     }
@@ -195,7 +175,7 @@ static rt_status bench_allreduce(int argc, char **argv)
         st = rt_fail(RT_ERR_NOMEM, "bench: cannot allocate 2 x %lld bytes", (long long)max_bytes);
         goto out_free;
     }
-    fill_input(x, max_count, rank);
+    bench_fill_input(x, max_count, rank);
     if (rank == 0 && !json) {
         printf("# ringtrain bench allreduce: np=%d, float32 sum, out of place, median of %d iterations"
                " (slowest rank)\n", n, iters);
