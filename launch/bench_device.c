@@ -61,8 +61,6 @@ rt_status bench_device_available(coll_comm_t *c, bool *ok, char *why, size_t why
     return RT_OK;
 }
 
-/* The host bench's inputs: rank r holds (r+1)*(i%17), so the sum is
- * (i%17)*n(n+1)/2, integer-valued and exact in float32. */
 typedef struct {
     nccl_comm_t *nc;
     void *stream;
