@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
   libprotobuf-c-dev protobuf-c-compiler libopenblas-dev zlib1g-dev
-  python3-torch python3-h5py python3-numpy dataset-fashion-mnist
+  python3-torch python3-h5py python3-numpy python3-yaml dataset-fashion-mnist
   iproute2 valgrind)
 missing=()
 for p in "${packages[@]}"; do
