@@ -193,6 +193,17 @@ static void pl_segments(coll_pl_t *p, int nchunks)
         p->nseg = 1;
 }
 
+/* Equal chunks of count_per_rank elements, one per rank (allgather and
+ * reduce-scatter), and their segment count. */
+static void pl_equal_chunks(coll_pl_t *p, int n, size_t count_per_rank)
+{
+    for (int i = 0; i < n; i++) {
+        p->chunk_off[i] = (size_t)i * count_per_rank;
+        p->chunk_len[i] = count_per_rank;
+    }
+    pl_segments(p, n);
+}
+
 static int mod(int a, int n) { return ((a % n) + n) % n; }
 
 /* Ring reduce-scatter steps 0..n-2: at step s rank r sends chunk r-s-1 and
@@ -384,11 +395,7 @@ rt_status coll_allgather(coll_comm_t *c, const void *send, void *recv, size_t co
             return st;
         }
         coll_pl_t *p = &r->pl;
-        for (int i = 0; i < n; i++) {
-            p->chunk_off[i] = (size_t)i * count_per_rank;
-            p->chunk_len[i] = count_per_rank;
-        }
-        pl_segments(p, n);
+        pl_equal_chunks(p, n, count_per_rank);
         p->src = recv;
         p->out = recv;
         plan_allgather_steps(p, c->rank, n, 0, 0);
@@ -443,11 +450,7 @@ rt_status coll_reduce_scatter(coll_comm_t *c, const void *send, void *recv, size
         return st;
     }
     coll_pl_t *p = &r->pl;
-    for (int i = 0; i < n; i++) {
-        p->chunk_off[i] = (size_t)i * count_per_rank;
-        p->chunk_len[i] = count_per_rank;
-    }
-    pl_segments(p, n);
+    pl_equal_chunks(p, n, count_per_rank);
     void *mem = NULL;
     /* partial sums of the other ranks' chunks live in scratch */
     p->out_scratch_slot = coll_scratch_get(c, bytes * (size_t)n, &mem);
