@@ -17,24 +17,21 @@
 
 #include <stddef.h>
 
+#include "common/dtype.h"
 #include "common/status.h"
 
-/* Element types. Reductions: F32, F64, BF16 (2-byte storage, every addition
- * done in float32 and rounded to nearest even), I32, I64 and U8 (integer sums
- * wrap modulo 2^bits; COLL_AVG divides, truncating toward zero). */
-typedef enum { RT_DTYPE_F32, RT_DTYPE_F64, RT_DTYPE_BF16, RT_DTYPE_U8, RT_DTYPE_I32, RT_DTYPE_I64 } rt_dtype;
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element types are rt_dtype (common/dtype.h). The collectives take F32,
+ * F64, BF16 (2-byte storage, every addition done in float32 and rounded to
+ * nearest even), I32, I64 and U8 (integer sums wrap modulo 2^bits; COLL_AVG
+ * divides, truncating toward zero); any other type is refused. */
 typedef enum { COLL_SUM, COLL_AVG } coll_op;
 
 typedef struct coll_comm coll_comm_t;
 typedef struct coll_request coll_request_t;
-
-/* Bytes per element of dt, 0 for an unknown type. */
-size_t coll_dtype_size(rt_dtype dt);
-const char *coll_dtype_name(rt_dtype dt);
-
-/* bf16 <-> float32; the conversion to bf16 rounds to nearest even. */
-unsigned short coll_bf16_from_float(float f);
-float coll_bf16_to_float(unsigned short h);
 
 /* MPI_Init_thread (MPI_THREAD_FUNNELED) unless MPI is already initialised;
  * sets the log prefix to the world rank. */
@@ -93,5 +90,9 @@ rt_status coll_wait(coll_request_t *req);
 /* Ends the whole job (MPI_Abort on the communicator, or on MPI_COMM_WORLD
  * when c is NULL) so that no peer stays blocked. Only launch/ calls this. */
 void coll_abort(coll_comm_t *c, int code);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -47,9 +47,13 @@ static void bad(check_t *k, const char *fmt, ...)
 
 static void check_type(check_t *k, rt_dtype dt, size_t count, size_t mult)
 {
-    size_t elem = coll_dtype_size(dt);
+    size_t elem = rt_dtype_size(dt);
     if (!elem) {
         bad(k, "unknown dtype %d", (int)dt);
+        return;
+    }
+    if (!coll_dtype_supported(dt)) {
+        bad(k, "dtype %s is not supported (f32, f64, bf16, u8, i32, i64)", rt_dtype_name(dt));
         return;
     }
     if (count > COLL_MAX_BYTES / elem / mult)
@@ -58,7 +62,7 @@ static void check_type(check_t *k, rt_dtype dt, size_t count, size_t mult)
 
 static void check_buf(check_t *k, const void *p, const char *what, size_t count, rt_dtype dt)
 {
-    size_t elem = coll_dtype_size(dt);
+    size_t elem = rt_dtype_size(dt);
     if (!count || !elem)
         return;
     if (!p)
@@ -247,11 +251,11 @@ static rt_status allreduce_start(coll_comm_t *c, const void *send, void *recv, s
     check_buf(&k, send, "send", count, dt);
     check_buf(&k, recv, "recv", count, dt);
     if (!k.bad)
-        check_overlap(&k, send, count * coll_dtype_size(dt), recv, count * coll_dtype_size(dt), send);
+        check_overlap(&k, send, count * rt_dtype_size(dt), recv, count * rt_dtype_size(dt), send);
     TRY(coll_comm_usable(c, "allreduce"));
     if (k.bad)
         return fail_with_peers(&k);
-    size_t elem = coll_dtype_size(dt), bytes = count * elem;
+    size_t elem = rt_dtype_size(dt), bytes = count * elem;
     int n = c->size;
     coll_desc_t d = {.count = count, .kind = COLL_KIND_ALLREDUCE, .dtype = dt, .op = op, .root = -1};
     int small = n > 1 && bytes <= c->small_bytes;
@@ -321,7 +325,7 @@ rt_status coll_broadcast(coll_comm_t *c, void *buf, size_t count, rt_dtype dt, i
     TRY(coll_comm_usable(c, "broadcast"));
     if (k.bad)
         return fail_with_peers(&k);
-    size_t elem = coll_dtype_size(dt), bytes = count * elem;
+    size_t elem = rt_dtype_size(dt), bytes = count * elem;
     int n = c->size;
     coll_desc_t d = {.count = count, .kind = COLL_KIND_BROADCAST, .dtype = dt, .op = 0, .root = root};
     int small = bytes <= c->small_bytes;
@@ -364,7 +368,7 @@ rt_status coll_allgather(coll_comm_t *c, const void *send, void *recv, size_t co
     check_type(&k, dt, count_per_rank, (size_t)n);
     check_buf(&k, send, "send", count_per_rank, dt);
     check_buf(&k, recv, "recv", count_per_rank, dt);
-    size_t elem = coll_dtype_size(dt), bytes = count_per_rank * elem;
+    size_t elem = rt_dtype_size(dt), bytes = count_per_rank * elem;
     const unsigned char *in_place = recv ? (const unsigned char *)recv + (size_t)c->rank * bytes : NULL;
     if (!k.bad && send != in_place) /* the in-place form overlaps by design */
         check_overlap(&k, send, bytes, recv, bytes * (size_t)n, NULL);
@@ -413,7 +417,7 @@ rt_status coll_reduce_scatter(coll_comm_t *c, const void *send, void *recv, size
     check_op(&k, op);
     check_buf(&k, send, "send", count_per_rank, dt);
     check_buf(&k, recv, "recv", count_per_rank, dt);
-    size_t elem = coll_dtype_size(dt), bytes = count_per_rank * elem;
+    size_t elem = rt_dtype_size(dt), bytes = count_per_rank * elem;
     const unsigned char *in_place = send ? (const unsigned char *)send + (size_t)c->rank * bytes : NULL;
     if (!k.bad && recv != in_place)
         check_overlap(&k, send, bytes * (size_t)n, recv, bytes, NULL);

@@ -39,7 +39,7 @@ void coll_desc_format(const coll_desc_t *d, char *buf, size_t len)
     if (d->kind == COLL_KIND_BARRIER || n < 0 || (size_t)n >= len)
         return;
     n += snprintf(buf + n, len - (size_t)n, " count=%" PRIu64 " dtype=%s", d->count,
-                  coll_dtype_name((rt_dtype)d->dtype));
+                  rt_dtype_name((rt_dtype)d->dtype));
     if ((size_t)n < len && (d->kind == COLL_KIND_ALLREDUCE || d->kind == COLL_KIND_REDUCE_SCATTER))
         n += snprintf(buf + n, len - (size_t)n, " op=%s", d->op == COLL_AVG ? "avg" : "sum");
     if ((size_t)n < len && d->kind == COLL_KIND_BROADCAST)

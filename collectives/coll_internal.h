@@ -6,6 +6,7 @@
 #define RT_COLLECTIVES_COLL_INTERNAL_H
 
 #include <mpi.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "collectives/coll.h"
@@ -161,7 +162,11 @@ void coll_comm_break(coll_comm_t *c, const char *msg);
 int coll_scratch_get(coll_comm_t *c, size_t bytes, void **ptr);
 void coll_scratch_put(coll_comm_t *c, int slot, void *ptr);
 
-/* coll_reduce.c: dst[i] = a[i] + b[i] (a may equal dst), and the AVG form
+/* coll_reduce.c: the element types the collectives take (coll.h: F32, F64,
+ * BF16, U8, I32, I64); other rt_dtype values are refused by the argument
+ * checks before any kernel below sees them. */
+bool coll_dtype_supported(rt_dtype dt);
+/* dst[i] = a[i] + b[i] (a may equal dst), and the AVG form
  * dst[i] = (a[i] + b[i]) / n. */
 void coll_reduce(rt_dtype dt, void *dst, const void *a, const void *b, size_t n);
 void coll_reduce_avg(rt_dtype dt, void *dst, const void *a, const void *b, size_t n, int ranks);

@@ -1,59 +1,22 @@
-/* coll_reduce.c - element types and the reduction kernels: sums for each
- * type (bf16 added in float32 and rounded to nearest even), and the average
- * (sum divided by the number of ranks). Built with -O3 so the loops vectorise:
+/* coll_reduce.c - the element types the collectives take and the reduction
+ * kernels: sums for each type (bf16 added in float32 and rounded to nearest
+ * even), and the average (sum divided by the number of ranks). Built with -O3 so the loops vectorise:
  * the reduction runs once per received segment and must keep up with the
  * transfer. */
 #include <stdint.h>
-#include <string.h>
 
 #include "collectives/coll_internal.h"
 
-size_t coll_dtype_size(rt_dtype dt)
+bool coll_dtype_supported(rt_dtype dt)
 {
     switch (dt) {
-    case RT_DTYPE_F32: return 4;
-    case RT_DTYPE_F64: return 8;
-    case RT_DTYPE_BF16: return 2;
-    case RT_DTYPE_U8: return 1;
-    case RT_DTYPE_I32: return 4;
-    case RT_DTYPE_I64: return 8;
+    case RT_DTYPE_F32: case RT_DTYPE_F64: case RT_DTYPE_BF16:
+    case RT_DTYPE_U8: case RT_DTYPE_I32: case RT_DTYPE_I64:
+        return true;
+    default:
+        return false;
     }
-    return 0;
 }
-
-const char *coll_dtype_name(rt_dtype dt)
-{
-    switch (dt) {
-    case RT_DTYPE_F32: return "f32";
-    case RT_DTYPE_F64: return "f64";
-    case RT_DTYPE_BF16: return "bf16";
-    case RT_DTYPE_U8: return "u8";
-    case RT_DTYPE_I32: return "i32";
-    case RT_DTYPE_I64: return "i64";
-    }
-    return "unknown";
-}
-
-static inline uint16_t bf16_from_float(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u)      /* NaN: keep it a (quiet) NaN */
-        return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);          /* round to nearest, ties to even */
-    return (uint16_t)(u >> 16);
-}
-
-static inline float bf16_to_float(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-unsigned short coll_bf16_from_float(float f) { return bf16_from_float(f); }
-float coll_bf16_to_float(unsigned short h) { return bf16_to_float(h); }
 
 /* The kernels read a and b before writing dst[i], so dst == a is fine. */
 #define SUM_LOOP(T, UT)                                                   \
@@ -74,9 +37,10 @@ void coll_reduce(rt_dtype dt, void *dst, const void *a, const void *b, size_t n)
     case RT_DTYPE_BF16: {
         uint16_t *d = dst; const uint16_t *x = a; const uint16_t *y = b;
         for (size_t i = 0; i < n; i++)
-            d[i] = bf16_from_float(bf16_to_float(x[i]) + bf16_to_float(y[i]));
+            d[i] = rt_bf16_from_float(rt_bf16_to_float(x[i]) + rt_bf16_to_float(y[i]));
         break;
     }
+    default: break; /* refused by the argument checks (coll_dtype_supported) */
     }
 }
 
@@ -103,9 +67,10 @@ void coll_reduce_avg(rt_dtype dt, void *dst, const void *a, const void *b, size_
     case RT_DTYPE_BF16: {
         uint16_t *d = dst; const uint16_t *x = a; const uint16_t *y = b;
         for (size_t i = 0; i < n; i++)
-            d[i] = bf16_from_float((bf16_to_float(x[i]) + bf16_to_float(y[i])) / (float)ranks);
+            d[i] = rt_bf16_from_float((rt_bf16_to_float(x[i]) + rt_bf16_to_float(y[i])) / (float)ranks);
         break;
     }
+    default: break; /* refused by the argument checks */
     }
 }
 
@@ -125,9 +90,10 @@ void coll_scale_avg(rt_dtype dt, void *dst, const void *src, size_t n, int ranks
     case RT_DTYPE_BF16: {
         uint16_t *d = dst; const uint16_t *s = src;
         for (size_t i = 0; i < n; i++)
-            d[i] = bf16_from_float(bf16_to_float(s[i]) / (float)ranks);
+            d[i] = rt_bf16_from_float(rt_bf16_to_float(s[i]) / (float)ranks);
         break;
     }
+    default: break; /* refused by the argument checks */
     }
 #undef SCALE_LOOP
 }

@@ -30,8 +30,6 @@ extern "C" {
 
 #include "common/check_cuda.h"
 
-enum { NC_DTYPE_F32 = 0, NC_DTYPE_F64 = 1, NC_DTYPE_BF16 = 2 };
-enum { NC_OP_SUM = 0, NC_OP_AVG = 1 };
 enum { NC_SLOTS = 2, NC_THREADS = 256 };
 static_assert(NC_SLOTS == 2, "nccl_ring_plan.c assigns chunk c to slot c % 2");
 static const size_t NC_DEFAULT_CHUNK_ELEMS = (size_t)1 << 20; /* 4 MiB of f32 */
@@ -86,17 +84,17 @@ static unsigned nc_grid(size_t n)
     return (unsigned)(blocks < cap ? blocks : cap);
 }
 
-static rt_status nc_add(int dtype, void *dst, const void *a, const void *b, size_t n,
+static rt_status nc_add(rt_dtype dtype, void *dst, const void *a, const void *b, size_t n,
                         cudaStream_t s)
 {
     if (n == 0)
         return RT_OK;
     switch (dtype) {
-    case NC_DTYPE_F32:
+    case RT_DTYPE_F32:
         nc_add_kernel<float><<<nc_grid(n), NC_THREADS, 0, s>>>((float *)dst, (const float *)a,
                                                               (const float *)b, n);
         break;
-    case NC_DTYPE_F64:
+    case RT_DTYPE_F64:
         nc_add_kernel<double><<<nc_grid(n), NC_THREADS, 0, s>>>((double *)dst, (const double *)a,
                                                                (const double *)b, n);
         break;
@@ -109,15 +107,15 @@ static rt_status nc_add(int dtype, void *dst, const void *a, const void *b, size
     return RT_OK;
 }
 
-static rt_status nc_scale(int dtype, void *x, double factor, size_t n, cudaStream_t s)
+static rt_status nc_scale(rt_dtype dtype, void *x, double factor, size_t n, cudaStream_t s)
 {
     if (n == 0)
         return RT_OK;
     switch (dtype) {
-    case NC_DTYPE_F32:
+    case RT_DTYPE_F32:
         nc_scale_kernel<float><<<nc_grid(n), NC_THREADS, 0, s>>>((float *)x, factor, n);
         break;
-    case NC_DTYPE_F64:
+    case RT_DTYPE_F64:
         nc_scale_kernel<double><<<nc_grid(n), NC_THREADS, 0, s>>>((double *)x, factor, n);
         break;
     default:
@@ -131,25 +129,29 @@ static rt_status nc_scale(int dtype, void *x, double factor, size_t n, cudaStrea
 
 /* ---- types -------------------------------------------------------------- */
 
-static rt_status nc_type(int dtype, ncclDataType_t *t, size_t *esz)
+static rt_status nc_type(rt_dtype dtype, ncclDataType_t *t, size_t *esz)
 {
     switch (dtype) {
-    case NC_DTYPE_F32: *t = ncclFloat32; *esz = 4; return RT_OK;
-    case NC_DTYPE_F64: *t = ncclFloat64; *esz = 8; return RT_OK;
-    case NC_DTYPE_BF16: *t = ncclBfloat16; *esz = 2; return RT_OK;
-    default: return rt_fail(RT_ERR_INVALID, "nccl all-reduce: unknown dtype code %d", dtype);
+    case RT_DTYPE_F32: *t = ncclFloat32; *esz = 4; return RT_OK;
+    case RT_DTYPE_F64: *t = ncclFloat64; *esz = 8; return RT_OK;
+    case RT_DTYPE_BF16: *t = ncclBfloat16; *esz = 2; return RT_OK;
+    default:
+        if (rt_dtype_size(dtype) == 0)
+            return rt_fail(RT_ERR_INVALID, "nccl all-reduce: unknown dtype code %d", (int)dtype);
+        return rt_fail(RT_ERR_INVALID, "nccl all-reduce: dtype %s is not supported (f32, f64, bf16)",
+                       rt_dtype_name(dtype));
     }
 }
 
 static rt_status nc_check_call(const nccl_comm_t *c, const void *send, void *recv, size_t count,
-                               int op, const char *who)
+                               coll_op op, const char *who)
 {
     if (c == NULL)
         return rt_fail(RT_ERR_INVALID, "%s: communicator is NULL", who);
     if (c->nccl == NULL)
         return rt_fail(RT_ERR_NCCL, "%s: rank %d: communicator was aborted", who, c->rank);
-    if (op != NC_OP_SUM && op != NC_OP_AVG)
-        return rt_fail(RT_ERR_INVALID, "%s: unknown op code %d", who, op);
+    if (op != COLL_SUM && op != COLL_AVG)
+        return rt_fail(RT_ERR_INVALID, "%s: unknown op code %d", who, (int)op);
     if (count > 0 && (send == NULL || recv == NULL))
         return rt_fail(RT_ERR_INVALID, "%s: NULL buffer for %zu elements", who, count);
     return RT_OK;
@@ -309,7 +311,7 @@ typedef struct {
     nccl_comm_t *c;
     const char *send; /* this rank's input (== buf when in place) */
     char *buf;        /* the result */
-    int dtype;
+    rt_dtype dtype;
     ncclDataType_t t;
     size_t esz;
     cudaStream_t s;
@@ -367,7 +369,7 @@ static rt_status nc_ag_xfer(void *arg, const nccl_ring_xfer_t *x)
 }
 
 extern "C" rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void *recv,
-                                         size_t count, int dtype, int op, void *stream)
+                                         size_t count, rt_dtype dtype, coll_op op, void *stream)
 {
     TRY(nc_check_call(c, send, recv, count, op, "nccl_allreduce_ring"));
     ncclDataType_t t = ncclFloat32;
@@ -390,7 +392,7 @@ extern "C" rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void 
                            nc_rs_xfer, &g));
     /* everything after this (scaling, allgather, the caller) sees the sums */
     CHECK_CUDA(cudaStreamWaitEvent(s, c->step_done, 0));
-    if (op == NC_OP_AVG) {
+    if (op == COLL_AVG) {
         /* only the segment this rank owns; the allgather spreads it */
         size_t off, len;
         nccl_ring_segment(count, c->size, nccl_ring_owned_segment(c->size, c->rank), &off, &len);
@@ -401,7 +403,7 @@ extern "C" rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void 
 }
 
 extern "C" rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *recv,
-                                        size_t count, int dtype, int op, void *stream)
+                                        size_t count, rt_dtype dtype, coll_op op, void *stream)
 {
     TRY(nc_check_call(c, send, recv, count, op, "nccl_allreduce_ref"));
     ncclDataType_t t = ncclFloat32;
@@ -409,7 +411,7 @@ extern "C" rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *
     TRY(nc_type(dtype, &t, &esz));
     if (count == 0)
         return RT_OK;
-    CHECK_NCCL(ncclAllReduce(send, recv, count, t, op == NC_OP_AVG ? ncclAvg : ncclSum, c->nccl,
+    CHECK_NCCL(ncclAllReduce(send, recv, count, t, op == COLL_AVG ? ncclAvg : ncclSum, c->nccl,
                              (cudaStream_t)stream));
     return RT_OK;
 }

@@ -10,9 +10,9 @@
  * waits with a deadline and aborts the communicator on timeout or on an
  * asynchronous NCCL error, so that a dead peer never hangs a rank.
  *
- * dtype and op are int codes with the values of collectives/coll.h:
- * dtype RT_DTYPE_F32 = 0, RT_DTYPE_F64 = 1, RT_DTYPE_BF16 = 2;
- * op COLL_SUM = 0, COLL_AVG = 1 (sum divided by the number of ranks).
+ * Element types are rt_dtype (common/dtype.h): F32, F64 and BF16 (other
+ * types are refused); ops are coll_op (collectives/coll.h): COLL_SUM, and
+ * COLL_AVG (sum divided by the number of ranks).
  * In the CPU-only build every function returns RT_ERR_UNSUPPORTED. */
 #ifndef RT_COLLECTIVES_NCCL_COMM_H
 #define RT_COLLECTIVES_NCCL_COMM_H
@@ -21,6 +21,8 @@
 
 #include <mpi.h>
 
+#include "collectives/coll.h"
+#include "common/dtype.h"
 #include "common/status.h"
 
 #ifdef __cplusplus
@@ -50,10 +52,10 @@ rt_status nccl_comm_set_chunk_elems(nccl_comm_t *c, size_t elems);
 /* Our ring all-reduce: recv = sum (or average) over ranks of send, count
  * elements of dtype. In place when send == recv. count 0 is a no-op. */
 rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void *recv, size_t count,
-                              int dtype, int op, void *stream);
+                              rt_dtype dtype, coll_op op, void *stream);
 /* The reference: ncclAllReduce (ncclAvg for COLL_AVG). */
 rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *recv, size_t count,
-                             int dtype, int op, void *stream);
+                             rt_dtype dtype, coll_op op, void *stream);
 
 /* Waits until all work on `stream` is done, polling the stream and NCCL's
  * asynchronous error. timeout_s <= 0 waits without a deadline. On a NCCL

@@ -38,13 +38,13 @@ rt_status nccl_comm_set_chunk_elems(nccl_comm_t *c, size_t elems)
 }
 
 rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void *recv, size_t count,
-                              int dtype, int op, void *stream)
+                              rt_dtype dtype, coll_op op, void *stream)
 {
     return nccl_unsupported("nccl_allreduce_ring");
 }
 
 rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *recv, size_t count,
-                             int dtype, int op, void *stream)
+                             rt_dtype dtype, coll_op op, void *stream)
 {
     return nccl_unsupported("nccl_allreduce_ref");
 }

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/dtype.h"
 #include "common/status.h"
 
 #define DATASET_FORMAT "ringtrain-dataset"
@@ -24,9 +25,6 @@
 
 typedef enum { DATASET_CLASSIFICATION = 1, DATASET_TOKENS = 2 } dataset_kind;
 
-/* Element types as stored in the file. */
-typedef enum { DATASET_U8 = 1, DATASET_U16, DATASET_I32, DATASET_F32, DATASET_OTHER_INT } dataset_dtype;
-
 typedef struct {
     dataset_kind kind;
     int format_version;
@@ -34,8 +32,10 @@ typedef struct {
     int64_t features;                  /* elements per record (784); 1 for tokens */
     int record_dims;                   /* per-record rank: 2 for [28,28]; 0 for tokens */
     int64_t record_shape[DATASET_MAX_DIMS];
-    dataset_dtype input_type;          /* /inputs or /tokens */
-    dataset_dtype label_type;          /* /labels as stored (classification) */
+    rt_dtype input_type;               /* /inputs or /tokens, as stored */
+    rt_dtype label_type;               /* /labels as stored (classification); RT_DTYPE_COUNT
+                                          for an integer type rt_dtype has no name for (int8,
+                                          int16): labels of any integer type are read as int32 */
     int num_classes;                   /* classification */
     int vocab_size;                    /* tokens */
     bool in_memory;                    /* false: records are read by offset */
@@ -56,7 +56,9 @@ void dataset_close(dataset_t *d);
 const dataset_info_t *dataset_info(const dataset_t *d);
 const char *dataset_path(const dataset_t *d);
 const char *dataset_kind_name(dataset_kind kind);
-const char *dataset_dtype_name(dataset_dtype type);
+/* A stored element type as the dataset format spells it ("uint8", "uint16",
+ * "int32", "float32", ...); "integer" for RT_DTYPE_COUNT as label_type. */
+const char *dataset_dtype_name(rt_dtype type);
 
 /* Fails naming the file when it is of another kind ("is a tokens dataset,
  * expected classification"). */

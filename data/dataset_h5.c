@@ -9,42 +9,36 @@
 
 #include "common/check.h"
 
-dataset_dtype h5_type_classify(hid_t type)
+rt_dtype h5_type_classify(hid_t type, bool *integer)
 {
-    H5T_class_t cls = H5Tget_class(type);
-    size_t size = H5Tget_size(type);
+    H5T_class_t cls = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
+    size_t size = type >= 0 ? H5Tget_size(type) : 0;
+    if (integer)
+        *integer = cls == H5T_INTEGER;
     if (cls == H5T_FLOAT)
-        return size == 4 ? DATASET_F32 : 0;
+        return size == 4 ? RT_DTYPE_F32 : size == 8 ? RT_DTYPE_F64 : RT_DTYPE_COUNT;
     if (cls != H5T_INTEGER)
-        return 0;
-    H5T_sign_t sign = H5Tget_sign(type);
-    if (size == 1 && sign == H5T_SGN_NONE)
-        return DATASET_U8;
-    if (size == 2 && sign == H5T_SGN_NONE)
-        return DATASET_U16;
-    if (size == 4 && sign == H5T_SGN_2)
-        return DATASET_I32;
-    return DATASET_OTHER_INT;
-}
-
-hid_t h5_native_type(dataset_dtype t)
-{
-    switch (t) {
-    case DATASET_U8: return H5T_NATIVE_UINT8;
-    case DATASET_U16: return H5T_NATIVE_UINT16;
-    case DATASET_I32: return H5T_NATIVE_INT32;
-    case DATASET_F32: return H5T_NATIVE_FLOAT;
-    default: return H5I_INVALID_HID;
+        return RT_DTYPE_COUNT;
+    H5T_sign_t sg = H5Tget_sign(type);
+    if (sg != H5T_SGN_NONE && sg != H5T_SGN_2)
+        return RT_DTYPE_COUNT;
+    bool sign = sg == H5T_SGN_2;
+    switch (size) {
+    case 1: return sign ? RT_DTYPE_COUNT : RT_DTYPE_U8;
+    case 2: return sign ? RT_DTYPE_COUNT : RT_DTYPE_U16;
+    case 4: return sign ? RT_DTYPE_I32 : RT_DTYPE_U32;
+    case 8: return sign ? RT_DTYPE_I64 : RT_DTYPE_U64;
+    default: return RT_DTYPE_COUNT;
     }
 }
 
-size_t dataset_dtype_size(dataset_dtype t)
+hid_t h5_native_type(rt_dtype t)
 {
     switch (t) {
-    case DATASET_U8: return 1;
-    case DATASET_U16: return 2;
-    case DATASET_I32: return 4;
-    case DATASET_F32: return 4;
-    default: return 0;
+    case RT_DTYPE_U8: return H5T_NATIVE_UINT8;
+    case RT_DTYPE_U16: return H5T_NATIVE_UINT16;
+    case RT_DTYPE_I32: return H5T_NATIVE_INT32;
+    case RT_DTYPE_F32: return H5T_NATIVE_FLOAT;
+    default: return H5I_INVALID_HID;
     }
 }

@@ -15,12 +15,15 @@
 /* The attribute helpers (h5_attr_string, h5_write_attr_string, ...) live in
  * common/hdf5_util.h. */
 
-/* The dataset_dtype for a file type (DATASET_OTHER_INT for other integers,
- * 0 for anything else). */
-dataset_dtype h5_type_classify(hid_t type);
+/* The rt_dtype of a stored HDF5 type, in any byte order: F32, F64, U8, U16,
+ * U32, U64, I32 or I64; RT_DTYPE_COUNT for anything else (int8, int16,
+ * float16, strings, a failed type id). *integer (may be NULL) is set to
+ * whether it is an integer type of any width and sign, which is what
+ * /labels needs. */
+rt_dtype h5_type_classify(hid_t type, bool *integer);
 
-/* The native HDF5 memory type and element size for a dtype. */
-hid_t h5_native_type(dataset_dtype t);
-size_t dataset_dtype_size(dataset_dtype t);
+/* The native HDF5 memory type of a dtype the dataset files use (U8, U16,
+ * I32, F32); H5I_INVALID_HID for others. */
+hid_t h5_native_type(rt_dtype t);
 
 #endif

@@ -38,14 +38,19 @@ const char *dataset_kind_name(dataset_kind kind)
     return "unknown";
 }
 
-const char *dataset_dtype_name(dataset_dtype type)
+const char *dataset_dtype_name(rt_dtype type)
 {
     switch (type) {
-    case DATASET_U8: return "uint8";
-    case DATASET_U16: return "uint16";
-    case DATASET_I32: return "int32";
-    case DATASET_F32: return "float32";
-    case DATASET_OTHER_INT: return "integer";
+    case RT_DTYPE_U8: return "uint8";
+    case RT_DTYPE_U16: return "uint16";
+    case RT_DTYPE_U32: return "uint32";
+    case RT_DTYPE_U64: return "uint64";
+    case RT_DTYPE_I32: return "int32";
+    case RT_DTYPE_I64: return "int64";
+    case RT_DTYPE_F32: return "float32";
+    case RT_DTYPE_F64: return "float64";
+    case RT_DTYPE_BF16: return "bfloat16";
+    case RT_DTYPE_COUNT: return "integer"; /* label_type: an integer type rt_dtype lacks */
     }
     return "unknown";
 }
@@ -195,16 +200,16 @@ static rt_status open_classification(dataset_t *d, hid_t file, const dataset_opt
         goto done;
     }
     ftype = H5Dget_type(inputs);
-    info->input_type = ftype >= 0 ? h5_type_classify(ftype) : 0;
-    if (info->input_type != DATASET_U8 && info->input_type != DATASET_F32) {
+    info->input_type = h5_type_classify(ftype, NULL);
+    if (info->input_type != RT_DTYPE_U8 && info->input_type != RT_DTYPE_F32) {
         st = rt_fail(RT_ERR_FORMAT, "/inputs must be uint8 or float32");
         goto done;
     }
     H5Tclose(ftype);
     ftype = H5Dget_type(labels);
-    info->label_type = ftype >= 0 ? h5_type_classify(ftype) : 0;
-    if (info->label_type != DATASET_U8 && info->label_type != DATASET_I32 &&
-        info->label_type != DATASET_OTHER_INT && info->label_type != DATASET_U16) {
+    bool integer_labels = false;
+    info->label_type = h5_type_classify(ftype, &integer_labels);
+    if (!integer_labels) {
         st = rt_fail(RT_ERR_FORMAT, "/labels must be an integer type (uint8 or int32)");
         goto done;
     }
@@ -240,7 +245,7 @@ static rt_status open_classification(dataset_t *d, hid_t file, const dataset_opt
                          (int)d->labels[i], (long long)i, info->num_classes);
             goto done;
         }
-    d->elem_size = dataset_dtype_size(info->input_type);
+    d->elem_size = rt_dtype_size(info->input_type);
     TRY_GOTO(st, load_array(d, inputs, "/inputs", info->count * info->features, opt), done);
 done:
     if (ftype >= 0)
@@ -254,7 +259,7 @@ done:
 
 static rt_status check_tokens(const dataset_t *d, const void *data, int64_t first, int64_t n)
 {
-    if (d->info.input_type != DATASET_U16)
+    if (d->info.input_type != RT_DTYPE_U16)
         return RT_OK; /* uint8 tokens are below vocab_size 256 by construction */
     const uint16_t *t = data;
     for (int64_t i = 0; i < n; i++)
@@ -287,17 +292,17 @@ static rt_status open_tokens(dataset_t *d, hid_t file, const dataset_options_t *
         goto done;
     }
     ftype = H5Dget_type(tokens);
-    info->input_type = ftype >= 0 ? h5_type_classify(ftype) : 0;
-    if (info->input_type != DATASET_U8 && info->input_type != DATASET_U16) {
+    info->input_type = h5_type_classify(ftype, NULL);
+    if (info->input_type != RT_DTYPE_U8 && info->input_type != RT_DTYPE_U16) {
         st = rt_fail(RT_ERR_FORMAT, "/tokens must be uint8 or uint16");
         goto done;
     }
-    if (info->input_type == DATASET_U8 && vocab > 256) {
+    if (info->input_type == RT_DTYPE_U8 && vocab > 256) {
         st = rt_fail(RT_ERR_FORMAT, "uint8 /tokens cannot hold vocab_size %lld", (long long)vocab);
         goto done;
     }
     TRY_GOTO(st, check_attr_match(file, "num_tokens", info->count), done);
-    d->elem_size = dataset_dtype_size(info->input_type);
+    d->elem_size = rt_dtype_size(info->input_type);
     TRY_GOTO(st, load_array(d, tokens, "/tokens", info->count, opt), done);
     if (d->data)
         TRY_GOTO(st, check_tokens(d, d->data, 0, info->count), done);
@@ -432,7 +437,7 @@ static rt_status read_at(const dataset_t *d, int64_t elem, int64_t n, void *buf)
 static void convert_row(const dataset_t *d, const void *src, float *dst)
 {
     int64_t f = d->info.features;
-    if (d->info.input_type == DATASET_U8) {
+    if (d->info.input_type == RT_DTYPE_U8) {
         /* the definition itself; CMake compiles this file with
          * -ftree-vectorize, which makes it SIMD divisions (faster than a
          * table lookup, and the same IEEE results) */
@@ -506,7 +511,7 @@ rt_status dataset_read_tokens(const dataset_t *d, int64_t offset, int64_t n, int
         }
         src = tmp;
     }
-    if (d->info.input_type == DATASET_U8) {
+    if (d->info.input_type == RT_DTYPE_U8) {
         const uint8_t *s = src;
         for (int64_t i = 0; i < n; i++)
             out[i] = s[i];

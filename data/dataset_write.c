@@ -73,14 +73,14 @@ static rt_status common_attrs(dataset_writer_t *w, const char *kind)
 }
 
 static rt_status create_array(dataset_writer_t *w, const char *name, int rank,
-                              const hsize_t *dims, dataset_dtype type)
+                              const hsize_t *dims, rt_dtype type)
 {
     hid_t ftype;
     switch (type) {
-    case DATASET_U8: ftype = H5T_STD_U8LE; break;
-    case DATASET_U16: ftype = H5T_STD_U16LE; break;
-    case DATASET_I32: ftype = H5T_STD_I32LE; break;
-    case DATASET_F32: ftype = H5T_IEEE_F32LE; break;
+    case RT_DTYPE_U8: ftype = H5T_STD_U8LE; break;
+    case RT_DTYPE_U16: ftype = H5T_STD_U16LE; break;
+    case RT_DTYPE_I32: ftype = H5T_STD_I32LE; break;
+    case RT_DTYPE_F32: ftype = H5T_IEEE_F32LE; break;
     default: return rt_fail(RT_ERR_INVALID, "%s: unsupported element type", name);
     }
     hid_t space = H5Screate_simple(rank, dims, NULL);
@@ -94,8 +94,8 @@ static rt_status create_array(dataset_writer_t *w, const char *name, int rank,
 }
 
 rt_status dataset_writer_classification(dataset_writer_t *w, int64_t n, int dims,
-                                        const int64_t *shape, dataset_dtype input_type,
-                                        dataset_dtype label_type, int num_classes)
+                                        const int64_t *shape, rt_dtype input_type,
+                                        rt_dtype label_type, int num_classes)
 {
     CHECK_ARG(n > 0 && dims >= 1 && dims <= DATASET_MAX_DIMS && num_classes > 0,
               "%s: bad classification shape", w->path);
@@ -117,7 +117,7 @@ fail:
     return writer_fail(w, st);
 }
 
-rt_status dataset_writer_tokens(dataset_writer_t *w, int64_t n, dataset_dtype type,
+rt_status dataset_writer_tokens(dataset_writer_t *w, int64_t n, rt_dtype type,
                                 int vocab_size)
 {
     CHECK_ARG(n > 0 && vocab_size > 0, "%s: bad tokens shape", w->path);
@@ -162,7 +162,7 @@ rt_status dataset_writer_put(dataset_writer_t *w, const char *name, int64_t star
     off[0] = (hsize_t)start;
     cnt[0] = (hsize_t)count;
     mspace = H5Screate_simple(rank, cnt, NULL);
-    hid_t mtype = h5_native_type(h5_type_classify(ftype));
+    hid_t mtype = h5_native_type(h5_type_classify(ftype, NULL));
     if (mspace < 0 || H5Sselect_hyperslab(fspace, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
         H5Dwrite(dset, mtype, mspace, fspace, H5P_DEFAULT, data) < 0)
         st = writer_fail(w, rt_hdf5_error("H5Dwrite", __FILE__, __LINE__));

@@ -21,11 +21,11 @@ rt_status dataset_writer_create(const char *path, dataset_writer_t **out);
 /* Declares a classification file: /inputs [n, shape...] of input_type (U8 or
  * F32), /labels [n] of label_type (U8 or I32), and the root attributes. */
 rt_status dataset_writer_classification(dataset_writer_t *w, int64_t n, int dims,
-                                        const int64_t *shape, dataset_dtype input_type,
-                                        dataset_dtype label_type, int num_classes);
+                                        const int64_t *shape, rt_dtype input_type,
+                                        rt_dtype label_type, int num_classes);
 
 /* Declares a tokens file: /tokens [n] of type (U8 or U16). */
-rt_status dataset_writer_tokens(dataset_writer_t *w, int64_t n, dataset_dtype type,
+rt_status dataset_writer_tokens(dataset_writer_t *w, int64_t n, rt_dtype type,
                                 int vocab_size);
 
 /* Writes rows [start, start + count) of dataset "inputs", "labels" or

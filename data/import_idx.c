@@ -40,7 +40,7 @@ rt_status import_idx(const char *images_path, const char *labels_path, const cha
 
     TRY_GOTO(st, dataset_writer_create(out_path, &w), done);
     TRY_GOTO(st, dataset_writer_classification(w, images.count, images.dims - 1, images.shape + 1,
-                                               DATASET_U8, DATASET_U8, max_label + 1), done);
+                                               RT_DTYPE_U8, RT_DTYPE_U8, max_label + 1), done);
     TRY_GOTO(st, dataset_writer_put(w, "inputs", 0, images.count, images.data), done);
     TRY_GOTO(st, dataset_writer_put(w, "labels", 0, labels.count, labels.data), done);
     char source[2048];

@@ -114,11 +114,11 @@ rt_status import_text(const char *const *inputs, int ninputs, const char *out_pa
     snprintf(source, sizeof source, "text %s%s (%d file%s)", inputs[0], ninputs > 1 ? " ..." : "",
              ninputs, ninputs > 1 ? "s" : "");
     TRY_GOTO(st, dataset_writer_create(out_path, &sink.train), done);
-    TRY_GOTO(st, dataset_writer_tokens(sink.train, sink.split, DATASET_U8, 256), done);
+    TRY_GOTO(st, dataset_writer_tokens(sink.train, sink.split, RT_DTYPE_U8, 256), done);
     TRY_GOTO(st, dataset_writer_set_string(sink.train, "source", source), done);
     if (val_path) {
         TRY_GOTO(st, dataset_writer_create(val_path, &sink.val), done);
-        TRY_GOTO(st, dataset_writer_tokens(sink.val, nval, DATASET_U8, 256), done);
+        TRY_GOTO(st, dataset_writer_tokens(sink.val, nval, RT_DTYPE_U8, 256), done);
         TRY_GOTO(st, dataset_writer_set_string(sink.val, "source", source), done);
     }
     for (int i = 0; i < ninputs; i++)

@@ -89,7 +89,7 @@ static int run_import_text(int argc, char **argv)
     return 0;
 }
 
-static void print_shape(const char *name, const dataset_info_t *info, dataset_dtype type,
+static void print_shape(const char *name, const dataset_info_t *info, rt_dtype type,
                         bool with_record)
 {
     printf("%s: %s [%lld", name, dataset_dtype_name(type), (long long)info->count);

@@ -72,7 +72,7 @@ static rt_status eval_setup_ckpt(eval_run_t *r, const eval_args_t *a, ckpt_reade
     for (int i = 0; i < ps->count; i++) {
         const param_entry_t *e = &ps->entries[i];
         snprintf(names[i], sizeof names[i], "params/%s", e->name);
-        arrays[i] = (ckpt_array_t){.name = names[i], .type = CKPT_F32, .data = ps->data + e->offset,
+        arrays[i] = (ckpt_array_t){.name = names[i], .type = RT_DTYPE_F32, .data = ps->data + e->offset,
                                    .rank = e->ndim};
         for (int k = 0; k < e->ndim; k++)
             arrays[i].dims[k] = e->shape[k];

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void add(train_ckpt_list_t *l, const char *name, ckpt_dtype type, void *data, int rank,
+static void add(train_ckpt_list_t *l, const char *name, rt_dtype type, void *data, int rank,
                 const int64_t *dims)
 {
     ckpt_array_t *a = &l->arrays[l->n++];
@@ -20,18 +20,18 @@ static void add(train_ckpt_list_t *l, const char *name, ckpt_dtype type, void *d
 
 void train_ckpt_scalars(train_ckpt_list_t *l, train_scalars_t *sc)
 {
-    add(l, "train/step", CKPT_I64, &sc->step, 0, NULL);
-    add(l, "train/skipped", CKPT_I64, &sc->skipped, 0, NULL);
-    add(l, "train/loss_sum", CKPT_F64, &sc->loss_sum, 0, NULL);
-    add(l, "train/loss_count", CKPT_I64, &sc->loss_count, 0, NULL);
-    add(l, "optimizer/step", CKPT_I64, &sc->opt_step, 0, NULL);
-    add(l, "data/seed", CKPT_U64, &sc->data_seed, 0, NULL);
-    add(l, "data/epoch", CKPT_I64, &sc->data_epoch, 0, NULL);
-    add(l, "data/position", CKPT_I64, &sc->data_position, 0, NULL);
-    add(l, "data/batch", CKPT_I64, &sc->batch, 0, NULL);
-    add(l, "data/accum", CKPT_I64, &sc->accum, 0, NULL);
-    add(l, "data/world", CKPT_I64, &sc->world, 0, NULL);
-    add(l, "rng/init_seed", CKPT_U64, &sc->init_seed, 0, NULL);
+    add(l, "train/step", RT_DTYPE_I64, &sc->step, 0, NULL);
+    add(l, "train/skipped", RT_DTYPE_I64, &sc->skipped, 0, NULL);
+    add(l, "train/loss_sum", RT_DTYPE_F64, &sc->loss_sum, 0, NULL);
+    add(l, "train/loss_count", RT_DTYPE_I64, &sc->loss_count, 0, NULL);
+    add(l, "optimizer/step", RT_DTYPE_I64, &sc->opt_step, 0, NULL);
+    add(l, "data/seed", RT_DTYPE_U64, &sc->data_seed, 0, NULL);
+    add(l, "data/epoch", RT_DTYPE_I64, &sc->data_epoch, 0, NULL);
+    add(l, "data/position", RT_DTYPE_I64, &sc->data_position, 0, NULL);
+    add(l, "data/batch", RT_DTYPE_I64, &sc->batch, 0, NULL);
+    add(l, "data/accum", RT_DTYPE_I64, &sc->accum, 0, NULL);
+    add(l, "data/world", RT_DTYPE_I64, &sc->world, 0, NULL);
+    add(l, "rng/init_seed", RT_DTYPE_U64, &sc->init_seed, 0, NULL);
 }
 
 /* One group of per-parameter arrays over an arena with the params' layout. */
@@ -42,7 +42,7 @@ static void add_arena(train_ckpt_list_t *l, int *names, const char *prefix, cons
         const param_entry_t *e = &ps->entries[i];
         char *name = l->names[(*names)++];
         snprintf(name, sizeof l->names[0], "%s%s", prefix, e->name);
-        add(l, name, CKPT_F32, arena + e->offset, e->ndim, e->shape);
+        add(l, name, RT_DTYPE_F32, arena + e->offset, e->ndim, e->shape);
     }
 }
 

@@ -1,5 +1,6 @@
-/* ckpt_common.c - what every checkpoint file operation shares: element
- * types, attribute I/O, and the metadata block with its checksum. */
+/* ckpt_common.c - what every checkpoint file operation shares: the HDF5
+ * types of stored elements, attribute I/O, and the metadata block with its
+ * checksum. */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <stdarg.h>
@@ -11,20 +12,6 @@
 #include "common/crc32c.h"
 #include "trainer/ckpt_internal.h"
 
-static const char *const dtype_names[CKPT_DTYPE_COUNT] = {
-    "f32", "f64", "i32", "i64", "u8", "u32", "u64"};
-static const size_t dtype_sizes[CKPT_DTYPE_COUNT] = {4, 8, 4, 8, 1, 4, 8};
-
-size_t ckpt_dtype_size(ckpt_dtype t)
-{
-    return (unsigned)t < CKPT_DTYPE_COUNT ? dtype_sizes[t] : 0;
-}
-
-const char *ckpt_dtype_name(ckpt_dtype t)
-{
-    return (unsigned)t < CKPT_DTYPE_COUNT ? dtype_names[t] : "?";
-}
-
 int64_t ckpt_array_count(const ckpt_array_t *a)
 {
     int64_t n = 1;
@@ -33,40 +20,42 @@ int64_t ckpt_array_count(const ckpt_array_t *a)
     return n;
 }
 
-hid_t ckpt_h5_file_type(ckpt_dtype t)
+hid_t ckpt_h5_file_type(rt_dtype t)
 {
     switch (t) {
-    case CKPT_F32: return H5T_IEEE_F32LE;
-    case CKPT_F64: return H5T_IEEE_F64LE;
-    case CKPT_I32: return H5T_STD_I32LE;
-    case CKPT_I64: return H5T_STD_I64LE;
-    case CKPT_U8: return H5T_STD_U8LE;
-    case CKPT_U32: return H5T_STD_U32LE;
-    case CKPT_U64: return H5T_STD_U64LE;
+    case RT_DTYPE_F32: return H5T_IEEE_F32LE;
+    case RT_DTYPE_F64: return H5T_IEEE_F64LE;
+    case RT_DTYPE_I32: return H5T_STD_I32LE;
+    case RT_DTYPE_I64: return H5T_STD_I64LE;
+    case RT_DTYPE_U8: return H5T_STD_U8LE;
+    case RT_DTYPE_U32: return H5T_STD_U32LE;
+    case RT_DTYPE_U64: return H5T_STD_U64LE;
+    default: return H5I_INVALID_HID; /* BF16 has no HDF5 type; U16 was never stored */
+    }
+}
+
+hid_t ckpt_h5_mem_type(rt_dtype t)
+{
+    switch (t) {
+    case RT_DTYPE_F32: return H5T_NATIVE_FLOAT;
+    case RT_DTYPE_F64: return H5T_NATIVE_DOUBLE;
+    case RT_DTYPE_I32: return H5T_NATIVE_INT32;
+    case RT_DTYPE_I64: return H5T_NATIVE_INT64;
+    case RT_DTYPE_U8: return H5T_NATIVE_UINT8;
+    case RT_DTYPE_U32: return H5T_NATIVE_UINT32;
+    case RT_DTYPE_U64: return H5T_NATIVE_UINT64;
     default: return H5I_INVALID_HID;
     }
 }
 
-hid_t ckpt_h5_mem_type(ckpt_dtype t)
+rt_dtype ckpt_dtype_of_h5(hid_t type)
 {
-    switch (t) {
-    case CKPT_F32: return H5T_NATIVE_FLOAT;
-    case CKPT_F64: return H5T_NATIVE_DOUBLE;
-    case CKPT_I32: return H5T_NATIVE_INT32;
-    case CKPT_I64: return H5T_NATIVE_INT64;
-    case CKPT_U8: return H5T_NATIVE_UINT8;
-    case CKPT_U32: return H5T_NATIVE_UINT32;
-    case CKPT_U64: return H5T_NATIVE_UINT64;
-    default: return H5I_INVALID_HID;
+    for (int t = 0; t < RT_DTYPE_COUNT; t++) {
+        hid_t ft = ckpt_h5_file_type((rt_dtype)t);
+        if (ft != H5I_INVALID_HID && H5Tequal(type, ft) > 0)
+            return (rt_dtype)t;
     }
-}
-
-ckpt_dtype ckpt_dtype_of_h5(hid_t type)
-{
-    for (int t = 0; t < CKPT_DTYPE_COUNT; t++)
-        if (H5Tequal(type, ckpt_h5_file_type((ckpt_dtype)t)) > 0)
-            return (ckpt_dtype)t;
-    return CKPT_DTYPE_COUNT;
+    return RT_DTYPE_COUNT;
 }
 
 static rt_status attr_write(hid_t obj, const char *name, hid_t ftype, hid_t mtype, const void *v)

@@ -49,7 +49,7 @@ uint64_t ckpt_digest(const ckpt_meta_t *meta, const ckpt_array_t *arrays, int n)
         for (int d = 0; d < a->rank; d++)
             h = fnv_i64(h, a->dims[d]);
         int64_t count = ckpt_array_count(a);
-        uint32_t crc = count > 0 && a->data ? crc32c(a->data, (size_t)count * ckpt_dtype_size(a->type)) : 0;
+        uint32_t crc = count > 0 && a->data ? crc32c(a->data, (size_t)count * rt_dtype_size(a->type)) : 0;
         h = fnv_i64(h, crc);
     }
     return h;

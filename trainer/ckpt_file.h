@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/dtype.h"
 #include "common/status.h"
 
 #ifdef __cplusplus
@@ -42,17 +43,9 @@ extern "C" {
 #define CKPT_MAX_RANK 4
 #define CKPT_NAME_MAX 256
 
-/* Element types a checkpoint stores, always little-endian in the file. */
-typedef enum {
-    CKPT_F32 = 0,
-    CKPT_F64,
-    CKPT_I32,
-    CKPT_I64,
-    CKPT_U8,
-    CKPT_U32,
-    CKPT_U64,
-    CKPT_DTYPE_COUNT
-} ckpt_dtype;
+/* Element types are rt_dtype (common/dtype.h). A checkpoint stores F32,
+ * F64, I32, I64, U8, U32 and U64, always little-endian in the file;
+ * BF16 and U16 are refused. */
 
 /* One named array. name is a path below the root without a leading slash
  * ("params/fc1.weight", "optimizer/m/fc1.weight", "data/position");
@@ -60,7 +53,7 @@ typedef enum {
  * unused). data: ckpt_write only reads it; ckpt_read_array fills it. */
 typedef struct {
     const char *name;
-    ckpt_dtype type;
+    rt_dtype type;
     void *data;
     int rank;
     int64_t dims[CKPT_MAX_RANK];
@@ -78,9 +71,6 @@ typedef struct {
     int64_t created_unix;
 } ckpt_meta_t;
 
-/* Bytes per element of a type, and its name ("f32", ...). */
-size_t ckpt_dtype_size(ckpt_dtype t);
-const char *ckpt_dtype_name(ckpt_dtype t);
 /* Number of elements of an array (1 for a scalar). */
 int64_t ckpt_array_count(const ckpt_array_t *a);
 
@@ -126,7 +116,7 @@ int ckpt_has_array(const ckpt_reader_t *r, const char *name);
 
 /* Type and shape of a stored dataset (dims has CKPT_MAX_RANK entries). */
 rt_status ckpt_array_info(const ckpt_reader_t *r, const char *name,
-                          ckpt_dtype *type, int *rank, int64_t *dims);
+                          rt_dtype *type, int *rank, int64_t *dims);
 
 /* Reads dataset a->name into a->data after checking that its type and
  * shape equal a's, then checks its CRC-32C. */

@@ -15,9 +15,9 @@
 
 static void type_text(hid_t t, char *buf, size_t len)
 {
-    ckpt_dtype d = ckpt_dtype_of_h5(t);
-    if (d != CKPT_DTYPE_COUNT) {
-        snprintf(buf, len, "%s", ckpt_dtype_name(d));
+    rt_dtype d = ckpt_dtype_of_h5(t);
+    if (d != RT_DTYPE_COUNT) {
+        snprintf(buf, len, "%s", rt_dtype_name(d));
         return;
     }
     switch (H5Tget_class(t)) {

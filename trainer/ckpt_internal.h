@@ -8,11 +8,14 @@
 
 #include "trainer/ckpt_file.h"
 
-/* HDF5 file type (little-endian) and memory type of a ckpt_dtype. */
-hid_t ckpt_h5_file_type(ckpt_dtype t);
-hid_t ckpt_h5_mem_type(ckpt_dtype t);
-/* The ckpt_dtype of a stored HDF5 type, or CKPT_DTYPE_COUNT if none. */
-ckpt_dtype ckpt_dtype_of_h5(hid_t type);
+/* HDF5 file type (little-endian) and memory type of an element type a
+ * checkpoint stores; H5I_INVALID_HID for the others (BF16, U16), which is
+ * how the writer and reader tell them apart. */
+hid_t ckpt_h5_file_type(rt_dtype t);
+hid_t ckpt_h5_mem_type(rt_dtype t);
+/* The rt_dtype of a stored HDF5 type, or RT_DTYPE_COUNT if it is none a
+ * checkpoint stores. */
+rt_dtype ckpt_dtype_of_h5(hid_t type);
 
 /* Scalar attributes on an object. */
 rt_status ckpt_attr_write_i64(hid_t obj, const char *name, int64_t v);

@@ -127,7 +127,7 @@ int ckpt_has_array(const ckpt_reader_t *r, const char *name)
 }
 
 /* Opens dataset name and reads its type and shape. */
-static rt_status dataset_open(const ckpt_reader_t *r, const char *name, hid_t *ds, ckpt_dtype *type,
+static rt_status dataset_open(const ckpt_reader_t *r, const char *name, hid_t *ds, rt_dtype *type,
                               int *rank, int64_t *dims)
 {
     if (!ckpt_has_array(r, name))
@@ -143,7 +143,7 @@ static rt_status dataset_open(const ckpt_reader_t *r, const char *name, hid_t *d
         goto done;
     }
     *type = ckpt_dtype_of_h5(t);
-    if (*type == CKPT_DTYPE_COUNT) {
+    if (*type == RT_DTYPE_COUNT) {
         st = rt_fail(RT_ERR_FORMAT, "checkpoint %s: dataset %s has a type ringtrain does not store", r->path, name);
         goto done;
     }
@@ -167,7 +167,7 @@ done:
     return st;
 }
 
-rt_status ckpt_array_info(const ckpt_reader_t *r, const char *name, ckpt_dtype *type, int *rank, int64_t *dims)
+rt_status ckpt_array_info(const ckpt_reader_t *r, const char *name, rt_dtype *type, int *rank, int64_t *dims)
 {
     hid_t ds;
     TRY(dataset_open(r, name, &ds, type, rank, dims));
@@ -230,11 +230,11 @@ static void crc_pipe_publish(crc_pipe *p, size_t ready, int failed)
     pthread_mutex_unlock(&p->mu);
 }
 
-static rt_status dataset_read_pipelined(hid_t ds, int fd, ckpt_dtype type, int rank, const int64_t *dims,
+static rt_status dataset_read_pipelined(hid_t ds, int fd, rt_dtype type, int rank, const int64_t *dims,
                                         void *dst, uint32_t *crc)
 {
     hsize_t h[CKPT_MAX_RANK];
-    size_t row = ckpt_dtype_size(type);
+    size_t row = rt_dtype_size(type);
     for (int d = 0; d < rank; d++) {
         h[d] = (hsize_t)dims[d];
         if (d > 0)
@@ -292,7 +292,7 @@ rt_status ckpt_read_array(ckpt_reader_t *r, const ckpt_array_t *a)
 {
     CHECK_ARG(r && a && a->name, "ckpt_read_array: no reader or array");
     hid_t ds;
-    ckpt_dtype type;
+    rt_dtype type;
     int rank;
     int64_t dims[CKPT_MAX_RANK];
     TRY(dataset_open(r, a->name, &ds, &type, &rank, dims));
@@ -305,7 +305,7 @@ rt_status ckpt_read_array(ckpt_reader_t *r, const ckpt_array_t *a)
         shape_text(have, sizeof have, rank, dims);
         shape_text(want, sizeof want, a->rank, a->dims);
         st = rt_fail(RT_ERR_MISMATCH, "checkpoint %s: dataset %s is %s%s, expected %s%s", r->path, a->name,
-                     ckpt_dtype_name(type), have, ckpt_dtype_name(a->type), want);
+                     rt_dtype_name(type), have, rt_dtype_name(a->type), want);
         goto close_ds;
     }
     int64_t count = ckpt_array_count(a);
@@ -315,7 +315,7 @@ rt_status ckpt_read_array(ckpt_reader_t *r, const ckpt_array_t *a)
         st = rt_fail_context(st, "checkpoint %s: dataset %s", r->path, a->name);
         goto close_ds;
     }
-    size_t bytes = (size_t)count * ckpt_dtype_size(type);
+    size_t bytes = (size_t)count * rt_dtype_size(type);
     if (count > 0) {
         if (bytes >= PIPE_MIN && rank > 0)
             st = dataset_read_pipelined(ds, r->fd, type, rank, dims, a->data, &got_crc);

@@ -67,7 +67,9 @@ static rt_status arrays_check(const ckpt_array_t *arrays, int n)
         const ckpt_array_t *a = &arrays[i];
         CHECK_ARG(a->name && a->name[0] && a->name[0] != '/' && strlen(a->name) < CKPT_NAME_MAX,
                   "ckpt_write: array %d has no usable name (relative path below the root)", i);
-        CHECK_ARG((unsigned)a->type < CKPT_DTYPE_COUNT, "ckpt_write: %s has unknown type %d", a->name, a->type);
+        CHECK_ARG(ckpt_h5_file_type(a->type) != H5I_INVALID_HID,
+                  "ckpt_write: %s has type %s (%d), which a checkpoint does not store", a->name,
+                  rt_dtype_name(a->type), (int)a->type);
         CHECK_ARG(a->rank >= 0 && a->rank <= CKPT_MAX_RANK, "ckpt_write: %s has rank %d", a->name, a->rank);
         for (int d = 0; d < a->rank; d++)
             CHECK_ARG(a->dims[d] >= 0, "ckpt_write: %s has dimension %d = %" PRId64, a->name, d, a->dims[d]);
@@ -120,7 +122,7 @@ static void *crc_job_run(void *arg)
 static herr_t data_write(hid_t ds, const ckpt_array_t *a, int fd)
 {
     hid_t mt = ckpt_h5_mem_type(a->type);
-    size_t row = ckpt_dtype_size(a->type);
+    size_t row = rt_dtype_size(a->type);
     for (int d = 1; d < a->rank; d++)
         row *= (size_t)a->dims[d];
     size_t bytes = a->rank > 0 ? row * (size_t)a->dims[0] : row;
@@ -173,7 +175,7 @@ static rt_status dataset_write(hid_t file, hid_t lcpl, hid_t dcpl, const ckpt_ar
         goto close_space;
     }
     int64_t count = ckpt_array_count(a);
-    crc_job job = {a->data, (size_t)count * ckpt_dtype_size(a->type), 0};
+    crc_job job = {a->data, (size_t)count * rt_dtype_size(a->type), 0};
     /* Large arrays: checksum on a second thread while this one writes, so
      * the checksum costs no time on top of the disk's. */
     pthread_t tid;
@@ -270,7 +272,7 @@ static rt_status reserve_space(int fd, const char *tmp, const ckpt_meta_t *m, co
     int64_t need = (256 << 10) + 2 * (int64_t)(strlen(m->config_json ? m->config_json : "") +
                                              strlen(m->model_spec ? m->model_spec : ""));
     for (int i = 0; i < n; i++) {
-        int64_t bytes = ckpt_array_count(&arrays[i]) * (int64_t)ckpt_dtype_size(arrays[i].type);
+        int64_t bytes = ckpt_array_count(&arrays[i]) * (int64_t)rt_dtype_size(arrays[i].type);
         need += (bytes + 4095) / 4096 * 4096 + 8192;
     }
     /* KEEP_SIZE allocations are not checked against RLIMIT_FSIZE. */

@@ -131,7 +131,7 @@ static int do_load(const char *target, const driver_opts *o)
         return 1;
     }
     for (int i = 0; i < s.n; i++)
-        memset(s.arrays[i].data, 0xA5, (size_t)ckpt_array_count(&s.arrays[i]) * ckpt_dtype_size(s.arrays[i].type));
+        memset(s.arrays[i].data, 0xA5, (size_t)ckpt_array_count(&s.arrays[i]) * rt_dtype_size(s.arrays[i].type));
     double t0 = rt_now();
     ckpt_reader_t *r;
     if (ckpt_open(path, &r) != RT_OK) {

@@ -30,7 +30,7 @@ static inline float synth_f32(int64_t step, int j, int64_t k)
     return (float)(k % 1000) * 0.001f + (float)step + 0.25f * (float)j;
 }
 
-static inline void synth_add(synth_state *s, const char *name, ckpt_dtype t, int rank, int64_t d0, int64_t d1)
+static inline void synth_add(synth_state *s, const char *name, rt_dtype t, int rank, int64_t d0, int64_t d1)
 {
     ckpt_array_t *a = &s->arrays[s->n];
     snprintf(s->names[s->n], sizeof s->names[0], "%s", name);
@@ -53,30 +53,30 @@ static inline void synth_layout(synth_state *s, int64_t in, int64_t hidden, int6
     for (int g = 0; g < 3; g++) {
         char name[64];
         snprintf(name, sizeof name, "%s/fc1.weight", groups[g]);
-        synth_add(s, name, CKPT_F32, 2, hidden, in);
+        synth_add(s, name, RT_DTYPE_F32, 2, hidden, in);
         snprintf(name, sizeof name, "%s/fc1.bias", groups[g]);
-        synth_add(s, name, CKPT_F32, 1, hidden, 0);
+        synth_add(s, name, RT_DTYPE_F32, 1, hidden, 0);
         snprintf(name, sizeof name, "%s/fc2.weight", groups[g]);
-        synth_add(s, name, CKPT_F32, 2, out, hidden);
+        synth_add(s, name, RT_DTYPE_F32, 2, out, hidden);
         snprintf(name, sizeof name, "%s/fc2.bias", groups[g]);
-        synth_add(s, name, CKPT_F32, 1, out, 0);
+        synth_add(s, name, RT_DTYPE_F32, 1, out, 0);
     }
-    synth_add(s, "optimizer/step", CKPT_I64, 0, 0, 0);
-    synth_add(s, "optimizer/lr", CKPT_F64, 0, 0, 0);
-    synth_add(s, "data/seed", CKPT_I64, 0, 0, 0);
-    synth_add(s, "data/epoch", CKPT_I64, 0, 0, 0);
-    synth_add(s, "data/position", CKPT_I64, 0, 0, 0);
-    synth_add(s, "data/shard", CKPT_I32, 1, 2, 0);
-    synth_add(s, "rng/state", CKPT_U64, 1, 4, 0);
-    synth_add(s, "rng/counter", CKPT_U32, 1, 2, 0);
-    synth_add(s, "rng/flags", CKPT_U8, 1, 5, 0);
+    synth_add(s, "optimizer/step", RT_DTYPE_I64, 0, 0, 0);
+    synth_add(s, "optimizer/lr", RT_DTYPE_F64, 0, 0, 0);
+    synth_add(s, "data/seed", RT_DTYPE_I64, 0, 0, 0);
+    synth_add(s, "data/epoch", RT_DTYPE_I64, 0, 0, 0);
+    synth_add(s, "data/position", RT_DTYPE_I64, 0, 0, 0);
+    synth_add(s, "data/shard", RT_DTYPE_I32, 1, 2, 0);
+    synth_add(s, "rng/state", RT_DTYPE_U64, 1, 4, 0);
+    synth_add(s, "rng/counter", RT_DTYPE_U32, 1, 2, 0);
+    synth_add(s, "rng/flags", RT_DTYPE_U8, 1, 5, 0);
 }
 
 /* Allocates every array's buffer (zeroed). Returns 0 on success. */
 static inline int synth_alloc(synth_state *s)
 {
     for (int i = 0; i < s->n; i++) {
-        size_t bytes = (size_t)ckpt_array_count(&s->arrays[i]) * ckpt_dtype_size(s->arrays[i].type);
+        size_t bytes = (size_t)ckpt_array_count(&s->arrays[i]) * rt_dtype_size(s->arrays[i].type);
         s->arrays[i].data = calloc(bytes ? bytes : 1, 1);
         if (!s->arrays[i].data)
             return -1;
@@ -118,13 +118,13 @@ static inline void synth_fill(synth_state *s, int64_t step)
         int64_t n = ckpt_array_count(a);
         for (int64_t k = 0; k < n; k++) {
             switch (a->type) {
-            case CKPT_F32: ((float *)a->data)[k] = synth_f32(step, i, k); break;
-            case CKPT_F64: ((double *)a->data)[k] = 0.001; break;
-            case CKPT_I32: ((int32_t *)a->data)[k] = (int32_t)synth_int(s, i, step, k); break;
-            case CKPT_I64: ((int64_t *)a->data)[k] = (int64_t)synth_int(s, i, step, k); break;
-            case CKPT_U8: ((uint8_t *)a->data)[k] = (uint8_t)synth_int(s, i, step, k); break;
-            case CKPT_U32: ((uint32_t *)a->data)[k] = (uint32_t)synth_int(s, i, step, k); break;
-            case CKPT_U64: ((uint64_t *)a->data)[k] = synth_int(s, i, step, k); break;
+            case RT_DTYPE_F32: ((float *)a->data)[k] = synth_f32(step, i, k); break;
+            case RT_DTYPE_F64: ((double *)a->data)[k] = 0.001; break;
+            case RT_DTYPE_I32: ((int32_t *)a->data)[k] = (int32_t)synth_int(s, i, step, k); break;
+            case RT_DTYPE_I64: ((int64_t *)a->data)[k] = (int64_t)synth_int(s, i, step, k); break;
+            case RT_DTYPE_U8: ((uint8_t *)a->data)[k] = (uint8_t)synth_int(s, i, step, k); break;
+            case RT_DTYPE_U32: ((uint32_t *)a->data)[k] = (uint32_t)synth_int(s, i, step, k); break;
+            case RT_DTYPE_U64: ((uint64_t *)a->data)[k] = synth_int(s, i, step, k); break;
             default: break;
             }
         }
@@ -139,18 +139,18 @@ static inline int64_t synth_check(const synth_state *s, int64_t step, int *which
     for (int i = 0; i < s->n; i++) {
         const ckpt_array_t *a = &s->arrays[i];
         int64_t n = ckpt_array_count(a);
-        size_t es = ckpt_dtype_size(a->type);
+        size_t es = rt_dtype_size(a->type);
         for (int64_t k = 0; k < n; k++) {
             union { float f; double d; int32_t i32; int64_t i64; uint8_t u8; uint32_t u32; uint64_t u64; } v;
             memset(&v, 0, sizeof v);
             switch (a->type) {
-            case CKPT_F32: v.f = synth_f32(step, i, k); break;
-            case CKPT_F64: v.d = 0.001; break;
-            case CKPT_I32: v.i32 = (int32_t)synth_int(&want, i, step, k); break;
-            case CKPT_I64: v.i64 = (int64_t)synth_int(&want, i, step, k); break;
-            case CKPT_U8: v.u8 = (uint8_t)synth_int(&want, i, step, k); break;
-            case CKPT_U32: v.u32 = (uint32_t)synth_int(&want, i, step, k); break;
-            case CKPT_U64: v.u64 = synth_int(&want, i, step, k); break;
+            case RT_DTYPE_F32: v.f = synth_f32(step, i, k); break;
+            case RT_DTYPE_F64: v.d = 0.001; break;
+            case RT_DTYPE_I32: v.i32 = (int32_t)synth_int(&want, i, step, k); break;
+            case RT_DTYPE_I64: v.i64 = (int64_t)synth_int(&want, i, step, k); break;
+            case RT_DTYPE_U8: v.u8 = (uint8_t)synth_int(&want, i, step, k); break;
+            case RT_DTYPE_U32: v.u32 = (uint32_t)synth_int(&want, i, step, k); break;
+            case RT_DTYPE_U64: v.u64 = synth_int(&want, i, step, k); break;
             default: break;
             }
             if (memcmp((const char *)a->data + (size_t)k * es, &v, es) != 0) {

@@ -141,10 +141,10 @@ static void test_roundtrip(void)
     ((float *)g.arrays[0].data)[5] -= 1.0f;
     EXPECT(ckpt_digest(&other, g.arrays, g.n) != wd, "digest sees the step");
 
-    ckpt_dtype t;
+    rt_dtype t;
     int rank;
     int64_t dims[CKPT_MAX_RANK];
-    EXPECT(ckpt_array_info(r, "params/fc1.weight", &t, &rank, dims) == RT_OK && t == CKPT_F32 && rank == 2 &&
+    EXPECT(ckpt_array_info(r, "params/fc1.weight", &t, &rank, dims) == RT_OK && t == RT_DTYPE_F32 && rank == 2 &&
            dims[0] == 16 && dims[1] == 8, "array info");
     EXPECT(ckpt_has_array(r, "rng/state") && !ckpt_has_array(r, "rng/nope") && !ckpt_has_array(r, "nope/x") &&
            !ckpt_has_array(r, "params"), "has_array");
@@ -154,7 +154,7 @@ static void test_roundtrip(void)
     EXPECT(st == RT_ERR_MISMATCH && strstr(rt_last_error(), "params/fc1.weight") && strstr(rt_last_error(), "[16,8]"),
            "shape mismatch: %s", rt_last_error());
     wrong = g.arrays[0];
-    wrong.type = CKPT_F64;
+    wrong.type = RT_DTYPE_F64;
     EXPECT(ckpt_read_array(r, &wrong) == RT_ERR_MISMATCH, "type mismatch");
     wrong.name = "params/fc9.weight";
     EXPECT(ckpt_read_array(r, &wrong) != RT_OK && strstr(rt_last_error(), "fc9"), "missing: %s", rt_last_error());
@@ -169,7 +169,7 @@ static void test_roundtrip(void)
 
     /* An empty array round-trips too. */
     float none = 0;
-    ckpt_array_t e = {.name = "params/empty", .type = CKPT_F32, .data = &none, .rank = 1, .dims = {0}};
+    ckpt_array_t e = {.name = "params/empty", .type = RT_DTYPE_F32, .data = &none, .rank = 1, .dims = {0}};
     m.step = 124;
     EXPECT(ckpt_write(dir, &m, &e, 1, path, sizeof path) == RT_OK, "empty write: %s", rt_last_error());
     EXPECT(ckpt_verify(path, NULL) == RT_OK, "empty verify: %s", rt_last_error());
@@ -327,8 +327,8 @@ static void test_large(void)
     for (int64_t i = 0; i < n1; i++)
         v[i] = (float)i;
     ckpt_array_t arr[2] = {
-        {.name = "params/big.weight", .type = CKPT_F32, .data = w, .rank = 2, .dims = {rows, cols}},
-        {.name = "params/big.bias", .type = CKPT_F32, .data = v, .rank = 1, .dims = {n1}},
+        {.name = "params/big.weight", .type = RT_DTYPE_F32, .data = w, .rank = 2, .dims = {rows, cols}},
+        {.name = "params/big.bias", .type = RT_DTYPE_F32, .data = v, .rank = 1, .dims = {n1}},
     };
     ckpt_meta_t m = synth_meta(7, SPEC);
     EXPECT(ckpt_write(dir, &m, arr, 2, path, sizeof path) == RT_OK, "large write: %s", rt_last_error());

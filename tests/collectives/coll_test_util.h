@@ -33,6 +33,7 @@ static inline MPI_Datatype tu_mpi_type(rt_dtype dt)
     case RT_DTYPE_U8: return MPI_UINT8_T;
     case RT_DTYPE_I32: return MPI_INT32_T;
     case RT_DTYPE_I64: return MPI_INT64_T;
+    default: break; /* not a type the collectives take */
     }
     return MPI_DATATYPE_NULL;
 }
@@ -80,10 +81,11 @@ static inline void tu_fill(void *buf, rt_dtype dt, size_t count, int integer, ui
         switch (dt) {
         case RT_DTYPE_F32: ((float *)buf)[i] = (float)v; break;
         case RT_DTYPE_F64: ((double *)buf)[i] = v; break;
-        case RT_DTYPE_BF16: ((uint16_t *)buf)[i] = coll_bf16_from_float((float)v); break;
+        case RT_DTYPE_BF16: ((uint16_t *)buf)[i] = rt_bf16_from_float((float)v); break;
         case RT_DTYPE_I32: ((int32_t *)buf)[i] = (int32_t)(tu_rand(&s) % 2000001) - 1000000; break;
         case RT_DTYPE_I64: ((int64_t *)buf)[i] = (int64_t)(tu_rand(&s) >> 4) - (1ll << 58); break;
         case RT_DTYPE_U8: ((uint8_t *)buf)[i] = (uint8_t)tu_rand(&s); break;
+        default: break; /* not a type the collectives take */
         }
     }
 }
@@ -96,11 +98,12 @@ static inline double tu_expect_at(const void *o, rt_dtype dt, size_t i, coll_op 
     case RT_DTYPE_F64: { double v = ((const double *)o)[i]; return op == COLL_AVG ? v / n : v; }
     case RT_DTYPE_BF16: {
         float v = ((const float *)o)[i];
-        return coll_bf16_to_float(coll_bf16_from_float(op == COLL_AVG ? v / (float)n : v));
+        return rt_bf16_to_float(rt_bf16_from_float(op == COLL_AVG ? v / (float)n : v));
     }
     case RT_DTYPE_I32: { int32_t v = ((const int32_t *)o)[i]; *iexp = op == COLL_AVG ? v / n : v; return 0; }
     case RT_DTYPE_I64: { int64_t v = ((const int64_t *)o)[i]; *iexp = op == COLL_AVG ? v / n : v; return 0; }
     case RT_DTYPE_U8: break;
+    default: break;
     }
     return 0;
 }
@@ -110,10 +113,11 @@ static inline double tu_got_at(const void *y, rt_dtype dt, size_t i, int64_t *ig
     switch (dt) {
     case RT_DTYPE_F32: return ((const float *)y)[i];
     case RT_DTYPE_F64: return ((const double *)y)[i];
-    case RT_DTYPE_BF16: return coll_bf16_to_float(((const uint16_t *)y)[i]);
+    case RT_DTYPE_BF16: return rt_bf16_to_float(((const uint16_t *)y)[i]);
     case RT_DTYPE_I32: *igot = ((const int32_t *)y)[i]; return 0;
     case RT_DTYPE_I64: *igot = ((const int64_t *)y)[i]; return 0;
     case RT_DTYPE_U8: break;
+    default: break;
     }
     return 0;
 }

@@ -15,7 +15,7 @@ static int g_rank, g_size;
 
 static void run_case(coll_comm_t *c, size_t count, rt_dtype dt, int integer)
 {
-    size_t es = coll_dtype_size(dt);
+    size_t es = rt_dtype_size(dt);
     size_t ob = count * (dt == RT_DTYPE_BF16 ? 4 : es);
     unsigned char *x = malloc(count * es + 1), *y = malloc(count * es + 1), *o = malloc(ob + 1);
     float *xf = dt == RT_DTYPE_BF16 ? malloc(count * 4 + 1) : NULL;
@@ -24,7 +24,7 @@ static void run_case(coll_comm_t *c, size_t count, rt_dtype dt, int integer)
     const void *oracle_in = x;
     if (xf) {
         for (size_t i = 0; i < count; i++)
-            xf[i] = coll_bf16_to_float(((uint16_t *)x)[i]);
+            xf[i] = rt_bf16_to_float(((uint16_t *)x)[i]);
         oracle_in = xf;
     }
     MPI_Allreduce(oracle_in, o, (int)count, tu_mpi_type(dt), MPI_SUM, MPI_COMM_WORLD);
@@ -41,18 +41,18 @@ static void run_case(coll_comm_t *c, size_t count, rt_dtype dt, int integer)
             }
             const char *what = inplace ? "in-place" : "out-of-place";
             EXPECT(st == RT_OK, "np=%d count=%zu %s %s %s %s: status %s: %s", g_size, count,
-                   coll_dtype_name(dt), op ? "avg" : "sum", what, integer ? "int" : "rand",
+                   rt_dtype_name(dt), op ? "avg" : "sum", what, integer ? "int" : "rand",
                    rt_status_name(st), rt_last_error());
             size_t first = 0;
             size_t wrong = tu_compare(y, o, dt, count, (coll_op)op, integer, g_size, &first);
             EXPECT(wrong == 0, "np=%d rank %d count=%zu %s %s %s %s: %zu wrong, first at %zu",
-                   g_size, g_rank, count, coll_dtype_name(dt), op ? "avg" : "sum", what,
+                   g_size, g_rank, count, rt_dtype_name(dt), op ? "avg" : "sum", what,
                    integer ? "int" : "rand", wrong, first);
             if (!inplace)
                 EXPECT(tu_hash(x, count * es) == xhash, "count=%zu %s: send buffer was modified",
-                       count, coll_dtype_name(dt));
+                       count, rt_dtype_name(dt));
             EXPECT(tu_same_everywhere(tu_hash(y, count * es)),
-                   "count=%zu %s %s %s: ranks hold different results", count, coll_dtype_name(dt),
+                   "count=%zu %s %s %s: ranks hold different results", count, rt_dtype_name(dt),
                    op ? "avg" : "sum", what);
         }
     }

@@ -7,9 +7,10 @@
  *             collectives: every rank gets RT_ERR_MISMATCH naming the
  *             ranks, quickly, and the communicator stays usable.
  *   badinput  NULL or misaligned buffers, negative or overflowing counts,
- *             unknown dtypes and ops, bad roots, overlapping buffers: every
- *             rank gets RT_ERR_INVALID naming its rank; when only one rank
- *             is wrong, the others get RT_ERR_MISMATCH naming it.
+ *             unknown or unsupported dtypes (u16, u64) and ops, bad roots,
+ *             overlapping buffers: every rank gets RT_ERR_INVALID naming its
+ *             rank; when only one rank is wrong, the others get
+ *             RT_ERR_MISMATCH naming it.
  * The test exits 0 only if every rank's checks held. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -68,7 +69,7 @@ typedef enum { CALL_ALLREDUCE, CALL_BARRIER, CALL_BCAST, CALL_ALLGATHER, CALL_RE
 
 static rt_status call(coll_comm_t *c, call_kind k, size_t count, rt_dtype dt, coll_op op, int root)
 {
-    size_t es = coll_dtype_size(dt) ? coll_dtype_size(dt) : 8;
+    size_t es = rt_dtype_size(dt) ? rt_dtype_size(dt) : 8;
     void *a = calloc(count * (size_t)g_size + 1, es), *b = calloc(count * (size_t)g_size + 1, es);
     rt_status st = RT_ERR_INTERNAL;
     switch (k) {
@@ -151,6 +152,10 @@ static void run_badinput(coll_comm_t *c)
     expect_invalid(coll_allgather(c, f, NULL, 1, RT_DTYPE_F32), "allgather NULL", "NULL");
     expect_invalid(coll_allgather(c, f, f, SIZE_MAX / 2, RT_DTYPE_U8), "allgather huge", "too large");
     expect_invalid(coll_reduce_scatter(c, f, f, 1, (rt_dtype)-3, COLL_AVG), "reduce_scatter dtype", "unknown dtype");
+    /* types of common/dtype.h that the collectives do not take */
+    expect_invalid(coll_allreduce(c, f, f, 2, RT_DTYPE_U16, COLL_SUM), "u16 allreduce", "dtype u16 is not supported");
+    expect_invalid(coll_broadcast(c, f, 2, RT_DTYPE_U64, 0), "u64 broadcast", "dtype u64 is not supported");
+    expect_invalid(coll_allgather(c, f, f, 1, RT_DTYPE_COUNT), "end marker", "unknown dtype");
     expect_invalid(coll_barrier(NULL), "barrier NULL", "NULL");
     coll_request_t *r = NULL;
     expect_invalid(coll_allreduce_start(c, f, f, 1, RT_DTYPE_F32, COLL_SUM, NULL), "start NULL req", "NULL");

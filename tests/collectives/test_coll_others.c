@@ -26,7 +26,7 @@ static void random_bytes(unsigned char *p, size_t n, uint64_t seed)
 
 static void test_broadcast(coll_comm_t *c, size_t count, rt_dtype dt)
 {
-    size_t bytes = count * coll_dtype_size(dt);
+    size_t bytes = count * rt_dtype_size(dt);
     unsigned char *ours = malloc(bytes + 1), *ref = malloc(bytes + 1);
     for (int root = 0; root < g_size; root++) {
         random_bytes(ref, bytes, (uint64_t)root * 77 + count + (uint64_t)dt);
@@ -35,11 +35,11 @@ static void test_broadcast(coll_comm_t *c, size_t count, rt_dtype dt)
         else
             memset(ours, 0xee, bytes);
         rt_status st = coll_broadcast(c, ours, count, dt, root);
-        EXPECT(st == RT_OK, "broadcast count=%zu %s root=%d: %s", count, coll_dtype_name(dt), root,
+        EXPECT(st == RT_OK, "broadcast count=%zu %s root=%d: %s", count, rt_dtype_name(dt), root,
                rt_last_error());
         MPI_Bcast(ref, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD); /* the oracle */
         EXPECT(!memcmp(ours, ref, bytes), "broadcast count=%zu %s root=%d: rank %d differs from MPI_Bcast",
-               count, coll_dtype_name(dt), root, g_rank);
+               count, rt_dtype_name(dt), root, g_rank);
     }
     free(ours);
     free(ref);
@@ -47,7 +47,7 @@ static void test_broadcast(coll_comm_t *c, size_t count, rt_dtype dt)
 
 static void test_allgather(coll_comm_t *c, size_t count, rt_dtype dt)
 {
-    size_t bytes = count * coll_dtype_size(dt);
+    size_t bytes = count * rt_dtype_size(dt);
     unsigned char *mine = malloc(bytes + 1), *ours = malloc(bytes * (size_t)g_size + 1),
                   *ref = malloc(bytes * (size_t)g_size + 1);
     random_bytes(mine, bytes, (uint64_t)g_rank * 1009 + count + (uint64_t)dt);
@@ -61,18 +61,18 @@ static void test_allgather(coll_comm_t *c, size_t count, rt_dtype dt)
         } else {
             st = coll_allgather(c, mine, ours, count, dt);
         }
-        EXPECT(st == RT_OK, "allgather count=%zu %s %s: %s", count, coll_dtype_name(dt),
+        EXPECT(st == RT_OK, "allgather count=%zu %s %s: %s", count, rt_dtype_name(dt),
                inplace ? "in-place" : "out-of-place", rt_last_error());
         EXPECT(!memcmp(ours, ref, bytes * (size_t)g_size),
                "allgather count=%zu %s %s: rank %d differs from MPI_Allgather", count,
-               coll_dtype_name(dt), inplace ? "in-place" : "out-of-place", g_rank);
+               rt_dtype_name(dt), inplace ? "in-place" : "out-of-place", g_rank);
     }
     free(mine); free(ours); free(ref);
 }
 
 static void test_reduce_scatter(coll_comm_t *c, size_t count, rt_dtype dt, int integer)
 {
-    size_t es = coll_dtype_size(dt), n = (size_t)g_size, total = count * n;
+    size_t es = rt_dtype_size(dt), n = (size_t)g_size, total = count * n;
     unsigned char *x = malloc(total * es + 1), *buf = malloc(total * es + 1), *y = malloc(count * es + 1);
     size_t ob = count * (dt == RT_DTYPE_BF16 ? 4 : es);
     unsigned char *o = malloc(ob + 1);
@@ -82,7 +82,7 @@ static void test_reduce_scatter(coll_comm_t *c, size_t count, rt_dtype dt, int i
     if (dt == RT_DTYPE_BF16) {
         xf = malloc(total * 4 + 1);
         for (size_t i = 0; i < total; i++)
-            xf[i] = coll_bf16_to_float(((uint16_t *)x)[i]);
+            xf[i] = rt_bf16_to_float(((uint16_t *)x)[i]);
         oin = xf;
     }
     MPI_Reduce_scatter_block(oin, o, (int)count, tu_mpi_type(dt), MPI_SUM, MPI_COMM_WORLD);
@@ -99,11 +99,11 @@ static void test_reduce_scatter(coll_comm_t *c, size_t count, rt_dtype dt, int i
                 res = y;
                 st = coll_reduce_scatter(c, x, y, count, dt, (coll_op)op);
             }
-            EXPECT(st == RT_OK, "reduce_scatter count=%zu %s: %s", count, coll_dtype_name(dt), rt_last_error());
+            EXPECT(st == RT_OK, "reduce_scatter count=%zu %s: %s", count, rt_dtype_name(dt), rt_last_error());
             size_t first = 0;
             size_t wrong = tu_compare(res, o, dt, count, (coll_op)op, integer, g_size, &first);
             EXPECT(wrong == 0, "reduce_scatter np=%d rank %d count=%zu %s %s %s %s: %zu wrong (first %zu)",
-                   g_size, g_rank, count, coll_dtype_name(dt), op ? "avg" : "sum",
+                   g_size, g_rank, count, rt_dtype_name(dt), op ? "avg" : "sum",
                    inplace ? "in-place" : "out-of-place", integer ? "int" : "rand", wrong, first);
         }
     }

@@ -48,21 +48,21 @@ static void make_files(char *u8, char *f32, char *tok)
     int64_t shape[2] = {3, 5};
     dataset_writer_t *w;
     rt_status st = dataset_writer_create(u8, &w);
-    if (st == RT_OK) st = dataset_writer_classification(w, N, 2, shape, DATASET_U8, DATASET_U8, C);
+    if (st == RT_OK) st = dataset_writer_classification(w, N, 2, shape, RT_DTYPE_U8, RT_DTYPE_U8, C);
     if (st == RT_OK) st = dataset_writer_put(w, "inputs", 0, 50, in8);
     if (st == RT_OK) st = dataset_writer_put(w, "inputs", 50, N - 50, in8 + 50 * F);
     if (st == RT_OK) st = dataset_writer_put(w, "labels", 0, N, lab8);
     if (st == RT_OK) st = dataset_writer_commit(w);
     EXPECT(st == RT_OK, "write u8: %s", rt_last_error());
     st = dataset_writer_create(f32, &w);
-    if (st == RT_OK) st = dataset_writer_classification(w, N, 1, (int64_t[]){F}, DATASET_F32,
-                                                        DATASET_I32, C);
+    if (st == RT_OK) st = dataset_writer_classification(w, N, 1, (int64_t[]){F}, RT_DTYPE_F32,
+                                                        RT_DTYPE_I32, C);
     if (st == RT_OK) st = dataset_writer_put(w, "inputs", 0, N, in32);
     if (st == RT_OK) st = dataset_writer_put(w, "labels", 0, N, lab32);
     if (st == RT_OK) st = dataset_writer_commit(w);
     EXPECT(st == RT_OK, "write f32: %s", rt_last_error());
     st = dataset_writer_create(tok, &w);
-    if (st == RT_OK) st = dataset_writer_tokens(w, T, DATASET_U16, 1000);
+    if (st == RT_OK) st = dataset_writer_tokens(w, T, RT_DTYPE_U16, 1000);
     if (st == RT_OK) st = dataset_writer_put(w, "tokens", 0, T, toks);
     if (st == RT_OK) st = dataset_writer_commit(w);
     EXPECT(st == RT_OK, "write tokens: %s", rt_last_error());
@@ -247,7 +247,7 @@ static void test_float_inputs(const char *path)
             ok &= in[j * F + k] == (float)idx[j] + 0.25f * (float)k;
     }
     EXPECT(ok, "float32 inputs and int32 labels are copied exactly");
-    EXPECT(dataset_info(d)->input_type == DATASET_F32 && dataset_info(d)->label_type == DATASET_I32,
+    EXPECT(dataset_info(d)->input_type == RT_DTYPE_F32 && dataset_info(d)->label_type == RT_DTYPE_I32,
            "types");
     EXPECT(dataset_expect_kind(d, DATASET_TOKENS) == RT_ERR_FORMAT &&
                strstr(rt_last_error(), "f32.h5") && strstr(rt_last_error(), "classification"),

@@ -79,8 +79,8 @@ static void test_loader(int rank, int world, const char *path)
         }
         dataset_writer_t *w;
         rt_status st = dataset_writer_create(path, &w);
-        if (st == RT_OK) st = dataset_writer_classification(w, n, 1, (int64_t[]){2}, DATASET_F32,
-                                                            DATASET_I32, 3);
+        if (st == RT_OK) st = dataset_writer_classification(w, n, 1, (int64_t[]){2}, RT_DTYPE_F32,
+                                                            RT_DTYPE_I32, 3);
         if (st == RT_OK) st = dataset_writer_put(w, "inputs", 0, n, in);
         if (st == RT_OK) st = dataset_writer_put(w, "labels", 0, n, lab);
         if (st == RT_OK) st = dataset_writer_commit(w);

@@ -45,14 +45,14 @@ static double time_allreduce(nccl_comm_t *c, int ring, void *send, void *recv, s
                              int iters, cudaStream_t s, cudaEvent_t *ev)
 {
     for (int i = 0; i < 3; i++) {
-        BST(ring ? nccl_allreduce_ring(c, send, recv, count, 0, 0, s)
-                 : nccl_allreduce_ref(c, send, recv, count, 0, 0, s));
+        BST(ring ? nccl_allreduce_ring(c, send, recv, count, RT_DTYPE_F32, COLL_SUM, s)
+                 : nccl_allreduce_ref(c, send, recv, count, RT_DTYPE_F32, COLL_SUM, s));
     }
     BST(nccl_comm_wait(c, s, 120.0));
     for (int i = 0; i < iters; i++) {
         BCUDA(cudaEventRecord(ev[2 * i], s));
-        BST(ring ? nccl_allreduce_ring(c, send, recv, count, 0, 0, s)
-                 : nccl_allreduce_ref(c, send, recv, count, 0, 0, s));
+        BST(ring ? nccl_allreduce_ring(c, send, recv, count, RT_DTYPE_F32, COLL_SUM, s)
+                 : nccl_allreduce_ref(c, send, recv, count, RT_DTYPE_F32, COLL_SUM, s));
         BCUDA(cudaEventRecord(ev[2 * i + 1], s));
     }
     BST(nccl_comm_wait(c, s, 120.0));

@@ -32,10 +32,9 @@
 
 #include "collectives/nccl_comm.h"
 #include "common/cuda_probe.h"
+#include "common/dtype.h"
 #include "common/status.h"
 #include "test_util.h"
-
-enum { DT_F32 = 0, DT_BF16 = 2, OP_SUM = 0, OP_AVG = 1 };
 
 #define TCUDA(call) \
     do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
@@ -52,40 +51,24 @@ static uint64_t splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static uint16_t f32_to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7FFFu + ((u >> 16) & 1u); /* round to nearest even; inputs are finite */
-    return (uint16_t)(u >> 16);
-}
-
-static float bf16_to_f32(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 /* Rank r's input element i as a float (bf16-representable for bf16). */
-static void fill_input(float *x, size_t n, uint64_t seed, int r, int dtype)
+static void fill_input(float *x, size_t n, uint64_t seed, int r, rt_dtype dtype)
 {
     uint64_t s = seed * 1000003ull + (uint64_t)r * 7919ull + 1;
     for (size_t i = 0; i < n; i++) {
         float v = (float)((splitmix(&s) >> 40) * (2.0 / 16777216.0) - 1.0);
-        x[i] = dtype == DT_BF16 ? bf16_to_f32(f32_to_bf16(v)) : v;
+        x[i] = dtype == RT_DTYPE_BF16 ? rt_bf16_to_float(rt_bf16_from_float(v)) : v;
     }
 }
 
-static void *to_device_bytes(const float *x, size_t n, int dtype)
+static void *to_device_bytes(const float *x, size_t n, rt_dtype dtype)
 {
-    size_t esz = dtype == DT_BF16 ? 2 : 4;
+    size_t esz = dtype == RT_DTYPE_BF16 ? 2 : 4;
     void *host = malloc(n * esz + 1), *dev = NULL;
     if (!host) MPI_Abort(MPI_COMM_WORLD, 1);
-    if (dtype == DT_BF16)
+    if (dtype == RT_DTYPE_BF16)
         for (size_t i = 0; i < n; i++)
-            ((uint16_t *)host)[i] = f32_to_bf16(x[i]);
+            ((uint16_t *)host)[i] = rt_bf16_from_float(x[i]);
     else
         memcpy(host, x, n * esz);
     TCUDA(cudaMalloc(&dev, n * esz + 4));
@@ -95,9 +78,9 @@ static void *to_device_bytes(const float *x, size_t n, int dtype)
     return dev;
 }
 
-static void *poisoned(size_t n, int dtype)
+static void *poisoned(size_t n, rt_dtype dtype)
 {
-    size_t bytes = n * (dtype == DT_BF16 ? 2 : 4) + 4;
+    size_t bytes = n * (dtype == RT_DTYPE_BF16 ? 2 : 4) + 4;
     void *dev = NULL;
     TCUDA(cudaMalloc(&dev, bytes));
     TCUDA(cudaMemset(dev, 0xFF, bytes));
@@ -105,15 +88,15 @@ static void *poisoned(size_t n, int dtype)
     return dev;
 }
 
-static float *to_host_f32(const void *dev, size_t n, int dtype)
+static float *to_host_f32(const void *dev, size_t n, rt_dtype dtype)
 {
-    size_t esz = dtype == DT_BF16 ? 2 : 4;
+    size_t esz = dtype == RT_DTYPE_BF16 ? 2 : 4;
     void *raw = malloc(n * esz + 1);
     float *out = malloc(n * sizeof(float) + 1);
     if (!raw || !out) MPI_Abort(MPI_COMM_WORLD, 1);
     TCUDA(cudaMemcpy(raw, dev, n * esz, cudaMemcpyDeviceToHost));
     for (size_t i = 0; i < n; i++)
-        out[i] = dtype == DT_BF16 ? bf16_to_f32(((uint16_t *)raw)[i]) : ((float *)raw)[i];
+        out[i] = dtype == RT_DTYPE_BF16 ? rt_bf16_to_float(((uint16_t *)raw)[i]) : ((float *)raw)[i];
     free(raw);
     return out;
 }
@@ -133,7 +116,7 @@ static double worst_ratio(const float *got, const double *want, size_t n, double
 }
 
 static rt_status run_one(nccl_comm_t *c, int ring, const void *send, void *recv, size_t count,
-                         int dtype, int op, cudaStream_t s)
+                         rt_dtype dtype, coll_op op, cudaStream_t s)
 {
     rt_status st = ring ? nccl_allreduce_ring(c, send, recv, count, dtype, op, s)
                         : nccl_allreduce_ref(c, send, recv, count, dtype, op, s);
@@ -142,8 +125,8 @@ static rt_status run_one(nccl_comm_t *c, int ring, const void *send, void *recv,
     return nccl_comm_wait(c, s, 60.0);
 }
 
-static void check_case(nccl_comm_t *c, cudaStream_t s, uint64_t seed, size_t count, int dtype,
-                       int op, int in_place, const char *note)
+static void check_case(nccl_comm_t *c, cudaStream_t s, uint64_t seed, size_t count, rt_dtype dtype,
+                       coll_op op, int in_place, const char *note)
 {
     const int n = world_size;
     float *mine = malloc(count * sizeof(float) + 4), *tmp = malloc(count * sizeof(float) + 4);
@@ -155,13 +138,13 @@ static void check_case(nccl_comm_t *c, cudaStream_t s, uint64_t seed, size_t cou
         for (size_t i = 0; i < count; i++)
             want[i] += tmp[i];
     }
-    if (op == OP_AVG)
+    if (op == COLL_AVG)
         for (size_t i = 0; i < count; i++)
             want[i] /= n;
     double atol, rtol;
     if (n == 1) {
         atol = 0; rtol = 0; /* a copy: exact */
-    } else if (dtype == DT_BF16) {
+    } else if (dtype == RT_DTYPE_BF16) {
         atol = n / 256.0; rtol = 1.0 / 128;
     } else {
         atol = 1e-6 * n; rtol = 1e-6;
@@ -199,10 +182,10 @@ static void check_case(nccl_comm_t *c, cudaStream_t s, uint64_t seed, size_t cou
     if (world_rank == 0)
         printf("allreduce np=%d %-4s %s count=%-8zu %-8s %-9s ring/host err/tol=%.3g  "
                "nccl/host=%.3g  ring/nccl=%.3g  %s\n",
-               n, dtype == DT_BF16 ? "bf16" : "f32", op == OP_AVG ? "avg" : "sum", count,
+               n, rt_dtype_name(dtype), op == COLL_AVG ? "avg" : "sum", count,
                in_place ? "inplace" : "outplace", note, e_ring, e_ref, e_vs, all_ok ? "ok" : "FAIL");
-    EXPECT(ok, "rank %d: count %zu dtype %d op %d in_place %d: ring %.3g nccl %.3g ring/nccl %.3g "
-           "(status ring %d ref %d)", world_rank, count, dtype, op, in_place, e_ring, e_ref, e_vs,
+    EXPECT(ok, "rank %d: count %zu dtype %s op %d in_place %d: ring %.3g nccl %.3g ring/nccl %.3g "
+           "(status ring %d ref %d)", world_rank, count, rt_dtype_name(dtype), (int)op, in_place, e_ring, e_ref, e_vs,
            (int)st_ring, (int)st_ref);
 
     free(mine); free(tmp); free(want); free(got_ring); free(got_ref);
@@ -249,7 +232,7 @@ static void check_wait_timeout(int device)
     EXPECT(strstr(rt_last_error(), "aborted") != NULL, "timeout message: %s", rt_last_error());
     float *d = NULL;
     TCUDA(cudaMalloc((void **)&d, 16));
-    st = nccl_allreduce_ring(c, d, d, 4, DT_F32, OP_SUM, s);
+    st = nccl_allreduce_ring(c, d, d, 4, RT_DTYPE_F32, COLL_SUM, s);
     EXPECT(st == RT_ERR_NCCL, "all-reduce on an aborted communicator: status %d", (int)st);
     TCUDA(cudaStreamSynchronize(s)); /* let the host function finish */
     TCUDA(cudaFree(d));
@@ -332,21 +315,22 @@ int main(int argc, char **argv)
         printf("seed %llu (set RT_TEST_SEED to replay)\n", (unsigned long long)seed);
 
     static const size_t counts[] = {0, 1, 2, 1000003, 4194304};
-    static const int dtypes[] = {DT_F32, DT_BF16};
+    static const rt_dtype dtypes[] = {RT_DTYPE_F32, RT_DTYPE_BF16};
+    static const coll_op ops[] = {COLL_SUM, COLL_AVG};
     for (int di = 0; di < 2; di++)
-        for (int op = OP_SUM; op <= OP_AVG; op++)
+        for (int oi = 0; oi < 2; oi++)
             for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++)
-                check_case(c, s, seed + ci * 31 + (uint64_t)op * 7 + (uint64_t)di, counts[ci],
-                           dtypes[di], op, 0, "chunk=1Mi");
-    check_case(c, s, seed + 101, 1000003, DT_F32, OP_SUM, 1, "chunk=1Mi");
-    check_case(c, s, seed + 102, 1000003, DT_BF16, OP_AVG, 1, "chunk=1Mi");
+                check_case(c, s, seed + ci * 31 + (uint64_t)oi * 7 + (uint64_t)di, counts[ci],
+                           dtypes[di], ops[oi], 0, "chunk=1Mi");
+    check_case(c, s, seed + 101, 1000003, RT_DTYPE_F32, COLL_SUM, 1, "chunk=1Mi");
+    check_case(c, s, seed + 102, 1000003, RT_DTYPE_BF16, COLL_AVG, 1, "chunk=1Mi");
     /* an odd small chunk: many pipelined chunks per segment and short tails */
     if (nccl_comm_set_chunk_elems(c, 65537) != RT_OK) {
         fprintf(stderr, "rank %d: %s\n", world_rank, rt_last_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    check_case(c, s, seed + 103, 4194304, DT_F32, OP_SUM, 0, "chunk=65537");
-    check_case(c, s, seed + 104, 1000003, DT_BF16, OP_AVG, 1, "chunk=65537");
+    check_case(c, s, seed + 103, 4194304, RT_DTYPE_F32, COLL_SUM, 0, "chunk=65537");
+    check_case(c, s, seed + 104, 1000003, RT_DTYPE_BF16, COLL_AVG, 1, "chunk=65537");
 
     TCUDA(cudaStreamDestroy(s));
     nccl_comm_destroy(c);
