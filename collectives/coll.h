@@ -53,7 +53,8 @@ int coll_local_rank(const coll_comm_t *c);
 int coll_local_size(const coll_comm_t *c);
 
 /* Seconds without progress after which a call fails with RT_ERR_TIMEOUT.
- * Default 300, or the environment variable RT_COLL_TIMEOUT (seconds). */
+ * A new communicator starts with rt_timeout_default() (common/timeout.h):
+ * RT_COLL_TIMEOUT seconds, else 300. */
 void coll_set_timeout(coll_comm_t *c, double seconds);
 double coll_timeout(const coll_comm_t *c);
 

@@ -11,6 +11,7 @@
 #include "collectives/coll_internal.h"
 #include "common/check.h"
 #include "common/log.h"
+#include "common/timeout.h"
 
 static int coll_started_mpi;
 
@@ -92,7 +93,7 @@ static rt_status comm_wrap(MPI_Comm mpi, coll_comm_t **out)
         c->tag_span = 1 << 24;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->yield_when_idle = cores > 0 && c->local_size > cores;
-    c->timeout = env_double("RT_COLL_TIMEOUT", 300.0, 0.001, 1e9);
+    c->timeout = rt_timeout_default();
     c->segment_bytes = (size_t)env_double("RT_COLL_SEGMENT", 256 * 1024, 64, 1 << 30);
     c->window = (int)env_double("RT_COLL_WINDOW", 4, 1, 64);
     c->small_bytes = (size_t)env_double("RT_COLL_SMALL", 64 * 1024, 0, 1 << 30);
