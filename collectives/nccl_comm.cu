@@ -29,8 +29,9 @@ extern "C" {
 #include <time.h>
 
 #include "common/check_cuda.h"
+#include "common/cuda_grid.h"
 
-enum { NC_SLOTS = 2, NC_THREADS = 256 };
+enum { NC_SLOTS = 2, NC_THREADS = 256, NC_BLOCKS_PER_SM = 16 };
 static_assert(NC_SLOTS == 2, "nccl_ring_plan.c assigns chunk c to slot c % 2");
 static const size_t NC_DEFAULT_CHUNK_ELEMS = (size_t)1 << 20; /* 4 MiB of f32 */
 
@@ -77,11 +78,11 @@ template <typename T> __global__ void nc_scale_kernel(T *x, double s, size_t n)
         x[i] = nc_math<T>::scale(x[i], s);
 }
 
+/* The kernels are grid-stride loops: a grid of up to 16 blocks per SM of
+ * the current device (the comm's, set by the caller) covers any n. */
 static unsigned nc_grid(size_t n)
 {
-    size_t blocks = (n + NC_THREADS - 1) / NC_THREADS;
-    const size_t cap = 132 * 16;
-    return (unsigned)(blocks < cap ? blocks : cap);
+    return rt_cuda_grid((int64_t)n, NC_THREADS, NC_BLOCKS_PER_SM);
 }
 
 static rt_status nc_add(rt_dtype dtype, void *dst, const void *a, const void *b, size_t n,
