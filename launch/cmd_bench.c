@@ -56,8 +56,10 @@ static rt_status bench_size(coll_comm_t *c, const bool use[BK_COUNT], size_t cou
                             const float *x, float *y, double *times, bench_result_t res[BK_COUNT])
 {
     int n = coll_size(c);
+    /* Every result is defined, unused backends' as zero: print_row reads
+     * only the used ones, but the whole array is this function's output. */
     for (int b = 0; b < BK_COUNT; b++) {
-        res[b].wrong = 0;
+        res[b] = (bench_result_t){0};
         if (use[b]) {
             double t;
             TRY(run_once(b, c, x, y, count, &t)); /* warm-up: page faults, connections */
