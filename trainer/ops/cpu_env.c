@@ -1,7 +1,7 @@
 /* cpu_env.c - choosing OpenBLAS kernels and OpenMP's wait policy, and the
  * one re-exec that applies them (see cpu_env.h). */
 #define _DEFAULT_SOURCE
-#include "trainer/cpu_env.h"
+#include "trainer/ops/cpu_env.h"
 
 #include <stdio.h>
 #include <stdlib.h>

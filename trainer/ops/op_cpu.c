@@ -1,9 +1,10 @@
-/* op_cpu.c - CPU implementations of the ops in op.h: matrix products through
+/* op_cpu.c - CPU implementations of the ops in op_cpu.h: matrix products through
  * OpenBLAS sgemm, the elementwise and per-row loops in C with OpenMP. These
  * are the oracle for the CUDA path, so they favour exactness (double
  * accumulators where a sum is long) and follow PyTorch's formulas step by
  * step, in the same order, so that float32 results agree to rounding. */
-#include "trainer/op.h"
+#include "trainer/ops/op_cpu.h"
+#include "trainer/ops/update_math.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -141,48 +142,43 @@ double sum_squares_cpu(const float *x, int64_t N)
     return acc;
 }
 
-void adamw_step_cpu(float *params, float *m, float *v, const float *grads, int64_t N,
-                    float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t)
+void adamw_update_cpu(float *params, float *m, float *v, const float *grads, int64_t n,
+                      float beta1, float beta2, float eps, float weight_decay,
+                      const optim_scalars_t *s)
 {
-    /* torch.optim.AdamW (1.13, single-tensor path), scalars computed in
-     * double as Python does, then used as float32 by the tensor ops. */
-    const float decay = (float)(1.0 - (double)lr * (double)weight_decay);
+    if (s->skip)
+        return;
     const float one_m_b1 = (float)(1.0 - (double)beta1);
     const float one_m_b2 = (float)(1.0 - (double)beta2);
-    const double bc1 = 1.0 - pow((double)beta1, (double)t);
-    const double bc2 = 1.0 - pow((double)beta2, (double)t);
-    const float neg_step = (float)(-((double)lr / bc1));
-    const float bc2_sqrt = (float)sqrt(bc2);
-#pragma omp parallel for simd schedule(static) if (N >= OP_PARALLEL_MIN)
-    for (int64_t i = 0; i < N; i++) {
-        float g = grads[i];
-        float p = params[i] * decay;
-        float mi = m[i] * beta1 + one_m_b1 * g;
-        float vi = v[i] * beta2 + one_m_b2 * (g * g);
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
+    const float decay = update_adamw_decay(s->lr, weight_decay);
+    const optim_scalars_t sc = *s;  /* a local copy: the loop sees no aliasing */
+    /* moments through locals, so that the loop vectorises */
+#pragma omp parallel for simd schedule(static) if (n >= OP_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float mi = m[i], vi = v[i];
+        params[i] = update_adamw_element(params[i], &mi, &vi, grads[i], beta1, beta2, eps,
+                                         one_m_b1, one_m_b2, decay, &sc);
         m[i] = mi;
         v[i] = vi;
-        params[i] = p + neg_step * (mi / denom);
     }
 }
 
-void sgd_step_cpu(float *params, float *momentum_buf, const float *grads, int64_t N,
-                  float lr, float momentum, float weight_decay)
+void sgd_update_cpu(float *params, float *momentum_buf, const float *grads, int64_t n,
+                    float momentum, float weight_decay, const optim_scalars_t *s)
 {
-    const float neg_lr = -lr;
-    if (momentum == 0.0f) {
-#pragma omp parallel for simd schedule(static) if (N >= OP_PARALLEL_MIN)
-        for (int64_t i = 0; i < N; i++) {
-            float d = grads[i] + weight_decay * params[i];
-            params[i] += neg_lr * d;
-        }
+    if (s->skip)
+        return;
+    const optim_scalars_t sc = *s;
+    if (!momentum_buf) {
+#pragma omp parallel for simd schedule(static) if (n >= OP_PARALLEL_MIN)
+        for (int64_t i = 0; i < n; i++)
+            params[i] = update_sgd_element(params[i], NULL, grads[i], momentum, weight_decay, &sc);
         return;
     }
-#pragma omp parallel for simd schedule(static) if (N >= OP_PARALLEL_MIN)
-    for (int64_t i = 0; i < N; i++) {
-        float d = grads[i] + weight_decay * params[i];
-        float buf = momentum_buf[i] * momentum + d;
-        momentum_buf[i] = buf;
-        params[i] += neg_lr * buf;
+#pragma omp parallel for simd schedule(static) if (n >= OP_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float b = momentum_buf[i];  /* through a local: the loop vectorises */
+        params[i] = update_sgd_element(params[i], &b, grads[i], momentum, weight_decay, &sc);
+        momentum_buf[i] = b;
     }
 }

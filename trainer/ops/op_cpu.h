@@ -1,16 +1,19 @@
-/* op.h - the op library: forward/backward pairs of the layers the models are
- * built from, on float32 row-major arrays. These CPU versions are the oracle
- * that the CUDA versions (op_cuda.h) are tested against.
+/* op_cpu.h - the CPU implementations of the ops (float32 row-major arrays,
+ * OpenBLAS and C loops): the oracle that the CUDA versions (op_cuda.h) are
+ * tested against, and the kernels behind the CPU device's op table
+ * (device_cpu.c, which checks the tensor views and calls these).
  *
  * Argument order, for every op and both devices: outputs, saved buffers,
  * inputs, weights, sizes. Gradients are d-prefixed; backward ACCUMULATES into
  * them (+=), so callers zero gradient buffers once per step. A NULL gradient
  * pointer means "not needed" (for example dinp of the first layer).
  */
-#ifndef RT_TRAINER_OP_H
-#define RT_TRAINER_OP_H
+#ifndef RT_TRAINER_OPS_OP_CPU_H
+#define RT_TRAINER_OPS_OP_CPU_H
 
 #include <stdint.h>
+
+#include "trainer/ops/step_state.h"
 
 /* linear: out[B,OC] = inp[B,C] . weight[OC,C]^T + bias[OC] (bias may be NULL).
  * weight is stored [out, in] like PyTorch's nn.Linear. */
@@ -39,16 +42,13 @@ int64_t accuracy_count_cpu(const float *logits, const int32_t *labels, int B, in
 /* Sum of squares of N values, accumulated in double. */
 double sum_squares_cpu(const float *x, int64_t N);
 
-/* Optimizer steps with PyTorch's semantics, in place on params.
- * AdamW (torch.optim.AdamW): p -= lr*wd*p; m = b1*m + (1-b1)*g;
- * v = b2*v + (1-b2)*g^2; p -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps),
- * t = 1-based step count.
- * SGD (torch.optim.SGD, dampening 0, no nesterov): g += wd*p;
- * buf = momentum*buf + g (buf starts at zero, which equals PyTorch's
- * buf = g on the first step); p -= lr*buf. momentum 0 ignores buf. */
-void adamw_step_cpu(float *params, float *m, float *v, const float *grads, int64_t N,
-                    float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t);
-void sgd_step_cpu(float *params, float *momentum_buf, const float *grads, int64_t N,
-                  float lr, float momentum, float weight_decay);
+/* Fused optimizer updates of n elements with this step's scalars (clip
+ * factor, skip flag, learning rate, AdamW's bias corrections), by the rules
+ * of update_math.h. momentum_buf is NULL for SGD without momentum. */
+void adamw_update_cpu(float *params, float *m, float *v, const float *grads, int64_t n,
+                      float beta1, float beta2, float eps, float weight_decay,
+                      const optim_scalars_t *s);
+void sgd_update_cpu(float *params, float *momentum_buf, const float *grads, int64_t n,
+                    float momentum, float weight_decay, const optim_scalars_t *s);
 
 #endif

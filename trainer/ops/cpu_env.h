@@ -12,8 +12,8 @@
  *   training step went from 28 ms to 58 ms).
  * Variables the user has set are never changed; RT_CPU_ENV=keep disables all
  * of this, and so does running under valgrind. */
-#ifndef RT_TRAINER_CPU_ENV_H
-#define RT_TRAINER_CPU_ENV_H
+#ifndef RT_TRAINER_OPS_CPU_ENV_H
+#define RT_TRAINER_OPS_CPU_ENV_H
 
 #include <stdbool.h>
 

@@ -1,17 +1,20 @@
-/* op_cuda.cu - CUDA versions of the ops in op.h: cuBLAS for the matrix
+/* op_cuda.cu - CUDA versions of the ops in op_cuda.h: cuBLAS for the matrix
  * products, small kernels for the rest. Same arguments and semantics as the
- * CPU oracle (op_cpu.c); backward passes accumulate (+=) into gradients.
- * Every call into CUDA or cuBLAS and every launch is checked.
+ * CPU oracle (op_cpu.c); backward passes accumulate (+=) into gradients;
+ * the optimizer and step-state rules are update_math.h's, shared with the
+ * CPU. Every call into CUDA or cuBLAS and every launch is checked.
  *
  * All work goes on the context's stream; nothing here synchronizes except
- * cuda_ctx_sync(). Kernels that reduce (bias gradient, accuracy count) are
+ * cuda_ctx_sync() (and the growth of the scratch buffer, outside captures).
+ * Kernels that reduce (bias gradient, loss sum, accuracy count) are
  * deterministic except sum_squares, which adds per-block double partials
  * with atomicAdd (order-dependent only in the last bits of a double). */
 extern "C" {
 #include "common/status.h"
 #include "common/check.h"
 }
-#include "trainer/op_cuda.h"
+#include "trainer/ops/op_cuda.h"
+#include "trainer/ops/update_math.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -19,6 +22,9 @@ extern "C" {
 #include <stdlib.h>
 
 #include "common/check_cuda.h"
+#include "common/cuda_grid.h"
+
+enum { RT_SCRATCH_RETIRED_MAX = 16 };
 
 struct rt_cuda_ctx {
     int device;
@@ -26,6 +32,12 @@ struct rt_cuda_ctx {
     cudaStream_t stream;
     cublasHandle_t blas;
     void *blas_workspace;
+    /* scratch for two-pass reductions; buffers it outgrew stay allocated
+     * until the context goes, since a captured graph may still use them */
+    void *scratch;
+    size_t scratch_bytes;
+    void *retired[RT_SCRATCH_RETIRED_MAX];
+    int nretired;
 };
 
 /* cuBLAS workspace owned by the context: the same buffer in eager calls and
@@ -35,13 +47,11 @@ enum { RT_BLAS_WORKSPACE_BYTES = 32 << 20 };
 
 enum { RT_THREADS = 256, RT_WARPS_PER_BLOCK = RT_THREADS / 32 };
 
-/* Blocks for a grid-stride loop over n elements: enough to fill the chip,
- * never more than the elements need. */
+/* Blocks for a grid-stride loop over n elements: enough to fill the chip
+ * (32 resident blocks per SM is plenty), never more than the elements need. */
 static unsigned grid_for(int64_t n)
 {
-    int64_t blocks = (n + RT_THREADS - 1) / RT_THREADS;
-    const int64_t cap = 132 * 32; /* H100: 132 SMs, 32 resident blocks is plenty */
-    return (unsigned)(blocks < cap ? blocks : cap);
+    return rt_cuda_grid(n, RT_THREADS, 32);
 }
 
 /* ---- context ------------------------------------------------------------ */
@@ -88,10 +98,14 @@ extern "C" void cuda_ctx_destroy(rt_cuda_ctx_t *ctx)
     /* Teardown errors cannot be acted on; the handle and stream go anyway. */
     if (ctx->blas)
         (void)cublasDestroy(ctx->blas);
-    if (ctx->blas_workspace) {
+    if (ctx->stream)
         (void)cudaStreamSynchronize(ctx->stream);
+    if (ctx->blas_workspace)
         (void)cudaFree(ctx->blas_workspace);
-    }
+    if (ctx->scratch)
+        (void)cudaFree(ctx->scratch);
+    for (int i = 0; i < ctx->nretired; i++)
+        (void)cudaFree(ctx->retired[i]);
     if (ctx->stream)
         (void)cudaStreamDestroy(ctx->stream);
     free(ctx);
@@ -100,6 +114,37 @@ extern "C" void cuda_ctx_destroy(rt_cuda_ctx_t *ctx)
 extern "C" void *cuda_ctx_stream(rt_cuda_ctx_t *ctx)
 {
     return ctx ? (void *)ctx->stream : NULL;
+}
+
+extern "C" int cuda_ctx_device(const rt_cuda_ctx_t *ctx)
+{
+    return ctx ? ctx->device : -1;
+}
+
+/* At least `bytes` of scratch. Growth allocates, which a stream capture
+ * cannot do: then it fails, and the caller's capture falls back to eager. */
+static rt_status ctx_scratch(rt_cuda_ctx_t *ctx, size_t bytes, void **out)
+{
+    if (bytes > ctx->scratch_bytes) {
+        cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+        CHECK_CUDA(cudaStreamIsCapturing(ctx->stream, &cs));
+        if (cs != cudaStreamCaptureStatusNone)
+            return rt_fail(RT_ERR_CUDA, "op_cuda: %zu bytes of scratch needed during a graph "
+                           "capture (%zu allocated): the largest batch must run eagerly first",
+                           bytes, ctx->scratch_bytes);
+        size_t want = bytes > 2 * ctx->scratch_bytes ? bytes : 2 * ctx->scratch_bytes;
+        if (ctx->scratch) {
+            if (ctx->nretired == RT_SCRATCH_RETIRED_MAX)
+                return rt_fail(RT_ERR_CUDA, "op_cuda: scratch grew %d times", ctx->nretired);
+            ctx->retired[ctx->nretired++] = ctx->scratch;
+            ctx->scratch = NULL;
+            ctx->scratch_bytes = 0;
+        }
+        CHECK_CUDA(cudaMalloc(&ctx->scratch, want));
+        ctx->scratch_bytes = want;
+    }
+    *out = ctx->scratch;
+    return RT_OK;
 }
 
 extern "C" rt_status cuda_ctx_sync(rt_cuda_ctx_t *ctx)
@@ -119,25 +164,44 @@ __global__ void bias_add_kernel(float *out, const float *bias, int64_t n, int OC
         out[i] += bias[i % OC];
 }
 
-/* dbias[o] += sum over b of dout[b, o]. Block (32, 8): x walks 32 adjacent
- * columns (coalesced rows), y strides over the batch; the 8 partial sums of
- * a column meet in shared memory in a fixed order (deterministic). */
-__global__ void bias_backward_kernel(float *dbias, const float *dout, int B, int OC)
+/* The bias gradient in two deterministic passes, so that a large batch is
+ * spread over many blocks: partial[c, o] = sum over the DB_ROWS rows of
+ * chunk c of dout[r, o]; then dbias[o] += the chunks' sums in chunk order.
+ * Block (32, 8): x walks 32 adjacent columns (coalesced rows), y strides
+ * over the chunk's rows; the 8 partial sums of a column meet in shared
+ * memory in a fixed order. */
+enum { DB_ROWS = 64 };
+
+__global__ void dbias_partial_kernel(float *partial, const float *dout, int B, int OC)
 {
     __shared__ float part[8][33];
-    int o = blockIdx.x * 32 + threadIdx.x;
-    float s = 0.0f;
+    const int o = blockIdx.x * 32 + threadIdx.x;
+    const int r0 = blockIdx.y * DB_ROWS;
+    const int r1 = r0 + DB_ROWS < B ? r0 + DB_ROWS : B;
+    float sum = 0.0f;
     if (o < OC)
-        for (int b = threadIdx.y; b < B; b += 8)
-            s += dout[(int64_t)b * OC + o];
-    part[threadIdx.y][threadIdx.x] = s;
+        for (int r = r0 + (int)threadIdx.y; r < r1; r += 8)
+            sum += dout[(int64_t)r * OC + o];
+    part[threadIdx.y][threadIdx.x] = sum;
     __syncthreads();
     if (threadIdx.y == 0 && o < OC) {
         float t = 0.0f;
         for (int y = 0; y < 8; y++)
             t += part[y][threadIdx.x];
-        dbias[o] += t;
+        partial[(int64_t)blockIdx.y * OC + o] = t;
     }
+}
+
+__global__ void dbias_finish_kernel(float *dbias, const float *partial, int nchunks, int OC)
+{
+    const int o = blockIdx.x * blockDim.x + threadIdx.x;
+    if (o >= OC)
+        return;
+    float t = 0.0f;
+#pragma unroll 8
+    for (int c = 0; c < nchunks; c++)
+        t += partial[(int64_t)c * OC + o];
+    dbias[o] += t;
 }
 
 static rt_status check_ctx(const rt_cuda_ctx_t *ctx, const char *who)
@@ -191,9 +255,14 @@ extern "C" rt_status linear_backward_cuda(float *dinp, float *dweight, float *db
                                  dout, OC, &one, dweight, C));
     }
     if (dbias != NULL) {
-        dim3 block(32, 8);
-        unsigned grid = (unsigned)((OC + 31) / 32);
-        bias_backward_kernel<<<grid, block, 0, ctx->stream>>>(dbias, dout, B, OC);
+        const int nchunks = (B + DB_ROWS - 1) / DB_ROWS;
+        void *partial = NULL;
+        TRY(ctx_scratch(ctx, sizeof(float) * (size_t)nchunks * (size_t)OC, &partial));
+        dbias_partial_kernel<<<dim3((unsigned)((OC + 31) / 32), (unsigned)nchunks), dim3(32, 8), 0,
+                               ctx->stream>>>((float *)partial, dout, B, OC);
+        CHECK_LAUNCH();
+        dbias_finish_kernel<<<(unsigned)((OC + RT_THREADS - 1) / RT_THREADS), RT_THREADS, 0,
+                              ctx->stream>>>(dbias, (const float *)partial, nchunks, OC);
         CHECK_LAUNCH();
     }
     return RT_OK;
@@ -436,78 +505,169 @@ extern "C" rt_status sum_squares_cuda(double *acc_dev, const float *x, int64_t N
     return RT_OK;
 }
 
-/* ---- optimizers --------------------------------------------------------- */
+/* ---- optimizers ---------------------------------------------------------- */
 
-/* torch.optim.AdamW's order of operations (single-tensor path), as the CPU
- * oracle follows it: scalars formed in double on the host, used as float:
- * p *= 1 - lr*wd; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
- * p += -(lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps), bcN = 1 - bN^t. */
+/* The rules are update_math.h's; the step's scalars are read once per
+ * thread from device memory (graph replays pick up each step's). */
 __global__ void adamw_kernel(float *params, float *m, float *v, const float *grads, int64_t n,
-                             float beta1, float beta2, float eps, float decay, float one_m_b1,
-                             float one_m_b2, float neg_step, float bc2_sqrt)
+                             float beta1, float beta2, float eps, float one_m_b1, float one_m_b2,
+                             float weight_decay, const optim_scalars_t *scalars)
 {
+    const optim_scalars_t s = *scalars;
+    if (s.skip)
+        return;
+    const float decay = update_adamw_decay(s.lr, weight_decay);
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
-        float g = grads[i];
-        float p = params[i] * decay;
-        float mi = m[i] * beta1 + one_m_b1 * g;
-        float vi = v[i] * beta2 + one_m_b2 * (g * g);
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
+        float mi = m[i], vi = v[i];
+        params[i] = update_adamw_element(params[i], &mi, &vi, grads[i], beta1, beta2, eps,
+                                         one_m_b1, one_m_b2, decay, &s);
         m[i] = mi;
         v[i] = vi;
-        params[i] = p + neg_step * (mi / denom);
     }
 }
 
-__global__ void sgd_kernel(float *params, float *buf, const float *grads, int64_t n, float lr,
-                           float momentum, float wd)
+__global__ void sgd_kernel(float *params, float *buf, const float *grads, int64_t n,
+                           float momentum, float wd, const optim_scalars_t *scalars)
 {
+    const optim_scalars_t s = *scalars;
+    if (s.skip)
+        return;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
-        float p = params[i];
-        float g = grads[i] + wd * p;
-        if (momentum != 0.0f) {
-            float b = momentum * buf[i] + g;
+        if (buf) {
+            float b = buf[i];
+            params[i] = update_sgd_element(params[i], &b, grads[i], momentum, wd, &s);
             buf[i] = b;
-            g = b;
+        } else {
+            params[i] = update_sgd_element(params[i], NULL, grads[i], momentum, wd, &s);
         }
-        params[i] = p - lr * g;
     }
 }
 
-extern "C" rt_status adamw_step_cuda(float *params, float *m, float *v, const float *grads,
-                                     int64_t N, float lr, float beta1, float beta2, float eps,
-                                     float weight_decay, int64_t t, rt_cuda_ctx_t *ctx)
+extern "C" rt_status adamw_update_cuda(float *params, float *m, float *v, const float *grads,
+                                       int64_t n, float beta1, float beta2, float eps,
+                                       float weight_decay, const optim_scalars_t *scalars_dev,
+                                       rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "adamw_step_cuda"));
-    CHECK_ARG(N >= 0 && t >= 1, "adamw_step_cuda: N=%lld t=%lld", (long long)N, (long long)t);
-    if (N == 0)
+    TRY(check_ctx(ctx, "adamw_update_cuda"));
+    CHECK_ARG(n >= 0 && scalars_dev, "adamw_update_cuda: n=%lld scalars=%p", (long long)n,
+              (const void *)scalars_dev);
+    if (n == 0)
         return RT_OK;
-    const float decay = (float)(1.0 - (double)lr * (double)weight_decay);
-    const float one_m_b1 = (float)(1.0 - (double)beta1);
-    const float one_m_b2 = (float)(1.0 - (double)beta2);
-    const double bc1 = 1.0 - pow((double)beta1, (double)t);
-    const double bc2 = 1.0 - pow((double)beta2, (double)t);
-    const float neg_step = (float)(-((double)lr / bc1));
-    const float bc2_sqrt = (float)sqrt(bc2);
-    adamw_kernel<<<grid_for(N), RT_THREADS, 0, ctx->stream>>>(params, m, v, grads, N, beta1,
-                                                             beta2, eps, decay, one_m_b1,
-                                                             one_m_b2, neg_step, bc2_sqrt);
+    adamw_kernel<<<grid_for(n), RT_THREADS, 0, ctx->stream>>>(
+        params, m, v, grads, n, beta1, beta2, eps, (float)(1.0 - (double)beta1),
+        (float)(1.0 - (double)beta2), weight_decay, scalars_dev);
     CHECK_LAUNCH();
     return RT_OK;
 }
 
-extern "C" rt_status sgd_step_cuda(float *params, float *momentum_buf, const float *grads,
-                                   int64_t N, float lr, float momentum, float weight_decay,
-                                   rt_cuda_ctx_t *ctx)
+extern "C" rt_status sgd_update_cuda(float *params, float *momentum_buf, const float *grads,
+                                     int64_t n, float momentum, float weight_decay,
+                                     const optim_scalars_t *scalars_dev, rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "sgd_step_cuda"));
-    CHECK_ARG(N >= 0, "sgd_step_cuda: N=%lld", (long long)N);
-    CHECK_ARG(momentum == 0.0f || momentum_buf != NULL, "sgd_step_cuda: momentum needs a buffer");
-    if (N == 0)
+    TRY(check_ctx(ctx, "sgd_update_cuda"));
+    CHECK_ARG(n >= 0 && scalars_dev, "sgd_update_cuda: n=%lld scalars=%p", (long long)n,
+              (const void *)scalars_dev);
+    if (n == 0)
         return RT_OK;
-    sgd_kernel<<<grid_for(N), RT_THREADS, 0, ctx->stream>>>(params, momentum_buf, grads, N, lr,
-                                                           momentum, weight_decay);
+    sgd_kernel<<<grid_for(n), RT_THREADS, 0, ctx->stream>>>(params, momentum_buf, grads, n,
+                                                           momentum, weight_decay, scalars_dev);
+    CHECK_LAUNCH();
+    return RT_OK;
+}
+
+/* ---- the step state ----------------------------------------------------- */
+
+__global__ void step_begin_kernel(step_state_t *s, float lr, long long step_index)
+{
+    s->opt.lr = lr;
+    s->step_index = step_index;
+    s->step_loss = 0.0;
+    s->sumsq = 0.0;
+}
+
+/* s->step_loss += (sum of losses[0..n)) / denom, the sum in double in a
+ * fixed order (one block: deterministic). */
+__global__ void step_add_loss_kernel(step_state_t *s, const float *losses, int64_t n,
+                                     double denom)
+{
+    __shared__ double part[RT_THREADS];
+    double acc = 0.0;
+    for (int64_t i = threadIdx.x; i < n; i += RT_THREADS)
+        acc += (double)losses[i];
+    part[threadIdx.x] = acc;
+    __syncthreads();
+    for (int w = RT_THREADS / 2; w > 0; w >>= 1) {
+        if ((int)threadIdx.x < w)
+            part[threadIdx.x] += part[threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        s->step_loss += part[0] / denom;
+}
+
+__global__ void step_loss_float_kernel(step_state_t *s, int to_float)
+{
+    if (to_float)
+        s->loss_f = (float)s->step_loss;
+    else
+        s->step_loss = (double)s->loss_f;
+}
+
+__global__ void step_finalize_kernel(step_state_t *s, double max_norm, int adamw, float beta1,
+                                     float beta2)
+{
+    update_finalize(s, max_norm, adamw, beta1, beta2);
+}
+
+__global__ void step_reset_results_kernel(step_state_t *s)
+{
+    s->loss_acc = 0.0;
+    s->loss_steps = 0;
+    s->first_nonfinite = -1;
+}
+
+extern "C" rt_status step_begin_cuda(step_state_t *s, float lr, long long step_index,
+                                     rt_cuda_ctx_t *ctx)
+{
+    TRY(check_ctx(ctx, "step_begin_cuda"));
+    step_begin_kernel<<<1, 1, 0, ctx->stream>>>(s, lr, step_index);
+    CHECK_LAUNCH();
+    return RT_OK;
+}
+
+extern "C" rt_status step_add_loss_cuda(step_state_t *s, const float *losses, int64_t n,
+                                        double denom, rt_cuda_ctx_t *ctx)
+{
+    TRY(check_ctx(ctx, "step_add_loss_cuda"));
+    CHECK_ARG(n >= 0, "step_add_loss_cuda: n=%lld", (long long)n);
+    step_add_loss_kernel<<<1, RT_THREADS, 0, ctx->stream>>>(s, losses, n, denom);
+    CHECK_LAUNCH();
+    return RT_OK;
+}
+
+extern "C" rt_status step_loss_float_cuda(step_state_t *s, int to_float, rt_cuda_ctx_t *ctx)
+{
+    TRY(check_ctx(ctx, "step_loss_float_cuda"));
+    step_loss_float_kernel<<<1, 1, 0, ctx->stream>>>(s, to_float);
+    CHECK_LAUNCH();
+    return RT_OK;
+}
+
+extern "C" rt_status step_finalize_cuda(step_state_t *s, double max_norm, int adamw, float beta1,
+                                        float beta2, rt_cuda_ctx_t *ctx)
+{
+    TRY(check_ctx(ctx, "step_finalize_cuda"));
+    step_finalize_kernel<<<1, 1, 0, ctx->stream>>>(s, max_norm, adamw, beta1, beta2);
+    CHECK_LAUNCH();
+    return RT_OK;
+}
+
+extern "C" rt_status step_reset_results_cuda(step_state_t *s, rt_cuda_ctx_t *ctx)
+{
+    TRY(check_ctx(ctx, "step_reset_results_cuda"));
+    step_reset_results_kernel<<<1, 1, 0, ctx->stream>>>(s);
     CHECK_LAUNCH();
     return RT_OK;
 }

@@ -1,0 +1,100 @@
+/* op_checks.c - type and shape checks of the op table's views (see
+ * op_checks.h). */
+#include "trainer/ops/op_checks.h"
+
+#include "common/check.h"
+
+#define F32 RT_DTYPE_F32
+#define I32 RT_DTYPE_I32
+
+static rt_status expect_shape(const rt_tensor_t *t, rt_dtype dt, int64_t d0, int64_t d1,
+                              const char *op, const char *arg)
+{
+    TRY(tensor_expect(t, dt, d1 < 0 ? 1 : 2, op, arg));
+    TRY(tensor_expect_dim(t, 0, d0, op, arg));
+    return d1 < 0 ? RT_OK : tensor_expect_dim(t, 1, d1, op, arg);
+}
+
+static rt_status linear_sizes(const char *op, const rt_tensor_t *inp, const rt_tensor_t *weight,
+                              int *B, int *C, int *OC)
+{
+    TRY(tensor_expect(inp, F32, 2, op, "inp"));
+    TRY(tensor_expect(weight, F32, 2, op, "weight"));
+    TRY(tensor_expect_dim(weight, 1, inp->shape[1], op, "weight"));
+    CHECK_ARG(inp->shape[0] <= INT32_MAX && inp->shape[1] <= INT32_MAX &&
+                  weight->shape[0] <= INT32_MAX,
+              "%s: sizes beyond the int range", op);
+    *B = (int)inp->shape[0];
+    *C = (int)inp->shape[1];
+    *OC = (int)weight->shape[0];
+    return RT_OK;
+}
+
+rt_status op_check_linear_forward(const rt_tensor_t *out, const rt_tensor_t *inp,
+                                  const rt_tensor_t *weight, const rt_tensor_t *bias, int *B,
+                                  int *C, int *OC)
+{
+    const char *op = "linear_forward";
+    TRY(linear_sizes(op, inp, weight, B, C, OC));
+    TRY(expect_shape(out, F32, *B, *OC, op, "out"));
+    return bias ? expect_shape(bias, F32, *OC, -1, op, "bias") : RT_OK;
+}
+
+rt_status op_check_linear_backward(const rt_tensor_t *dinp, const rt_tensor_t *dweight,
+                                   const rt_tensor_t *dbias, const rt_tensor_t *dout,
+                                   const rt_tensor_t *inp, const rt_tensor_t *weight, int *B,
+                                   int *C, int *OC)
+{
+    const char *op = "linear_backward";
+    TRY(linear_sizes(op, inp, weight, B, C, OC));
+    TRY(expect_shape(dout, F32, *B, *OC, op, "dout"));
+    if (dinp)
+        TRY(expect_shape(dinp, F32, *B, *C, op, "dinp"));
+    if (dweight)
+        TRY(expect_shape(dweight, F32, *OC, *C, op, "dweight"));
+    if (dbias)
+        TRY(expect_shape(dbias, F32, *OC, -1, op, "dbias"));
+    return RT_OK;
+}
+
+rt_status op_check_same_f32(const char *op, const rt_tensor_t *a, const char *aname,
+                            const rt_tensor_t *b, const char *bname, int64_t *n)
+{
+    TRY(tensor_expect(a, F32, 0, op, aname));
+    TRY(tensor_expect(b, F32, 0, op, bname));
+    *n = tensor_numel(a);
+    CHECK_ARG(tensor_numel(b) == *n, "%s: %s has %lld elements, %s %lld", op, aname,
+              (long long)*n, bname, (long long)tensor_numel(b));
+    return RT_OK;
+}
+
+rt_status op_check_xent(const char *op, const rt_tensor_t *matrix0, const char *name0,
+                        const rt_tensor_t *labels, const rt_tensor_t *rowvec,
+                        const char *rowvec_name, const rt_tensor_t *matrix,
+                        const char *matrix_name, int *B, int *V)
+{
+    TRY(tensor_expect(matrix0, F32, 2, op, name0));
+    CHECK_ARG(matrix0->shape[0] <= INT32_MAX && matrix0->shape[1] <= INT32_MAX,
+              "%s: sizes beyond the int range", op);
+    *B = (int)matrix0->shape[0];
+    *V = (int)matrix0->shape[1];
+    TRY(expect_shape(labels, I32, *B, -1, op, "labels"));
+    if (rowvec)
+        TRY(expect_shape(rowvec, F32, *B, -1, op, rowvec_name));
+    if (matrix)
+        TRY(expect_shape(matrix, F32, *B, *V, op, matrix_name));
+    return RT_OK;
+}
+
+rt_status op_check_update(const char *op, const rt_tensor_t *params, const rt_tensor_t *grads,
+                          const rt_tensor_t *s0, const char *s0name, const rt_tensor_t *s1,
+                          const char *s1name, int64_t *n)
+{
+    TRY(op_check_same_f32(op, params, "params", grads, "grads", n));
+    int64_t m = 0;
+    if (s0)
+        TRY(op_check_same_f32(op, params, "params", s0, s0name, &m));
+    if (s1)
+        TRY(op_check_same_f32(op, params, "params", s1, s1name, &m));
+    return RT_OK;
+}
