@@ -1,5 +1,5 @@
 /* init.c - SplitMix64 and uniform initialisation (see init.h). */
-#include "trainer/init.h"
+#include "trainer/model/init.h"
 
 void rt_rng_seed(rt_rng_t *rng, uint64_t seed)
 {

@@ -8,8 +8,8 @@
  * float32. Parameters are drawn in arena order (fc1.weight row by row,
  * fc1.bias, fc2.weight, ...) from one stream seeded with --seed; rank 0
  * draws them and broadcasts, so the other ranks' streams never matter. */
-#ifndef RT_TRAINER_INIT_H
-#define RT_TRAINER_INIT_H
+#ifndef RT_TRAINER_MODEL_INIT_H
+#define RT_TRAINER_MODEL_INIT_H
 
 #include <stdint.h>
 
