@@ -1,5 +1,5 @@
 /* schedule.c - learning rate as a function of the step (see schedule.h). */
-#include "trainer/schedule.h"
+#include "trainer/optim/schedule.h"
 
 #include <math.h>
 #include <string.h>

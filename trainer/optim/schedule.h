@@ -4,8 +4,8 @@
  *   cosine: base * 0.5 * (1 + cos(pi * p)), p = (s - W) / (T - W), from base
  *   at s = W down to 0 at s = T (the total steps); p is clamped to [0, 1].
  * The same formula is restated in the PyTorch parity test. */
-#ifndef RT_TRAINER_SCHEDULE_H
-#define RT_TRAINER_SCHEDULE_H
+#ifndef RT_TRAINER_OPTIM_SCHEDULE_H
+#define RT_TRAINER_OPTIM_SCHEDULE_H
 
 #include <stdint.h>
 
