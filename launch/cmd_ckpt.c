@@ -7,7 +7,7 @@
 #include "common/args.h"
 #include "common/status.h"
 #include "launch/commands.h"
-#include "trainer/ckpt_file.h"
+#include "trainer/ckpt/ckpt_file.h"
 
 static void ckpt_usage(FILE *out)
 {

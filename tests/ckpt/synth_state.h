@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trainer/ckpt_file.h"
+#include "trainer/ckpt/ckpt_file.h"
 
 #define SYNTH_MAX_ARRAYS 24
 

@@ -1,12 +1,12 @@
 /* ckpt_internal.h - helpers shared by the checkpoint files (ckpt_*.c):
  * type mapping, root-attribute I/O and the metadata checksum. Not for use
  * outside trainer/ckpt_*.c. */
-#ifndef RT_TRAINER_CKPT_INTERNAL_H
-#define RT_TRAINER_CKPT_INTERNAL_H
+#ifndef RT_TRAINER_CKPT_CKPT_INTERNAL_H
+#define RT_TRAINER_CKPT_CKPT_INTERNAL_H
 
 #include <hdf5.h>
 
-#include "trainer/ckpt_file.h"
+#include "trainer/ckpt/ckpt_file.h"
 
 /* HDF5 file type (little-endian) and memory type of an element type a
  * checkpoint stores; H5I_INVALID_HID for the others (BF16, U16), which is

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/check.h"
-#include "trainer/ckpt_file.h" /* after mpi.h: declares ckpt_digest_agree */
+#include "trainer/ckpt/ckpt_file.h" /* after mpi.h: declares ckpt_digest_agree */
 
 rt_status ckpt_digest_agree(MPI_Comm comm, uint64_t digest, const char *what)
 {

@@ -11,7 +11,7 @@
 
 #include "common/check.h"
 #include "common/hdf5_util.h"
-#include "trainer/ckpt_internal.h"
+#include "trainer/ckpt/ckpt_internal.h"
 
 static void type_text(hid_t t, char *buf, size_t len)
 {

@@ -11,21 +11,21 @@
  *   root attributes  format="ringtrain-checkpoint", format_version, step,
  *                    epoch, model_spec, config (JSON), world_size,
  *                    created_unix, meta_crc32c
- *   /params/<name>   float32, PyTorch state_dict names ("fc1.weight" [out,in])
+ *   /params/<name>   float32, PyTorch state_dict names ("<layer>.weight" [out,in])
  *   /optimizer/...   /data/...   /rng/...     (any names the caller chooses)
  *   every dataset    contiguous, little-endian, attribute crc32c (uint32) =
  *                    CRC-32C of its raw bytes in C order
  *
  * Completeness: a checkpoint is written as DIR/.ckpt-<step>.h5.tmp.<pid>,
  * fsync'ed, renamed to DIR/ckpt-<step 8 digits>.h5 and the directory
- * fsync'ed. Only names of the form ckpt-<digits>.h5 are ever read as
+ * fsync'ed. Only names of ckpt_name.h's grammar are ever read as
  * checkpoints, so a write that dies part-way is never taken as complete.
  *
  * Errors: every function returns rt_status; the message (rt_last_error())
  * names the file and, for checksum failures, the dataset(s).
  */
-#ifndef RT_TRAINER_CKPT_FILE_H
-#define RT_TRAINER_CKPT_FILE_H
+#ifndef RT_TRAINER_CKPT_CKPT_FILE_H
+#define RT_TRAINER_CKPT_CKPT_FILE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +33,7 @@
 
 #include "common/dtype.h"
 #include "common/status.h"
+#include "trainer/ckpt/ckpt_name.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,7 +49,7 @@ extern "C" {
  * BF16 and U16 are refused. */
 
 /* One named array. name is a path below the root without a leading slash
- * ("params/fc1.weight", "optimizer/m/fc1.weight", "data/position");
+ * ("params/<name>", "optimizer/m/<name>", "data/position");
  * intermediate groups are created as needed. rank 0 is a scalar (dims
  * unused). data: ckpt_write only reads it; ckpt_read_array fills it. */
 typedef struct {
@@ -65,7 +66,7 @@ typedef struct {
     int64_t format_version;   /* filled on read; ignored on write */
     int64_t step;
     int64_t epoch;
-    const char *model_spec;   /* "mlp:784,1024,1024,10" */
+    const char *model_spec;   /* the canonical model spec */
     const char *config_json;  /* every training flag, as a JSON object */
     int64_t world_size;
     int64_t created_unix;
@@ -159,11 +160,7 @@ rt_status ckpt_find_latest(const char *dir, char *path_out, size_t path_len,
  * keep <= 0 keeps every checkpoint. removed (may be NULL) counts files. */
 rt_status ckpt_prune(const char *dir, int keep, int *removed);
 
-/* DIR/ckpt-<step 8 digits>.h5 */
-rt_status ckpt_path_for_step(const char *dir, int64_t step, char *out, size_t len);
-/* Parses a base name "ckpt-<digits>.h5"; 1 and *step on success, 0 if the
- * name is anything else (temporary files included). */
-int ckpt_parse_name(const char *base, int64_t *step);
+/* File names: ckpt_path_for_step and ckpt_name_parse (ckpt_name.h). */
 
 /* A 64-bit digest of loaded state: step, epoch, world_size, model_spec and,
  * for each array, its name, type, shape and CRC-32C of its bytes. Ranks

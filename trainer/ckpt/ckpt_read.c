@@ -10,7 +10,7 @@
 #include "common/check.h"
 #include "common/crc32c.h"
 #include "common/hdf5_util.h"
-#include "trainer/ckpt_internal.h"
+#include "trainer/ckpt/ckpt_internal.h"
 
 struct ckpt_reader {
     hid_t file;

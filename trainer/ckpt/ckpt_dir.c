@@ -1,7 +1,7 @@
 /* ckpt_dir.c - the checkpoint directory: file names, choosing the newest
  * checkpoint that verifies (with reasons for the ones passed over), and
- * pruning to the newest N. Only names ckpt-<digits>.h5 count; temporary
- * files (.ckpt-*.h5.tmp.<pid>) are never read as checkpoints. */
+ * pruning to the newest N. Only names of ckpt_name.h's grammar count;
+ * temporary files (.ckpt-*.h5.tmp.<pid>) are never read as checkpoints. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
@@ -14,35 +14,9 @@
 #include <unistd.h>
 
 #include "common/check.h"
-#include "trainer/ckpt_internal.h"
+#include "trainer/ckpt/ckpt_internal.h"
 
 #define CKPT_PATH_MAX 4096
-
-rt_status ckpt_path_for_step(const char *dir, int64_t step, char *out, size_t len)
-{
-    int n = snprintf(out, len, "%s/ckpt-%08" PRId64 ".h5", dir, step);
-    if (n < 0 || (size_t)n >= len)
-        return rt_fail(RT_ERR_INVALID, "checkpoint path in %s is too long", dir);
-    return RT_OK;
-}
-
-int ckpt_parse_name(const char *base, int64_t *step)
-{
-    if (strncmp(base, "ckpt-", 5) != 0)
-        return 0;
-    const char *p = base + 5;
-    int64_t v = 0;
-    int digits = 0;
-    for (; *p >= '0' && *p <= '9'; p++, digits++) {
-        if (v > (INT64_MAX - 9) / 10)
-            return 0;
-        v = v * 10 + (*p - '0');
-    }
-    if (digits < 8 || strcmp(p, ".h5") != 0)
-        return 0;
-    *step = v;
-    return 1;
-}
 
 /* The pid of a temporary file ".ckpt-<step>.h5.tmp.<pid>", or 0. */
 static long tmp_name_pid(const char *base)
@@ -104,7 +78,7 @@ static rt_status listing_read(const char *dir, dir_listing *l, int *missing)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         int64_t step;
-        if (ckpt_parse_name(e->d_name, &step)) {
+        if (ckpt_name_parse(e->d_name, &step)) {
             if (l->count == cap) {
                 cap = cap ? 2 * cap : 16;
                 ckpt_entry *n = realloc(l->items, (size_t)cap * sizeof *n);

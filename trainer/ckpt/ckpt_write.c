@@ -18,7 +18,7 @@
 #include "common/check.h"
 #include "common/crc32c.h"
 #include "common/hdf5_util.h"
-#include "trainer/ckpt_internal.h"
+#include "trainer/ckpt/ckpt_internal.h"
 
 #define CKPT_PATH_MAX 4096
 

@@ -4,20 +4,23 @@
  * export for h5py/PyTorch users and tests, not a checkpoint: no optimizer
  * state, no sample position, no CRCs. The import reads the same layout,
  * which checkpoints share (/params/<name>, model_spec). */
-#ifndef RT_TRAINER_EXPORT_H
-#define RT_TRAINER_EXPORT_H
+#ifndef RT_TRAINER_CKPT_EXPORT_H
+#define RT_TRAINER_CKPT_EXPORT_H
 
 #include <stddef.h>
 
 #include "common/status.h"
-#include "trainer/params.h"
+#include "trainer/model/params.h"
 
-rt_status params_export_h5(const param_set_t *ps, const char *model_spec, const char *path);
+/* Writes every parameter of reg from arena (host memory). */
+rt_status params_export_h5(const param_registry_t *reg, const float *arena,
+                           const char *model_spec, const char *path);
 
 /* Reads the root attribute model_spec of an export (or of a checkpoint,
  * which has the same attribute and /params group) into buf. */
 rt_status params_read_spec_h5(const char *path, char *buf, size_t size);
-/* Fills every parameter of ps from /params/<name>, checking each shape. */
-rt_status params_import_h5(param_set_t *ps, const char *path);
+/* Fills every parameter of reg in arena (host memory) from
+ * /params/<name>, checking each shape. */
+rt_status params_import_h5(const param_registry_t *reg, float *arena, const char *path);
 
 #endif

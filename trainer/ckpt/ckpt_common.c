@@ -10,7 +10,7 @@
 
 #include "common/check.h"
 #include "common/crc32c.h"
-#include "trainer/ckpt_internal.h"
+#include "trainer/ckpt/ckpt_internal.h"
 
 int64_t ckpt_array_count(const ckpt_array_t *a)
 {

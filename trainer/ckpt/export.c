@@ -1,5 +1,5 @@
 /* export.c - parameters to and from HDF5 by state_dict name (see export.h). */
-#include "trainer/export.h"
+#include "trainer/ckpt/export.h"
 
 #include <hdf5.h>
 #include <stdbool.h>
@@ -9,7 +9,8 @@
 #include "common/check.h"
 #include "common/hdf5_util.h"
 
-rt_status params_export_h5(const param_set_t *ps, const char *model_spec, const char *path)
+rt_status params_export_h5(const param_registry_t *reg, const float *arena,
+                           const char *model_spec, const char *path)
 {
     rt_status st = RT_OK;
     hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), group = -1;
@@ -24,8 +25,8 @@ rt_status params_export_h5(const param_set_t *ps, const char *model_spec, const 
         st = rt_hdf5_error("H5Gcreate2", __FILE__, __LINE__);
         goto close_file;
     }
-    for (int i = 0; i < ps->count && st == RT_OK; i++) {
-        const param_entry_t *e = &ps->entries[i];
+    for (int i = 0; i < reg->count && st == RT_OK; i++) {
+        const param_entry_t *e = &reg->entries[i];
         hsize_t dims[RT_TENSOR_MAX_DIMS];
         for (int d = 0; d < e->ndim; d++)
             dims[d] = (hsize_t)e->shape[d];
@@ -33,7 +34,7 @@ rt_status params_export_h5(const param_set_t *ps, const char *model_spec, const 
         hid_t dset = space < 0 ? -1 : H5Dcreate2(group, e->name, H5T_IEEE_F32LE, space,
                                                  H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         if (dset < 0 || H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                 ps->data + e->offset) < 0)
+                                 arena + e->offset) < 0)
             st = rt_hdf5_error("writing a parameter", __FILE__, __LINE__);
         if (dset >= 0)
             H5Dclose(dset);
@@ -66,7 +67,7 @@ rt_status params_read_spec_h5(const char *path, char *buf, size_t size)
     return st;
 }
 
-rt_status params_import_h5(param_set_t *ps, const char *path)
+rt_status params_import_h5(const param_registry_t *reg, float *arena, const char *path)
 {
     rt_status st = RT_OK;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -74,8 +75,8 @@ rt_status params_import_h5(param_set_t *ps, const char *path)
         rt_hdf5_error("H5Fopen", __FILE__, __LINE__);
         return rt_fail_context(RT_ERR_IO, "cannot open %s", path);
     }
-    for (int i = 0; i < ps->count && st == RT_OK; i++) {
-        const param_entry_t *e = &ps->entries[i];
+    for (int i = 0; i < reg->count && st == RT_OK; i++) {
+        const param_entry_t *e = &reg->entries[i];
         char name[RT_PARAM_NAME_MAX + 8];
         snprintf(name, sizeof name, "/params/%s", e->name);
         if (H5Lexists(file, "/params", H5P_DEFAULT) <= 0 || H5Lexists(file, name, H5P_DEFAULT) <= 0) {
@@ -95,11 +96,11 @@ rt_status params_import_h5(param_set_t *ps, const char *path)
             st = rt_hdf5_error("opening a parameter", __FILE__, __LINE__);
         else if (!same) {
             char want[64];
-            tensor_t t = param_set_tensor(ps, i);
+            rt_tensor_t t = param_view(reg, i, arena);
             st = rt_fail(RT_ERR_FORMAT, "%s: %s does not have the model's shape %s", path, name,
                          tensor_shape_str(&t, want, sizeof want));
         } else if (H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                           ps->data + e->offset) < 0)
+                           arena + e->offset) < 0)
             st = rt_hdf5_error("reading a parameter", __FILE__, __LINE__);
         if (space >= 0)
             H5Sclose(space);

@@ -9,7 +9,7 @@
 #include "common/check.h"
 #include "common/crc32c.h"
 #include "common/hdf5_util.h"
-#include "trainer/ckpt_internal.h"
+#include "trainer/ckpt/ckpt_internal.h"
 
 #define VERIFY_BLOCK_BYTES (64u << 20)
 #define VERIFY_MSG_MAX 900

@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 #include "common/check.h"
-#include "trainer/ckpt_file.h"
+#include "trainer/ckpt/ckpt_file.h"
 
 rt_status ckpt_resume_batch(int64_t ckpt_world, int64_t ckpt_batch, int64_t world, int64_t batch_flag,
                             int64_t *batch_out)

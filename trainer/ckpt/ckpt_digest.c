@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "common/crc32c.h"
-#include "trainer/ckpt_file.h"
+#include "trainer/ckpt/ckpt_file.h"
 
 #define FNV_OFFSET 0xcbf29ce484222325ull
 #define FNV_PRIME 0x100000001b3ull

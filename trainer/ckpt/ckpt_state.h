@@ -1,9 +1,8 @@
-/* train_ckpt.h - what `ringtrain train` puts in a checkpoint and takes back:
- * the list of named arrays (parameters, optimizer state, step counters,
- * sampler position, RNG seed, the metrics accumulator) over the live
- * training state, the training configuration as JSON, and the sampler
- * position converted between this run's per-rank batches and the
- * rank-count-independent form stored in the file.
+/* ckpt_state.h - what a training checkpoint holds, as the list of named
+ * arrays (ckpt_file.h) over the live training state: the parameters and
+ * optimizer state (host copies, the registry's layout) and the scalars of
+ * the session. The same list writes and reads, so a checkpoint can only
+ * hold what a resume restores.
  *
  * Names (docs/FORMATS.md, "Checkpoint file"):
  *   params/<name>             float32, PyTorch state_dict names
@@ -22,15 +21,15 @@
  *                             micro-batches per step and ranks of the writer
  *   rng/init_seed             uint64, the seed of the parameter init (the
  *                             trainer draws no other random numbers) */
-#ifndef RT_LAUNCH_TRAIN_CKPT_H
-#define RT_LAUNCH_TRAIN_CKPT_H
+#ifndef RT_TRAINER_CKPT_CKPT_STATE_H
+#define RT_TRAINER_CKPT_CKPT_STATE_H
 
 #include <stdint.h>
 
 #include "common/status.h"
-#include "trainer/ckpt_file.h"
-#include "trainer/optim.h"
-#include "trainer/params.h"
+#include "trainer/ckpt/ckpt_file.h"
+#include "trainer/model/params.h"
+#include "trainer/optim/optim.h"
 
 /* The scalars of a checkpoint, read and written in place. */
 typedef struct {
@@ -41,23 +40,25 @@ typedef struct {
     int64_t data_epoch, data_position;
     int64_t batch, accum, world;
     uint64_t init_seed;
-} train_scalars_t;
-
-#define TRAIN_CKPT_MAX_ARRAYS (3 * RT_PARAMS_MAX + 16)
+} ckpt_scalars_t;
 
 typedef struct {
-    ckpt_array_t arrays[TRAIN_CKPT_MAX_ARRAYS];
-    char names[3 * RT_PARAMS_MAX][RT_PARAM_NAME_MAX + 24];
-    int n;
-} train_ckpt_list_t;
+    ckpt_array_t *arrays;
+    char **names;       /* owned names of the per-parameter arrays */
+    int n, capacity, nnames;
+} ckpt_state_t;
 
 /* The scalars only (what a run needs before it can size its model). */
-void train_ckpt_scalars(train_ckpt_list_t *l, train_scalars_t *sc);
-/* Everything: parameters, optimizer state (per opt's kind), scalars. The
- * arrays point into ps, opt and sc, so one list writes and reads. */
-void train_ckpt_all(train_ckpt_list_t *l, param_set_t *ps, optimizer_t *opt, train_scalars_t *sc);
-
-/* Appends s to buf as a JSON string literal (quotes and escapes). */
-void train_json_string(char *buf, size_t size, size_t *len, const char *s);
+rt_status ckpt_state_scalars(ckpt_state_t *l, ckpt_scalars_t *sc);
+/* Everything: the parameters (params, host memory), the optimizer's state
+ * arrays for its kind (state[i], host memory, the registry's layout) and
+ * the scalars. The arrays point into those buffers. */
+rt_status ckpt_state_all(ckpt_state_t *l, const param_registry_t *reg, float *params,
+                         const optim_config_t *optim, float *const state[2], ckpt_scalars_t *sc);
+/* Name of the first array of optimizer state array i for this optimizer
+ * ("optimizer/m/<first parameter>"), to tell which optimizer wrote a file. */
+void ckpt_state_optimizer_probe(const param_registry_t *reg, optim_kind kind, char *buf,
+                                size_t size);
+void ckpt_state_free(ckpt_state_t *l);
 
 #endif
