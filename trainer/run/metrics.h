@@ -1,0 +1,27 @@
+/* metrics.h - what rank 0 reports: the JSON-lines metrics file (one object
+ * per logged step, per evaluation, and a final summary; docs/TRAINING.md
+ * lists the keys) and the human log lines on stdout. A resumed run keeps
+ * the file's lines up to the checkpoint's step and appends, so the file
+ * reads as one run. */
+#ifndef RT_TRAINER_RUN_METRICS_H
+#define RT_TRAINER_RUN_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* A fresh run (keep_upto < 0) truncates the file; a resumed run keeps the
+ * lines up to step keep_upto (those after it were written by the run that
+ * was interrupted and are about to be redone) and appends. NULL and errno
+ * on failure. */
+FILE *metrics_open(const char *path, int64_t keep_upto);
+
+void metrics_write_step(FILE *f, int64_t step, double epoch, double loss, double lr,
+                        double samples_per_s, double grad_norm);
+void metrics_write_eval(FILE *f, int64_t step, double loss, double accuracy);
+void metrics_write_final(FILE *f, int64_t step, double seconds, int64_t skipped, uint64_t hash);
+
+/* "1h02m", "3m05s", "4.2s", or "?" for a negative or absurd value. */
+void format_duration(double s, char *buf, size_t size);
+
+#endif

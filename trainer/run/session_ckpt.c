@@ -1,0 +1,67 @@
+/* session_ckpt.c - writing a session's checkpoint: rank 0 writes the state
+ * of `done` steps (atomically, then prunes to --keep) from the host copies;
+ * every rank then learns whether it worked, so that a failed write stops
+ * the whole job rather than training on without checkpoints. Called only
+ * between steps, after the parameters, optimizer state and step results
+ * have been brought to the host. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/check.h"
+#include "trainer/run/session_internal.h"
+
+rt_status session_checkpoint(session_t *s, int64_t done)
+{
+    const train_config_t *a = &s->cfg;
+    int32_t failed = 0;
+    char path[4096] = "";
+    if (s->rank == 0) {
+        sampler_state_t ls = loader_state(s->loader);
+        if (ls.position >= s->steps_per_epoch * a->accum)
+            ls = (sampler_state_t){.seed = ls.seed, .epoch = ls.epoch + 1, .position = 0};
+        ckpt_scalars_t *sc = &s->sc;
+        sc->step = replica_step_index(s->rep);
+        sc->opt_step = s->opt_steps;
+        sc->skipped = s->skipped;
+        sc->loss_sum = s->loss_acc;
+        sc->loss_count = s->loss_count;
+        sc->data_seed = ls.seed;
+        sc->data_epoch = ls.epoch;
+        sc->data_position = ls.position * a->batch * s->world;
+        sc->batch = a->batch;
+        sc->accum = a->accum;
+        sc->world = s->world;
+        if (!s->resume_path[0])
+            sc->init_seed = (uint64_t)a->seed;
+        float *state[2] = {replica_host_state(s->rep, 0), replica_host_state(s->rep, 1)};
+        rt_status st = ckpt_state_all(&s->list, replica_registry(s->rep),
+                                      replica_host_params(s->rep), &s->optim, state, sc);
+        char probe[1];
+        size_t need = train_config_json(a, s->spec.text, s->world, probe, sizeof probe) + 1;
+        char *config = st == RT_OK ? malloc(need) : NULL;
+        if (st == RT_OK && !config)
+            st = rt_fail(RT_ERR_NOMEM, "cannot allocate %zu bytes", need);
+        if (st == RT_OK) {
+            train_config_json(a, s->spec.text, s->world, config, need);
+            ckpt_meta_t meta = {.step = done, .epoch = ls.epoch, .model_spec = s->spec.text,
+                                .config_json = config, .world_size = s->world};
+            st = ckpt_save(a->ckpt_dir, a->keep, &meta, s->list.arrays, s->list.n, path,
+                           sizeof path);
+        }
+        free(config);
+        failed = st != RT_OK;
+        if (!failed) {
+            printf("checkpoint %s (step %lld)\n", path, (long long)done);
+            fflush(stdout);
+        }
+    }
+    TRY(session_bcast(s, &failed, 1, RT_DTYPE_I32));
+    s->consistent = true;
+    if (failed && s->rank == 0)
+        return rt_fail_context(RT_ERR_IO, "checkpoint at step %lld (training stops rather than go on without it)",
+                               (long long)done);
+    if (failed)
+        return rt_fail(RT_ERR_IO, "rank 0 could not write the checkpoint at step %lld", (long long)done);
+    s->consistent = false;
+    return RT_OK;
+}

@@ -1,0 +1,85 @@
+/* session_internal.h - the state of a training session, shared by its
+ * files: session.c (the run and its loop), session_setup.c (datasets,
+ * loader, device, replica, batches), session_resume.c (choosing and loading
+ * a checkpoint) and session_ckpt.c (writing one). Not for use elsewhere. */
+#ifndef RT_TRAINER_RUN_SESSION_INTERNAL_H
+#define RT_TRAINER_RUN_SESSION_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "trainer/ckpt/ckpt_state.h"
+#include "trainer/ckpt/ckpt_file.h"
+#include "trainer/model/model.h"
+#include "trainer/optim/grad_plan.h"
+#include "trainer/optim/optim.h"
+#include "trainer/optim/schedule.h"
+#include "trainer/run/grad_sync.h"
+#include "trainer/run/replica.h"
+#include "trainer/run/session.h"
+
+typedef struct {
+    train_config_t cfg;          /* a copy: the batch may come from the checkpoint */
+    const session_hooks_t *hooks;
+    coll_comm_t *comm;           /* NULL: this process alone */
+    int rank, world, local_rank, local_size, threads;
+    model_spec_t spec;
+    optim_config_t optim;
+    sched_kind sched;
+    device_config_t devcfg;
+    rt_device_t *dev;
+    dataset_t *train_ds, *eval_ds;
+    loader_t *loader;
+    bool holding;                /* a loader batch is held */
+    int64_t micro_in_epoch;      /* loader batches taken in this epoch */
+    replica_t *rep;
+    grad_plan_t plan;
+    grad_sync_t *sync;
+    FILE *metrics;
+    int64_t steps_per_epoch;     /* optimizer steps */
+    int64_t loader_spe;          /* loader batches per epoch */
+    int64_t total_steps;
+    int64_t start_step;
+    bool consistent;             /* the failure, if any, is the same on every rank */
+    /* checkpoints */
+    int lock_fd;                 /* rank 0 with a checkpoint directory: holds DIR/.lock */
+    char resume_path[4096];      /* "": a fresh run */
+    ckpt_scalars_t sc;           /* the checkpoint's scalars (read, then written) */
+    ckpt_state_t list;
+    uint64_t digest;             /* of what this rank loaded */
+    int stop_signal;
+    /* the loss since the last metrics line */
+    double loss_acc;
+    int64_t loss_count;
+    int64_t skipped;             /* non-finite steps so far (the last result read) */
+    int64_t opt_steps;           /* optimizer updates so far (the last result read) */
+    /* evaluation runs on the host, over the host copy of the parameters */
+    rt_device_t *eval_dev;
+    model_t eval_model;
+    bool eval_open;
+} session_t;
+
+/* session_setup.c */
+rt_status session_setup(session_t *s);
+void session_setup_free(session_t *s);
+rt_status session_next_batch(void *ctx, int k, rt_batch_t *batch);
+void session_release_batch(session_t *s);
+rt_status session_eval_model(session_t *s, model_t **out);
+
+/* session_resume.c */
+rt_status session_resume_choose(session_t *s);
+rt_status session_resume_open(session_t *s, ckpt_reader_t **rd);
+rt_status session_resume_load(session_t *s, ckpt_reader_t *rd);
+rt_status session_resume_agree(session_t *s);
+
+/* session_ckpt.c */
+rt_status session_checkpoint(session_t *s, int64_t done);
+
+/* Broadcast from rank 0 / all-reduce over the session's ranks; no-ops
+ * (RT_OK) for a process alone. */
+rt_status session_bcast(session_t *s, void *buf, size_t count, rt_dtype dt);
+
+#endif

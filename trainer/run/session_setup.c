@@ -1,0 +1,185 @@
+/* session_setup.c - what a session needs before its first step, on every
+ * rank: the datasets (checked against the model), the loader over this
+ * rank's shard (resuming at the checkpoint's sample position), the device,
+ * the replica and its gradient sync, the metrics file; and the supply of
+ * micro-batches to the step. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/check.h"
+#include "trainer/run/eval.h"
+#include "trainer/run/metrics.h"
+#include "trainer/run/session_internal.h"
+
+rt_status session_bcast(session_t *s, void *buf, size_t count, rt_dtype dt)
+{
+    return s->comm && s->world > 1 ? coll_broadcast(s->comm, buf, count, dt, 0) : RT_OK;
+}
+
+static rt_status open_loader(session_t *s)
+{
+    const train_config_t *a = &s->cfg;
+    loader_config_t lc;
+    loader_config_default(&lc);
+    lc.batch = a->batch;
+    lc.rank = s->rank;
+    lc.world = s->world;
+    lc.shuffle = a->shuffle;
+    lc.remainder = SAMPLER_DROP;
+    lc.prefetch = 4;
+    lc.start = (sampler_state_t){.seed = (uint64_t)a->seed, .epoch = 0, .position = 0};
+    if (s->devcfg.kind == RT_DEVICE_CUDA) {  /* pinned: the copies to the device run asynchronously */
+        lc.alloc = device_pinned_alloc;
+        lc.free = device_pinned_free;
+        lc.alloc_ctx = &s->devcfg.ordinal;
+    }
+    if (s->resume_path[0]) {
+        lc.start = (sampler_state_t){.seed = s->sc.data_seed, .epoch = s->sc.data_epoch,
+                                     .position = s->sc.data_position / ((int64_t)a->batch * s->world)};
+        s->micro_in_epoch = lc.start.position;
+    }
+    if (loader_open(&s->loader, s->train_ds, &lc) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "--data");
+    s->loader_spe = loader_steps_per_epoch(s->loader);
+    s->steps_per_epoch = s->loader_spe / a->accum;
+    if (s->steps_per_epoch < 1)
+        return rt_fail(RT_ERR_USAGE, "--batch %d x --accum %d leaves no full step per epoch", a->batch,
+                       a->accum);
+    s->total_steps = a->steps ? a->steps : (int64_t)a->epochs * s->steps_per_epoch;
+    return RT_OK;
+}
+
+static rt_status open_replica(session_t *s)
+{
+    const train_config_t *a = &s->cfg;
+    TRY(device_open(&s->dev, &s->devcfg));
+    replica_config_t rc = {
+        .spec = &s->spec,
+        .dev = s->dev,
+        .max_batch = a->batch,
+        .optim = s->optim,
+        .sched = {.kind = s->sched, .base_lr = a->lr, .warmup = a->warmup, .total = s->total_steps},
+        .grad_clip = a->grad_clip,
+        .accum = a->accum,
+        .skip_nonfinite = a->skip_nonfinite,
+        .eager = a->eager,
+        .compute_dtype = RT_DTYPE_F32,
+    };
+    return replica_create(&s->rep, &rc);
+}
+
+static rt_status setup_inner(session_t *s, ckpt_reader_t **rd)
+{
+    train_config_t *a = &s->cfg;
+    if (s->resume_path[0])
+        TRY(session_resume_open(s, rd));
+    else if (a->batch < 1)
+        return rt_fail(RT_ERR_USAGE, "--batch is required when not resuming from a checkpoint");
+    model_io_t io;
+    s->spec.kind->describe(s->spec.cfg, &io);
+    TRY(eval_dataset_open(a->data, "data", &io, &s->train_ds));
+    if (a->eval)
+        TRY(eval_dataset_open(a->eval, "eval", &io, &s->eval_ds));
+    int64_t n = dataset_info(s->train_ds)->count;
+    int64_t shard = n / s->world;
+    int64_t per_step = (int64_t)a->batch * a->accum;
+    if (shard < per_step)
+        return rt_fail(RT_ERR_USAGE,
+                       "--batch %d x --accum %d = %lld rows per step is larger than a rank's shard "
+                       "of %s (%lld records / %d ranks = %lld)",
+                       a->batch, a->accum, (long long)per_step, a->data, (long long)n, s->world,
+                       (long long)shard);
+    TRY(open_loader(s));
+    if (s->rank == 0 && a->metrics) {
+        s->metrics = metrics_open(a->metrics, s->resume_path[0] ? s->sc.step : -1);
+        if (!s->metrics)
+            return rt_fail(RT_ERR_USAGE, "--metrics %s: %s", a->metrics, strerror(errno));
+    }
+    TRY(open_replica(s));
+    if (s->resume_path[0]) {
+        if (s->micro_in_epoch >= s->steps_per_epoch * a->accum)
+            return rt_fail(RT_ERR_FORMAT, "checkpoint %s: position %lld batches is past the epoch's %lld steps",
+                           s->resume_path, (long long)s->micro_in_epoch, (long long)s->steps_per_epoch);
+        TRY(session_resume_load(s, *rd));
+    }
+    return grad_plan_make(&s->plan, replica_registry(s->rep), a->bucket_mb);
+}
+
+rt_status session_setup(session_t *s)
+{
+    ckpt_reader_t *rd = NULL;
+    rt_status st = setup_inner(s, &rd);
+    ckpt_close(rd);
+    return st;
+}
+
+void session_setup_free(session_t *s)
+{
+    session_release_batch(s);
+    loader_close(s->loader);
+    if (s->eval_open)
+        model_close(&s->eval_model);
+    device_close(s->eval_dev);
+    grad_sync_destroy(s->sync);
+    replica_destroy(s->rep);
+    device_close(s->dev);
+    dataset_close(s->eval_ds);
+    dataset_close(s->train_ds);
+    if (s->metrics)
+        fclose(s->metrics);
+}
+
+void session_release_batch(session_t *s)
+{
+    if (s->holding) {
+        loader_release(s->loader);
+        s->holding = false;
+    }
+}
+
+rt_status session_next_batch(void *ctx, int k, rt_batch_t *batch)
+{
+    session_t *s = ctx;
+    loader_batch_t b;
+    session_release_batch(s);
+    /* Batches past the last whole step of an epoch are skipped, so that every
+     * step's micro-batches come from one epoch (np=1 with accumulation then
+     * sees the same samples per step as np=accum without). */
+    if (s->micro_in_epoch == s->steps_per_epoch * s->cfg.accum) {
+        for (int64_t i = s->micro_in_epoch; i < s->loader_spe; i++) {
+            TRY(loader_acquire(s->loader, &b));
+            loader_release(s->loader);
+        }
+        s->micro_in_epoch = 0;
+    }
+    TRY(loader_acquire(s->loader, &b));
+    s->holding = true;
+    s->micro_in_epoch++;
+    const model_io_t *io = replica_io(s->rep);
+    batch->rows = b.rows;
+    batch->inputs = tensor_2d((void *)b.inputs, RT_DTYPE_F32, b.rows, io->features);
+    batch->targets = tensor_1d((void *)b.labels, RT_DTYPE_I32, b.rows);
+    return RT_OK;
+}
+
+/* Evaluation on the host: the replica's own model where the device is the
+ * CPU; for a GPU, a forward-only CPU model over the host copy of the
+ * parameters (downloaded before each evaluation). */
+rt_status session_eval_model(session_t *s, model_t **out)
+{
+    if (device_is_host(s->dev)) {
+        *out = replica_model(s->rep);
+        return RT_OK;
+    }
+    if (!s->eval_open) {
+        device_config_t cpu = {.kind = RT_DEVICE_CPU};
+        TRY(device_open(&s->eval_dev, &cpu));
+        TRY(model_open(&s->eval_model, &s->spec, replica_registry(s->rep), s->eval_dev,
+                       replica_host_params(s->rep), NULL, s->cfg.batch));
+        s->eval_open = true;
+    }
+    *out = &s->eval_model;
+    return RT_OK;
+}
