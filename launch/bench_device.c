@@ -16,23 +16,22 @@
 
 #include <mpi.h>
 
-#include "collectives/nccl_buffer.h"
 #include "collectives/nccl_comm.h"
 #include "common/check.h"
-#include "common/cuda_probe.h"
-#include "launch/bench_inputs.h"
 #include "launch/bench_device.h"
+#include "launch/bench_inputs.h"
+#include "trainer/ops/device.h"
 
 enum { DV_RING, DV_NCCL, DV_COUNT };
 static const char *const dv_names[DV_COUNT] = {"ring", "nccl"};
 
 rt_status bench_device_check(void)
 {
-    if (!rt_cuda_compiled())
+    if (!device_cuda_compiled())
         return rt_fail(RT_ERR_USAGE, "--backend nccl: this build has no CUDA path (configure with RT_CUDA=ON; "
                                      "ring, mpi and all work without it)");
     int n = 0;
-    TRY(rt_cuda_device_count(&n));
+    TRY(device_count(RT_DEVICE_CUDA, &n));
     if (n == 0) {
         const char *vis = getenv("CUDA_VISIBLE_DEVICES");
         return rt_fail(RT_ERR_CUDA, "--backend nccl: no CUDA device is visible%s%s%s",
@@ -45,9 +44,9 @@ rt_status bench_device_available(coll_comm_t *c, bool *ok, char *why, size_t why
 {
     /* 0: usable; the larger code wins so that every rank reports the same cause */
     int devices = 0, code = 0, worst = 0;
-    if (!rt_cuda_compiled())
+    if (!device_cuda_compiled())
         code = 3;
-    else if (rt_cuda_device_count(&devices) != RT_OK || devices == 0)
+    else if (device_count(RT_DEVICE_CUDA, &devices) != RT_OK || devices == 0)
         code = 2;
     else if (coll_local_size(c) > devices)
         code = 1;
@@ -63,8 +62,9 @@ rt_status bench_device_available(coll_comm_t *c, bool *ok, char *why, size_t why
 
 typedef struct {
     nccl_comm_t *nc;
+    rt_device_t *dev;
     void *stream;
-    nccl_timer_t *timer;
+    device_timer_t *timer;
     void *dx, *dy;  /* device input and output, max_bytes each */
     float *hy;      /* host copy of the output for the check */
     double timeout_s;
@@ -74,14 +74,14 @@ typedef struct {
  * collective timeout; *seconds: this rank's CUDA-event time. */
 static rt_status run_once(dev_ctx_t *d, int b, size_t count, double *seconds)
 {
-    TRY(nccl_timer_start(d->timer, d->stream));
+    TRY(device_timer_start(d->timer));
     if (b == DV_RING)
         TRY(nccl_allreduce_ring(d->nc, d->dx, d->dy, count, RT_DTYPE_F32, COLL_SUM, d->stream));
     else
         TRY(nccl_allreduce_ref(d->nc, d->dx, d->dy, count, RT_DTYPE_F32, COLL_SUM, d->stream));
-    TRY(nccl_timer_stop(d->timer, d->stream));
+    TRY(device_timer_stop(d->timer));
     TRY(nccl_comm_wait(d->nc, d->stream, d->timeout_s));
-    return nccl_timer_elapsed(d->timer, seconds);
+    return device_timer_elapsed(d->timer, seconds);
 }
 
 /* One size: a warm-up call per backend, then iters timed and checked calls
@@ -96,11 +96,11 @@ static rt_status bench_size(dev_ctx_t *d, int n, size_t count, int iters, double
     }
     for (int it = 0; it < iters; it++) {
         for (int b = 0; b < DV_COUNT; b++) {
-            TRY(nccl_buffer_fill(d->dy, 0xff, count * sizeof(float), d->stream)); /* NaN: a skipped write shows */
+            TRY(device_fill(d->dev, d->dy, 0xff, count * sizeof(float))); /* NaN: a skipped write shows */
             CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
             TRY(run_once(d, b, count, &t));
             CHECK_MPI(MPI_Allreduce(&t, &times[b * iters + it], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
-            TRY(nccl_buffer_download(d->hy, d->dy, count * sizeof(float), d->stream));
+            TRY(device_download(d->dev, d->hy, d->dy, count * sizeof(float)));
             size_t local = bench_count_wrong(d->hy, count, n), all = 0;
             CHECK_MPI(MPI_Allreduce(&local, &all, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD));
             wrong[b] += all;
@@ -156,7 +156,7 @@ rt_status bench_device_run(coll_comm_t *c, const bench_device_opts_t *o, size_t 
 {
     *wrong = 0;
     int n = coll_size(c), rank = coll_rank(c), devices = 0;
-    TRY(rt_cuda_device_count(&devices));
+    TRY(device_count(RT_DEVICE_CUDA, &devices));
     if (devices < 1)
         return rt_fail(RT_ERR_CUDA, "rank %d: no CUDA device is visible", rank);
     int device = coll_local_rank(c) % devices;
@@ -170,13 +170,15 @@ rt_status bench_device_run(coll_comm_t *c, const bench_device_opts_t *o, size_t 
         st = rt_fail(RT_ERR_NOMEM, "rank %d: bench: cannot allocate 2 x %zu host bytes", rank, max_bytes);
         goto out;
     }
+    device_config_t dc = {.kind = RT_DEVICE_CUDA, .ordinal = device};
     TRY_GOTO(st, nccl_comm_create(&d.nc, MPI_COMM_WORLD, device), out);
-    TRY_GOTO(st, nccl_stream_create(&d.stream, device), out);
-    TRY_GOTO(st, nccl_timer_create(&d.timer), out);
-    TRY_GOTO(st, nccl_buffer_alloc(&d.dx, max_bytes), out);
-    TRY_GOTO(st, nccl_buffer_alloc(&d.dy, max_bytes), out);
+    TRY_GOTO(st, device_open(&d.dev, &dc), out);
+    d.stream = device_stream(d.dev);
+    TRY_GOTO(st, device_timer_create(d.dev, &d.timer), out);
+    TRY_GOTO(st, device_alloc(d.dev, &d.dx, max_bytes, "bench input"), out);
+    TRY_GOTO(st, device_alloc(d.dev, &d.dy, max_bytes, "bench output"), out);
     bench_fill_input(hx, max_count, rank);
-    TRY_GOTO(st, nccl_buffer_upload(d.dx, hx, max_bytes, d.stream), out);
+    TRY_GOTO(st, device_upload(d.dev, d.dx, hx, max_bytes), out);
     if (rank == 0 && !o->json) {
         print_header(n, o->iters, device, coll_local_rank(c), devices);
         fflush(stdout);
@@ -200,11 +202,13 @@ out:
          * are left to process exit: cudaFree synchronizes the device, and
          * work stuck behind a dead peer must not hang this rank's exit. */
         nccl_comm_abort(d.nc);
+    } else if (d.dev) {
+        device_free(d.dev, d.dx);
+        device_free(d.dev, d.dy);
+        device_timer_destroy(d.timer);
+        device_close(d.dev);
+        nccl_comm_destroy(d.nc);
     } else {
-        nccl_buffer_free(d.dx);
-        nccl_buffer_free(d.dy);
-        nccl_timer_destroy(d.timer);
-        nccl_stream_destroy(d.stream);
         nccl_comm_destroy(d.nc);
     }
     free(hx);

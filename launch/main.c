@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/cuda_probe.h"
+#include "trainer/ops/device.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "launch/commands.h"
@@ -51,7 +51,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(name, "version") || !strcmp(name, "--version")) {
-        printf("ringtrain 0.1.0 (cuda %s)\n", rt_cuda_compiled() ? "on" : "off");
+        printf("ringtrain 0.1.0 (cuda %s)\n", device_cuda_compiled() ? "on" : "off");
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

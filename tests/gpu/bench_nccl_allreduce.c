@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "collectives/nccl_comm.h"
-#include "common/cuda_probe.h"
+#include "trainer/ops/device.h"
 #include "common/status.h"
 
 #define BCUDA(call) \
@@ -84,7 +84,7 @@ int main(int argc, char **argv)
         return 2;
     }
     int devices = 0;
-    if (rt_cuda_device_count(&devices) != RT_OK || devices == 0) {
+    if (device_count(RT_DEVICE_CUDA, &devices) != RT_OK || devices == 0) {
         if (rank == 0)
             printf("SKIP: no CUDA device\n");
         MPI_Finalize();

@@ -31,7 +31,7 @@
 #include <time.h>
 
 #include "collectives/nccl_comm.h"
-#include "common/cuda_probe.h"
+#include "trainer/ops/device.h"
 #include "common/dtype.h"
 #include "common/status.h"
 #include "test_util.h"
@@ -247,7 +247,7 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &world_size);
 
     int devices = 0;
-    if (rt_cuda_device_count(&devices) != RT_OK)
+    if (device_count(RT_DEVICE_CUDA, &devices) != RT_OK)
         devices = 0;
     if (devices == 0) {
         if (world_rank == 0)
