@@ -1,6 +1,7 @@
 /* bench_gpu_train.c - benchmark, not a test: samples/s of the GPU training
- * step (trainer/train_cuda.h) of an MLP, for bench/gpu_train_vs_torch.sh to
- * set against PyTorch on the same GPU.
+ * step of an MLP (replica_step of trainer/run/replica.h on the CUDA device,
+ * the call the session makes for each step), for bench/gpu_train_vs_torch.sh
+ * to set against PyTorch on the same GPU.
  *
  *   bench_gpu_train [--sizes 784,1024,1024,10] [--batch 512] [--optimizer adamw|sgd]
  *                   [--iters 200] [--eager] [--tf32]
@@ -18,13 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/cuda_probe.h"
 #include "common/status.h"
 #include "common/timer.h"
-#include "trainer/mlp.h"
-#include "trainer/optim.h"
-#include "trainer/train_cuda.h"
-#include "trainer/train_step.h"
+#include "trainer/model/model.h"
+#include "trainer/ops/device.h"
+#include "trainer/run/replica.h"
 
 #define TST(call) \
     do { rt_status s_ = (call); if (s_ != RT_OK) { \
@@ -34,14 +33,16 @@
 typedef struct {
     const float *x;
     const int32_t *y;
-    int B;
+    int B, in;
 } fixed_batch_t;
 
-static rt_status batch_fixed(void *ctx, int k, const float **x, const int32_t **y, int *B)
+static rt_status batch_fixed(void *ctx, int k, rt_batch_t *b)
 {
     (void)k;
     fixed_batch_t *f = ctx;
-    *x = f->x, *y = f->y, *B = f->B;
+    b->rows = f->B;
+    b->inputs = tensor_2d((void *)f->x, RT_DTYPE_F32, f->B, f->in);
+    b->targets = tensor_1d((void *)f->y, RT_DTYPE_I32, f->B);
     return RT_OK;
 }
 
@@ -67,32 +68,37 @@ int main(int argc, char **argv)
                                "[--iters N] [--eager] [--tf32]\n", argv[0]); return 2; }
     }
     int devices = 0;
-    if (rt_cuda_device_count(&devices) != RT_OK || devices == 0) {
+    if (device_count(RT_DEVICE_CUDA, &devices) != RT_OK || devices == 0) {
         printf("SKIP: no CUDA device\n");
         return 77;
     }
     if (batch < 1 || iters < 1) { fprintf(stderr, "bad --batch or --iters\n"); return 2; }
     char spec_text[256];
     snprintf(spec_text, sizeof spec_text, "mlp:%s", sizes);
-    mlp_spec_t spec;
+    model_spec_t spec;
     optim_kind kind;
-    TST(mlp_spec_parse(spec_text, &spec));
+    TST(model_spec_parse(spec_text, &spec));
     TST(optim_kind_parse(optname, &kind));
-    mlp_t m;
-    optimizer_t o;
-    TST(mlp_create(&m, &spec, batch));
-    mlp_init_params(&m, 1);
+    model_io_t io;
+    spec.kind->describe(spec.cfg, &io);
     optim_config_t oc = optim_config_default(kind);
     if (kind == OPTIM_SGD)
         oc.momentum = 0.9f;
-    TST(optimizer_create(&o, &oc, m.params.total));
-    train_step_t t;
-    train_step_init(&t, &m, &o);
-    t.sched = (schedule_t){.kind = SCHED_CONSTANT, .base_lr = kind == OPTIM_SGD ? 1e-2 : 1e-3};
+    rt_device_t *dev = NULL;
+    device_config_t dc = {.kind = RT_DEVICE_CUDA, .ordinal = 0, .tf32 = tf32};
+    TST(device_open(&dev, &dc));
+    replica_config_t rc = {
+        .spec = &spec, .dev = dev, .max_batch = batch, .optim = oc,
+        .sched = {.kind = SCHED_CONSTANT, .base_lr = kind == OPTIM_SGD ? 1e-2 : 1e-3},
+        .accum = 1, .eager = eager, .compute_dtype = RT_DTYPE_F32};
+    replica_t *g = NULL;
+    TST(replica_create(&g, &rc));
+    replica_init_params(g, 1);
+    TST(replica_upload(g, 0, 0));
 
-    const int in = spec.sizes[0], classes = spec.sizes[spec.nlayers];
-    float *x = gpu_train_host_alloc(sizeof(float) * (size_t)batch * in, NULL);
-    int32_t *y = gpu_train_host_alloc(sizeof(int32_t) * (size_t)batch, NULL);
+    const int in = (int)io.features, classes = io.classes;
+    float *x = device_pinned_alloc(sizeof(float) * (size_t)batch * in, NULL);
+    int32_t *y = device_pinned_alloc(sizeof(int32_t) * (size_t)batch, NULL);
     if (!x || !y) { fprintf(stderr, "FATAL cudaHostAlloc failed\n"); return 1; }
     uint64_t r = 12345;
     for (size_t i = 0; i < (size_t)batch * in; i++) {
@@ -101,22 +107,18 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < batch; i++)
         y[i] = (int32_t)(i * 7 % classes);
-    fixed_batch_t fb = {x, y, batch};
+    fixed_batch_t fb = {x, y, batch, in};
 
-    gpu_train_t *g = NULL;
-    gpu_train_config_t cfg = {.device = 0, .tf32 = tf32, .eager = eager};
-    TST(gpu_train_create(&g, &m, &o, &cfg));
-    TST(gpu_train_upload(g, &m, &o));
-    gpu_step_result_t res;
+    step_result_t res;
     for (int i = 0; i < 30; i++)  /* warm-up: cuBLAS heuristics, graph capture */
-        TST(gpu_train_step(g, &t, batch_fixed, &fb, i == 29, &res));
+        TST(replica_step(g, batch_fixed, &fb, i == 29, &res));
 
     enum { REPEATS = 7 };
     double blocks[REPEATS];
     for (int rep = 0; rep < REPEATS; rep++) {
         double t0 = rt_now();
         for (int i = 0; i < iters; i++)
-            TST(gpu_train_step(g, &t, batch_fixed, &fb, i == iters - 1, &res));
+            TST(replica_step(g, batch_fixed, &fb, i == iters - 1, &res));
         blocks[rep] = (rt_now() - t0) / iters;
     }
     qsort(blocks, REPEATS, sizeof blocks[0], cmp_double);
@@ -128,15 +130,18 @@ int main(int argc, char **argv)
     if (!per) { fprintf(stderr, "FATAL out of memory\n"); return 1; }
     for (int i = 0; i < nsync; i++) {
         double t0 = rt_now();
-        TST(gpu_train_step(g, &t, batch_fixed, &fb, true, &res));
+        TST(replica_step(g, batch_fixed, &fb, true, &res));
         per[i] = rt_now() - t0;
     }
     qsort(per, (size_t)nsync, sizeof per[0], cmp_double);
     double synced = per[nsync / 2];
+    /* 6 flops per weight and row: forward, and the two products of backward */
     double flops = 0;
-    for (int l = 0; l < spec.nlayers; l++)
-        flops += 6.0 * batch * spec.sizes[l] * spec.sizes[l + 1];
-    const char *mode = gpu_train_mode(g);
+    const param_registry_t *reg = replica_registry(g);
+    for (int i = 0; i < reg->count; i++)
+        if (reg->entries[i].ndim == 2)
+            flops += 6.0 * batch * (double)reg->entries[i].numel;
+    const char *mode = replica_mode(g);
     printf("ours mlp:%s batch %d %s %s%s: pipelined %.4f ms/step = %.0f samples/s (%.1f TFLOP/s); "
            "synced %.4f ms/step = %.0f samples/s; loss %.4f\n",
            sizes, batch, optname, mode, tf32 ? " tf32" : " fp32", piped * 1e3, batch / piped,
@@ -147,10 +152,10 @@ int main(int argc, char **argv)
            sizes, batch, optname, mode, tf32 ? "true" : "false", piped * 1e3, batch / piped,
            synced * 1e3, batch / synced);
     free(per);
-    gpu_train_destroy(g);
-    gpu_train_host_free(x, NULL);
-    gpu_train_host_free(y, NULL);
-    optimizer_free(&o);
-    mlp_free(&m);
+    replica_destroy(g);
+    device_close(dev);
+    device_pinned_free(x, NULL);
+    device_pinned_free(y, NULL);
+    model_spec_free(&spec);
     return 0;
 }

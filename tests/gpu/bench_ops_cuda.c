@@ -10,9 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common/cuda_probe.h"
 #include "common/status.h"
-#include "trainer/op_cuda.h"
+#include "trainer/ops/device.h"
+#include "trainer/ops/op_cuda.h"
+#include "trainer/ops/update_math.h"
 
 #define BCUDA(call) \
     do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
@@ -32,6 +33,7 @@ typedef struct {
     float *a, *b, *c, *d;
     int32_t *labels;
     double *acc;
+    optim_scalars_t *scalars;  /* device */
     int B, C, OC, V;
     int64_t n;
     int64_t step;
@@ -54,8 +56,8 @@ static void run(kind_t k, bench_args *x)
         BST(softmax_xent_forward_cuda(x->c, x->b, x->a, x->labels, x->B, x->V, x->ctx));
         break;
     case K_ADAMW:
-        BST(adamw_step_cuda(x->a, x->b, x->c, x->d, x->n, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f,
-                            ++x->step, x->ctx));
+        BST(adamw_update_cuda(x->a, x->b, x->c, x->d, x->n, 0.9f, 0.999f, 1e-8f, 0.01f,
+                              x->scalars, x->ctx));
         break;
     case K_SUMSQ:
         BST(sum_squares_cuda(x->acc, x->a, x->n, x->ctx));
@@ -112,7 +114,7 @@ static float *dev_random(int64_t n, float lo, float hi, uint32_t seed)
 int main(void)
 {
     int devices = 0;
-    BST(rt_cuda_device_count(&devices));
+    BST(device_count(RT_DEVICE_CUDA, &devices));
     if (devices == 0) {
         printf("SKIP: no CUDA device\n");
         return 77;
@@ -154,10 +156,18 @@ int main(void)
     x.b = dev_random(x.n, -0.1f, 0.1f, 3);
     x.c = dev_random(x.n, 0, 0.01f, 4);
     x.d = dev_random(x.n, -1, 1, 5);
+    {
+        optim_scalars_t sc = {.coef = 1.0f};
+        update_adamw_scalars(&sc, 1e-4f, 0.9f, 0.999f, 10);
+        BCUDA(cudaMalloc((void **)&x.scalars, sizeof sc));
+        BCUDA(cudaMemcpy(x.scalars, &sc, sizeof sc, cudaMemcpyHostToDevice));
+        BCUDA(cudaDeviceSynchronize());
+    }
     t = time_ms(K_ADAMW, &x);
-    printf("%-30s %12.1f %12.1f %12s\n", "adamw_step 64M", t * 1e3,
+    printf("%-30s %12.1f %12.1f %12s\n", "adamw_update 64M", t * 1e3,
            7.0 * x.n * 4 / (t * 1e-3) / 1e9, "-");
     BCUDA(cudaFree(x.a)); BCUDA(cudaFree(x.b)); BCUDA(cudaFree(x.c)); BCUDA(cudaFree(x.d));
+    BCUDA(cudaFree(x.scalars));
 
     /* softmax cross-entropy, GPT-2-sized vocabulary: logits read, probs written */
     x.B = 4096;

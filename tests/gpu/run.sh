@@ -9,8 +9,8 @@
 #
 # usage, from the repository root:  bash tests/gpu/run.sh
 # Expects CUDA at /usr/local/cuda, Open MPI, NCCL, HDF5, OpenBLAS and cmake;
-# protobuf-c from .device-debs/ when the machine lacks it (see
-# ../shared/device/fetch-debs.sh). Exit code: 0 when every gpu test passed
+# protobuf-c from .device-debs/ (its use-debs.sh) when the machine lacks
+# it. Exit code: 0 when every gpu test passed
 # or was skipped, 1 otherwise.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

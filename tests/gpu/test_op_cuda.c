@@ -1,6 +1,10 @@
-/* test_op_cuda.c - every CUDA op (op_cuda.h) against the CPU oracle (op.h) on
- * fresh random inputs, at sizes that are and are not multiples of the block
- * sizes. Forward outputs are poisoned with NaN before each run, so an element
+/* test_op_cuda.c - every CUDA op (trainer/ops/op_cuda.h) against its CPU
+ * oracle (op_cpu.h) on fresh random inputs, at sizes that are and are not
+ * multiples of the block sizes: the ops the training step uses, including
+ * the two-pass bias gradient, the fused updates with a clip factor and a
+ * skip flag read from device memory, and the step-state ops (compared with
+ * the CPU device's table field by field); then the CUDA device's op table
+ * itself (views checked, a mismatch refused, the kernel run). Forward outputs are poisoned with NaN before each run, so an element
  * the kernel does not write fails; backward gradients are pre-filled with the
  * same random values on both sides, so accumulation (+=) is checked.
  *
@@ -24,11 +28,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/cuda_probe.h"
 #include "common/status.h"
 #include "test_util.h"
-#include "trainer/op.h"
-#include "trainer/op_cuda.h"
+#include "trainer/ops/device.h"
+#include "trainer/ops/op_cpu.h"
+#include "trainer/ops/op_cuda.h"
+#include "trainer/ops/update_math.h"
 
 #define TCUDA(call) \
     do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
@@ -324,10 +329,19 @@ static void check_sum_squares(rt_cuda_ctx_t *ctx, int64_t n)
 
 enum { OPT_STEPS = 5 };
 
-static void check_adamw(rt_cuda_ctx_t *ctx, int64_t n, float wd)
+/* The scalars of update t as a step would have them, with a clip factor. */
+static optim_scalars_t *dev_scalars(const optim_scalars_t *h)
 {
-    char what[64];
-    snprintf(what, sizeof what, "N=%lld wd=%g %d steps", (long long)n, wd, OPT_STEPS);
+    optim_scalars_t *d = dev_alloc(sizeof *d);
+    TCUDA(cudaMemcpy(d, h, sizeof *h, cudaMemcpyHostToDevice));
+    TCUDA(cudaDeviceSynchronize());
+    return d;
+}
+
+static void check_adamw(rt_cuda_ctx_t *ctx, int64_t n, float wd, float coef)
+{
+    char what[96];
+    snprintf(what, sizeof what, "N=%lld wd=%g coef=%g %d steps", (long long)n, wd, coef, OPT_STEPS);
     float *p = host_random(n, -1, 1), *m = host_random(n, -0.1f, 0.1f), *v = host_random(n, 0, 0.01f);
     float *d_p = dev_upload(p, n), *d_m = dev_upload(m, n), *d_v = dev_upload(v, n);
     float *d_g = dev_alloc((size_t)n * sizeof(float));
@@ -335,24 +349,29 @@ static void check_adamw(rt_cuda_ctx_t *ctx, int64_t n, float wd)
         float *g = host_random(n, -1, 1);
         TCUDA(cudaMemcpy(d_g, g, (size_t)n * sizeof *g, cudaMemcpyHostToDevice));
         TCUDA(cudaDeviceSynchronize());
-        adamw_step_cpu(p, m, v, g, n, 1e-3f, 0.9f, 0.999f, 1e-8f, wd, t);
-        TST(adamw_step_cuda(d_p, d_m, d_v, d_g, n, 1e-3f, 0.9f, 0.999f, 1e-8f, wd, t, ctx));
+        optim_scalars_t sc = {.coef = coef};
+        update_adamw_scalars(&sc, 1e-3f, 0.9f, 0.999f, t);
+        optim_scalars_t *d_sc = dev_scalars(&sc);
+        adamw_update_cpu(p, m, v, g, n, 0.9f, 0.999f, 1e-8f, wd, &sc);
+        TST(adamw_update_cuda(d_p, d_m, d_v, d_g, n, 0.9f, 0.999f, 1e-8f, wd, d_sc, ctx));
         TST(cuda_ctx_sync(ctx)); /* g is reused by the next step's upload */
+        cudaFree(d_sc);
         free(g);
     }
     float *g_p = dev_download(d_p, n, ctx), *g_m = dev_download(d_m, n, ctx);
     float *g_v = dev_download(d_v, n, ctx);
-    compare("adamw_step.param", what, g_p, p, n, 1e-6, 1e-5);
-    compare("adamw_step.m", what, g_m, m, n, 1e-7, 1e-5);
-    compare("adamw_step.v", what, g_v, v, n, 1e-9, 1e-5);
+    compare("adamw_update.param", what, g_p, p, n, 1e-6, 1e-5);
+    compare("adamw_update.m", what, g_m, m, n, 1e-7, 1e-5);
+    compare("adamw_update.v", what, g_v, v, n, 1e-9, 1e-5);
     free(p); free(m); free(v); free(g_p); free(g_m); free(g_v);
     cudaFree(d_p); cudaFree(d_m); cudaFree(d_v); cudaFree(d_g);
 }
 
-static void check_sgd(rt_cuda_ctx_t *ctx, int64_t n, float momentum, float wd)
+static void check_sgd(rt_cuda_ctx_t *ctx, int64_t n, float momentum, float wd, float coef)
 {
-    char what[64];
-    snprintf(what, sizeof what, "N=%lld mom=%g wd=%g %d steps", (long long)n, momentum, wd, OPT_STEPS);
+    char what[96];
+    snprintf(what, sizeof what, "N=%lld mom=%g wd=%g coef=%g %d steps", (long long)n, momentum, wd,
+             coef, OPT_STEPS);
     float *p = host_random(n, -1, 1);
     float *buf = calloc((size_t)(n ? n : 1), sizeof *buf); /* starts at zero, as documented */
     float *d_p = dev_upload(p, n), *d_buf = NULL;
@@ -362,25 +381,160 @@ static void check_sgd(rt_cuda_ctx_t *ctx, int64_t n, float momentum, float wd)
         TCUDA(cudaDeviceSynchronize());
     }
     float *d_g = dev_alloc((size_t)n * sizeof(float));
+    optim_scalars_t sc = {.lr = 0.05f, .coef = coef};
+    optim_scalars_t *d_sc = dev_scalars(&sc);
     for (int t = 1; t <= OPT_STEPS; t++) {
         float *g = host_random(n, -1, 1);
         TCUDA(cudaMemcpy(d_g, g, (size_t)n * sizeof *g, cudaMemcpyHostToDevice));
         TCUDA(cudaDeviceSynchronize());
-        sgd_step_cpu(p, momentum != 0.0f ? buf : NULL, g, n, 0.05f, momentum, wd);
-        TST(sgd_step_cuda(d_p, d_buf, d_g, n, 0.05f, momentum, wd, ctx));
+        sgd_update_cpu(p, momentum != 0.0f ? buf : NULL, g, n, momentum, wd, &sc);
+        TST(sgd_update_cuda(d_p, d_buf, d_g, n, momentum, wd, d_sc, ctx));
         TST(cuda_ctx_sync(ctx));
         free(g);
     }
     float *g_p = dev_download(d_p, n, ctx);
-    compare("sgd_step.param", what, g_p, p, n, 1e-6, 1e-5);
+    compare("sgd_update.param", what, g_p, p, n, 1e-6, 1e-5);
     if (d_buf) {
         float *g_buf = dev_download(d_buf, n, ctx);
-        compare("sgd_step.momentum_buf", what, g_buf, buf, n, 1e-6, 1e-5);
+        compare("sgd_update.momentum_buf", what, g_buf, buf, n, 1e-6, 1e-5);
         free(g_buf);
         cudaFree(d_buf);
     }
     free(p); free(buf); free(g_p);
-    cudaFree(d_p); cudaFree(d_g);
+    cudaFree(d_p); cudaFree(d_g); cudaFree(d_sc);
+}
+
+/* A step flagged skip leaves parameters and moments exactly as they were. */
+static void check_update_skip(rt_cuda_ctx_t *ctx, int64_t n)
+{
+    float *p = host_random(n, -1, 1), *m = host_random(n, -1, 1), *v = host_random(n, 0, 1);
+    float *g = host_random(n, -1, 1);
+    float *d_p = dev_upload(p, n), *d_m = dev_upload(m, n), *d_v = dev_upload(v, n);
+    float *d_g = dev_upload(g, n);
+    optim_scalars_t sc = {.coef = 1.0f, .skip = 1};
+    update_adamw_scalars(&sc, 1e-2f, 0.9f, 0.999f, 3);
+    optim_scalars_t *d_sc = dev_scalars(&sc);
+    TST(adamw_update_cuda(d_p, d_m, d_v, d_g, n, 0.9f, 0.999f, 1e-8f, 0.1f, d_sc, ctx));
+    TST(sgd_update_cuda(d_p, d_m, d_g, n, 0.9f, 0.1f, d_sc, ctx));
+    float *g_p = dev_download(d_p, n, ctx), *g_m = dev_download(d_m, n, ctx);
+    compare("update.skip", "param unchanged", g_p, p, n, 0, 0);
+    compare("update.skip", "moment unchanged", g_m, m, n, 0, 0);
+    free(p); free(m); free(v); free(g); free(g_p); free(g_m);
+    cudaFree(d_p); cudaFree(d_m); cudaFree(d_v); cudaFree(d_g); cudaFree(d_sc);
+}
+
+/* The step-state ops: the same sequence on the CPU device's table (host
+ * state) and on the CUDA kernels (device state), every field compared. */
+/* Both NaN, or within rtol. */
+static int same_value(double got, double want, double rtol)
+{
+    return isnan(want) ? isnan(got) : test_close(got, want, 0, rtol);
+}
+
+static void compare_state(const char *what, const step_state_t *g, const step_state_t *c)
+{
+    int ok = same_value(g->step_loss, c->step_loss, 1e-12) &&
+             test_close(g->sumsq, c->sumsq, 0, 1e-9) && g->step_index == c->step_index &&
+             same_value(g->loss_f, c->loss_f, 0) && g->opt.lr == c->opt.lr &&
+             test_close(g->opt.coef, c->opt.coef, 0, 1e-6) &&
+             test_close(g->opt.neg_step, c->opt.neg_step, 0, 1e-7) &&
+             test_close(g->opt.bc2_sqrt, c->opt.bc2_sqrt, 0, 1e-7) && g->opt.skip == c->opt.skip &&
+             same_value(g->loss_acc, c->loss_acc, 1e-12) &&
+             same_value(g->first_bad_loss, c->first_bad_loss, 1e-12) &&
+             g->loss_steps == c->loss_steps && g->t == c->t && g->nonfinite == c->nonfinite &&
+             g->first_nonfinite == c->first_nonfinite;
+    printf("op %-22s %-50s %s\n", "step_state", what, ok ? "ok" : "FAIL");
+    EXPECT(ok, "step state %s: gpu loss %.17g t %lld skip %d coef %g; cpu loss %.17g t %lld skip %d "
+           "coef %g", what, g->step_loss, g->t, g->opt.skip, g->opt.coef, c->step_loss, c->t,
+           c->opt.skip, c->opt.coef);
+}
+
+static void check_step_state(rt_cuda_ctx_t *ctx)
+{
+    rt_device_t *cpu = NULL;
+    device_config_t dc = {.kind = RT_DEVICE_CPU};
+    TST(device_open(&cpu, &dc));
+    step_state_t h, got, *d = dev_alloc(sizeof *d);
+    memset(&h, 0, sizeof h);
+    h.first_nonfinite = -1;
+    TCUDA(cudaMemcpy(d, &h, sizeof h, cudaMemcpyHostToDevice));
+    TCUDA(cudaDeviceSynchronize());
+    const int sizes[3] = {1, 300, 4099};
+    for (int k = 0; k < 4; k++) {
+        int n = sizes[k % 3];
+        float *losses = host_random(n, 0, 5);
+        if (k == 3)
+            losses[n / 2] = NAN; /* the non-finite step: counted, never applied */
+        float *d_losses = dev_upload(losses, n);
+        rt_tensor_t lt = tensor_1d(losses, RT_DTYPE_F32, n);
+        const float lr = 1e-3f * (float)(k + 1);
+        const double clip = k == 1 ? 0.5 : 0.0;
+        TST(cpu->ops->step_begin(&h, lr, k, cpu));
+        TST(step_begin_cuda(d, lr, k, ctx));
+        TST(cpu->ops->step_add_loss(&h, &lt, 3.0 * n, cpu));
+        TST(step_add_loss_cuda(d, d_losses, n, 3.0 * n, ctx));
+        TST(cpu->ops->step_loss_float(&h, 1, cpu));
+        TST(step_loss_float_cuda(d, 1, ctx));
+        TST(cpu->ops->step_loss_float(&h, 0, cpu));
+        TST(step_loss_float_cuda(d, 0, ctx));
+        float *g = host_random(n, -1, 1), *d_g = dev_upload(g, n);
+        rt_tensor_t gt = tensor_1d(g, RT_DTYPE_F32, n);
+        TST(cpu->ops->sum_squares(&h.sumsq, &gt, cpu));
+        TST(sum_squares_cuda(&d->sumsq, d_g, n, ctx));
+        TST(cpu->ops->step_finalize(&h, clip, 1, 0.9f, 0.999f, cpu));
+        TST(step_finalize_cuda(d, clip, 1, 0.9f, 0.999f, ctx));
+        TST(cuda_ctx_sync(ctx));
+        TCUDA(cudaMemcpy(&got, d, sizeof got, cudaMemcpyDeviceToHost));
+        char what[64];
+        snprintf(what, sizeof what, "step %d: n=%d clip=%g%s", k, n, clip, k == 3 ? " non-finite" : "");
+        compare_state(what, &got, &h);
+        free(losses); free(g);
+        cudaFree(d_losses); cudaFree(d_g);
+    }
+    TST(cpu->ops->step_reset_results(&h, cpu));
+    TST(step_reset_results_cuda(d, ctx));
+    TST(cuda_ctx_sync(ctx));
+    TCUDA(cudaMemcpy(&got, d, sizeof got, cudaMemcpyDeviceToHost));
+    compare_state("results reset", &got, &h);
+    EXPECT(h.t == 3 && h.nonfinite == 1 && h.first_nonfinite == -1 && h.loss_steps == 0,
+           "cpu state after the sequence: t %lld nonfinite %lld", h.t, h.nonfinite);
+    cudaFree(d);
+    device_close(cpu);
+}
+
+/* The CUDA device's table: views checked before the kernel (a mismatch is
+ * refused naming the op), and the kernel run on the device's stream. */
+static void check_table(void)
+{
+    rt_device_t *dev = NULL;
+    device_config_t dc = {.kind = RT_DEVICE_CUDA, .ordinal = 0};
+    TST(device_open(&dev, &dc));
+    enum { B = 33, C = 70, OC = 9 };
+    float *inp = host_random(B * C, -1, 1), *w = host_random(OC * C, -1, 1), *b = host_random(OC, -1, 1);
+    float out[B * OC], got[B * OC];
+    linear_forward_cpu(out, inp, w, b, B, C, OC);
+    void *d_inp, *d_w, *d_b, *d_out;
+    TST(device_alloc(dev, &d_inp, sizeof(float) * B * C, "inp"));
+    TST(device_alloc(dev, &d_w, sizeof(float) * OC * C, "w"));
+    TST(device_alloc(dev, &d_b, sizeof(float) * OC, "b"));
+    TST(device_alloc(dev, &d_out, sizeof(float) * B * OC, "out"));
+    TST(device_upload(dev, d_inp, inp, sizeof(float) * B * C));
+    TST(device_upload(dev, d_w, w, sizeof(float) * OC * C));
+    TST(device_upload(dev, d_b, b, sizeof(float) * OC));
+    rt_tensor_t ti = tensor_2d(d_inp, RT_DTYPE_F32, B, C), tw = tensor_2d(d_w, RT_DTYPE_F32, OC, C);
+    rt_tensor_t tb = tensor_1d(d_b, RT_DTYPE_F32, OC), to = tensor_2d(d_out, RT_DTYPE_F32, B, OC);
+    TST(dev->ops->linear_forward(&to, &ti, &tw, &tb, dev));
+    TST(device_download(dev, got, d_out, sizeof got));
+    compare("table.linear_forward", "B=33 C=70 OC=9", got, out, B * OC, 1e-5 * sqrt((double)C), 1e-5);
+    rt_tensor_t wrong = tensor_2d(d_out, RT_DTYPE_F32, B, OC + 1);
+    rt_status st = dev->ops->linear_forward(&wrong, &ti, &tw, &tb, dev);
+    printf("op %-22s %-50s %s\n", "table.check", "out [33, 10] for OC 9 refused",
+           st == RT_ERR_INVALID ? "ok" : "FAIL");
+    EXPECT(st == RT_ERR_INVALID && strstr(rt_last_error(), "linear_forward"), "mismatch: %s",
+           rt_last_error());
+    device_free(dev, d_inp); device_free(dev, d_w); device_free(dev, d_b); device_free(dev, d_out);
+    device_close(dev);
+    free(inp); free(w); free(b);
 }
 
 /* Controls of the harness itself: an output the op never writes must fail
@@ -417,9 +571,9 @@ static void check_controls(rt_cuda_ctx_t *ctx)
 int main(void)
 {
     int devices = 0;
-    TST(rt_cuda_device_count(&devices));
+    TST(device_count(RT_DEVICE_CUDA, &devices));
     if (devices == 0) {
-        printf("SKIP: no CUDA device (compiled with CUDA: %s)\n", rt_cuda_compiled() ? "yes" : "no");
+        printf("SKIP: no CUDA device (compiled with CUDA: %s)\n", device_cuda_compiled() ? "yes" : "no");
         return 77;
     }
     const char *seed_env = getenv("RT_TEST_SEED");
@@ -442,6 +596,8 @@ int main(void)
         check_linear(ctx, 512, 1024, 10, 1, 0);
     if (full)
         check_linear(ctx, 1000, 300, 517, 1, 1);
+    if (full)
+        check_linear(ctx, 4096, 1024, 1024, 1, 1); /* 64 row chunks of the bias gradient */
 
     check_relu(ctx, 1);
     check_relu(ctx, 1000);
@@ -466,14 +622,17 @@ int main(void)
     if (full)
         check_sum_squares(ctx, (1 << 22) + 1);
 
-    check_adamw(ctx, 1, 0.0f);
+    check_adamw(ctx, 1, 0.0f, 1.0f);
     if (full)
-        check_adamw(ctx, 1000003, 0.01f);
+        check_adamw(ctx, 1000003, 0.01f, 1.0f);
     if (full)
-        check_sgd(ctx, 1000003, 0.9f, 1e-4f);
-    check_sgd(ctx, 4097, 0.0f, 0.0f);
-    check_adamw(ctx, 4099, 0.01f);
-    check_sgd(ctx, 4099, 0.9f, 1e-4f);
+        check_sgd(ctx, 1000003, 0.9f, 1e-4f, 1.0f);
+    check_sgd(ctx, 4097, 0.0f, 0.0f, 1.0f);
+    check_adamw(ctx, 4099, 0.01f, 0.37f);
+    check_sgd(ctx, 4099, 0.9f, 1e-4f, 0.37f);
+    check_update_skip(ctx, 4099);
+    check_step_state(ctx);
+    check_table();
 
     cuda_ctx_destroy(ctx);
     return TEST_EXIT();

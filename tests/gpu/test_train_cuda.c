@@ -1,6 +1,7 @@
-/* test_train_cuda.c - the GPU training step (trainer/train_cuda.h) against
- * the CPU step (trainer/train_step.h, the oracle) from the same initial
- * weights and the same batches, 20 steps:
+/* test_train_cuda.c - the training step of a replica on the GPU
+ * (trainer/run/replica.h on the CUDA device) against the same step on the
+ * CPU device (the oracle) from the same initial weights and the same
+ * batches, 20 steps:
  *   sgd:   SGD momentum 0.9, weight decay 1e-4, warmup 5, clip 0.1
  *   adamw: AdamW wd 0.01, warmup 5 then cosine, clip 0.3
  *   accum: AdamW with 2 micro-batches per step (eager path)
@@ -33,14 +34,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/cuda_probe.h"
 #include "common/status.h"
 #include "test_util.h"
 
-#include "trainer/mlp.h"
-#include "trainer/optim.h"
-#include "trainer/train_cuda.h"
-#include "trainer/train_step.h"
+#include "trainer/model/model.h"
+#include "trainer/ops/device.h"
+#include "trainer/run/replica.h"
 
 #define TST(call) \
     do { rt_status s_ = (call); if (s_ != RT_OK) { \
@@ -100,7 +99,7 @@ static void batches_make(batches_t *b, int B, int in, int classes, int nbatch)
     free(teacher);
 }
 
-static rt_status batch_next(void *ctx, int k, const float **x, const int32_t **y, int *B)
+static rt_status batch_next(void *ctx, int k, rt_batch_t *batch)
 {
     (void)k;
     batches_t *b = ctx;
@@ -114,7 +113,9 @@ static rt_status batch_next(void *ctx, int k, const float **x, const int32_t **y
         memcpy(b->stage_y, by, sizeof(int32_t) * (size_t)b->B);
         bx = b->stage_x, by = b->stage_y;
     }
-    *x = bx, *y = by, *B = b->B;
+    batch->rows = b->B;
+    batch->inputs = tensor_2d((void *)bx, RT_DTYPE_F32, b->B, b->in);
+    batch->targets = tensor_1d((void *)by, RT_DTYPE_I32, b->B);
     return RT_OK;
 }
 
@@ -139,78 +140,66 @@ typedef struct {
     rt_status last_status;
 } run_t;
 
-static void setup_step(train_step_t *t, const case_t *c, mlp_t *m, optimizer_t *o)
-{
-    train_step_init(t, m, o);
-    t->sched = (schedule_t){.kind = c->sched, .base_lr = c->lr, .warmup = c->warmup, .total = NSTEPS};
-    t->grad_clip = c->clip;
-    t->accum = c->accum;
-}
+static rt_device_t *cpu_dev, *gpu_dev;
 
-static void make_model(const case_t *c, mlp_t *m, optimizer_t *o, uint64_t seed)
+/* A replica of case c on dev, initialised from seed and uploaded. */
+static replica_t *make_replica(const case_t *c, const model_spec_t *spec, rt_device_t *dev,
+                               uint64_t seed, bool eager, bool skip_nonfinite)
 {
-    mlp_spec_t spec;
-    TST(mlp_spec_parse(c->spec, &spec));
-    TST(mlp_create(m, &spec, c->batch));
-    mlp_init_params(m, seed);
     optim_config_t oc = optim_config_default(c->kind);
     oc.momentum = c->kind == OPTIM_SGD ? c->momentum : 0.0f;
     oc.weight_decay = c->wd;
-    TST(optimizer_create(o, &oc, m->params.total));
+    replica_config_t rc = {
+        .spec = spec, .dev = dev, .max_batch = c->batch, .optim = oc,
+        .sched = {.kind = c->sched, .base_lr = c->lr, .warmup = c->warmup, .total = NSTEPS},
+        .grad_clip = c->clip, .accum = c->accum, .skip_nonfinite = skip_nonfinite,
+        .eager = eager, .compute_dtype = RT_DTYPE_F32};
+    replica_t *r = NULL;
+    TST(replica_create(&r, &rc));
+    replica_init_params(r, seed);
+    TST(replica_upload(r, 0, 0));
+    return r;
 }
 
-static float *copy_params(const mlp_t *m)
+static float *copy_params(replica_t *r)
 {
-    float *p = malloc(sizeof(float) * (size_t)m->params.total);
+    int64_t n = replica_registry(r)->total;
+    float *p = malloc(sizeof(float) * (size_t)n);
     if (!p) { fprintf(stderr, "FATAL out of memory\n"); exit(1); }
-    memcpy(p, m->params.data, sizeof(float) * (size_t)m->params.total);
+    memcpy(p, replica_host_params(r), sizeof(float) * (size_t)n);
     return p;
 }
 
-static void run_cpu(const case_t *c, batches_t *b, uint64_t seed, bool skip_nonfinite, int nsteps,
-                    run_t *r)
+static void run_cpu(const case_t *c, const model_spec_t *spec, batches_t *b, uint64_t seed,
+                    bool skip_nonfinite, int nsteps, run_t *r)
 {
-    mlp_t m;
-    optimizer_t o;
-    train_step_t t;
-    make_model(c, &m, &o, seed);
-    setup_step(&t, c, &m, &o);
-    t.skip_nonfinite = skip_nonfinite;
+    replica_t *rep = make_replica(c, spec, cpu_dev, seed, false, skip_nonfinite);
     b->next = 0;
     for (int s = 0; s < nsteps; s++) {
         step_result_t res;
-        TST(train_step_run(&t, batch_next, b, &res));
-        r->loss[s] = res.skipped ? NAN : res.loss;
+        TST(replica_step(rep, batch_next, b, true, &res));
+        r->loss[s] = res.loss;  /* NaN for a skipped step: no applied step */
         r->norm[s] = res.grad_norm;
         r->coef[s] = res.clip_coef;
     }
-    r->params = copy_params(&m);
-    r->total = m.params.total;
+    TST(replica_download(rep, true));
+    r->params = copy_params(rep);
+    r->total = replica_registry(rep)->total;
     r->mode = "cpu";
-    optimizer_free(&o);
-    mlp_free(&m);
+    replica_destroy(rep);
 }
 
 /* every_step: read the result each step; else only after the last one. */
-static void run_gpu(const case_t *c, batches_t *b, uint64_t seed, bool eager, bool every_step,
-                    bool skip_nonfinite, int nsteps, run_t *r)
+static void run_gpu(const case_t *c, const model_spec_t *spec, batches_t *b, uint64_t seed,
+                    bool eager, bool every_step, bool skip_nonfinite, int nsteps, run_t *r)
 {
-    mlp_t m;
-    optimizer_t o;
-    train_step_t t;
-    gpu_train_t *g = NULL;
-    make_model(c, &m, &o, seed);
-    setup_step(&t, c, &m, &o);
-    t.skip_nonfinite = skip_nonfinite;
-    gpu_train_config_t cfg = {.device = 0, .tf32 = false, .eager = eager};
-    TST(gpu_train_create(&g, &m, &o, &cfg));
-    TST(gpu_train_upload(g, &m, &o));
+    replica_t *rep = make_replica(c, spec, gpu_dev, seed, eager, skip_nonfinite);
     b->next = 0;
     r->last_status = RT_OK;
     for (int s = 0; s < nsteps; s++) {
-        gpu_step_result_t res;
+        step_result_t res;
         bool want = every_step || s == nsteps - 1;
-        rt_status st = gpu_train_step(g, &t, batch_next, b, want, &res);
+        rt_status st = replica_step(rep, batch_next, b, want, &res);
         r->last_status = st;
         if (st != RT_OK) {
             printf("  gpu step %d: %s\n", s + 1, rt_last_error());
@@ -222,13 +211,11 @@ static void run_gpu(const case_t *c, batches_t *b, uint64_t seed, bool eager, bo
             r->coef[s] = res.clip_coef;
         }
     }
-    TST(gpu_train_download(g, &m, &o));
-    r->mode = gpu_train_mode(g);
-    r->params = copy_params(&m);
-    r->total = m.params.total;
-    gpu_train_destroy(g);
-    optimizer_free(&o);
-    mlp_free(&m);
+    TST(replica_download(rep, true));
+    r->mode = replica_mode(rep);
+    r->params = copy_params(rep);
+    r->total = replica_registry(rep)->total;
+    replica_destroy(rep);
 }
 
 /* relative L2 distance of the parameter arenas, and the max abs difference */
@@ -284,37 +271,38 @@ static void check_vs_cpu(const case_t *c, const run_t *cpu, const run_t *gpu, in
  * AdamW's first updates are nearly lr*sign(g), so a gradient component
  * within rounding of zero can move by up to 2*lr on one device only: the
  * bound is a max-abs of 2*lr + 1e-6 and a relative L2 of 1e-3. */
-static void check_forced(const case_t *c, batches_t *b, uint64_t seed)
+static void check_forced(const case_t *c, const model_spec_t *spec, batches_t *b, uint64_t seed)
 {
-    mlp_t mc, mg;
-    optimizer_t oc, og;
-    train_step_t tc, tg;
-    gpu_train_t *g = NULL;
-    make_model(c, &mc, &oc, seed);
-    make_model(c, &mg, &og, seed);
-    setup_step(&tc, c, &mc, &oc);
-    setup_step(&tg, c, &mg, &og);
-    gpu_train_config_t cfg = {.device = 0, .tf32 = false, .eager = false};
-    TST(gpu_train_create(&g, &mg, &og, &cfg));
+    replica_t *rc = make_replica(c, spec, cpu_dev, seed, false, false);
+    replica_t *rg = make_replica(c, spec, gpu_dev, seed, false, false);
+    const param_registry_t *reg = replica_registry(rc);
+    const size_t arena = sizeof(float) * (size_t)reg->total;
     double worst_loss = 0, worst_norm = 0, worst_prel = 0, worst_pabs = 0;
+    int64_t opt_steps = 0;
     int bad = 0;
     for (int s = 0; s < NSTEPS; s++) {
-        TST(gpu_train_upload(g, &mc, &oc)); /* the CPU's state before step s */
-        tg.step = tc.step;
-        gpu_step_result_t gr;
+        /* the CPU's state before step s */
+        memcpy(replica_host_params(rg), replica_host_params(rc), arena);
+        for (int i = 0; i < 2; i++)
+            if (replica_host_state(rc, i))
+                memcpy(replica_host_state(rg, i), replica_host_state(rc, i), arena);
+        TST(replica_upload(rg, opt_steps, 0));
+        replica_set_step_index(rg, replica_step_index(rc));
+        step_result_t gr, cr;
         b->next = s * c->accum;
-        TST(gpu_train_step(g, &tg, batch_next, b, true, &gr));
-        step_result_t cr;
+        TST(replica_step(rg, batch_next, b, true, &gr));
         b->next = s * c->accum;
-        TST(train_step_run(&tc, batch_next, b, &cr));
-        TST(gpu_train_download(g, &mg, NULL));
+        TST(replica_step(rc, batch_next, b, true, &cr));
+        opt_steps = cr.opt_steps;
+        TST(replica_download(rg, false));
+        const float *pg = replica_host_params(rg), *pc = replica_host_params(rc);
         double rl = fabs(gr.loss - cr.loss) / fabs(cr.loss);
         double rn = fabs(gr.grad_norm - cr.grad_norm) / fabs(cr.grad_norm);
         double d = 0, n = 0, mx = 0;
-        for (int64_t i = 0; i < mc.params.total; i++) {
-            double e = (double)mg.params.data[i] - (double)mc.params.data[i];
+        for (int64_t i = 0; i < reg->total; i++) {
+            double e = (double)pg[i] - (double)pc[i];
             d += e * e;
-            n += (double)mc.params.data[i] * mc.params.data[i];
+            n += (double)pc[i] * pc[i];
             if (!(fabs(e) <= mx)) mx = fabs(e);
         }
         double prel = sqrt(d / n);
@@ -333,11 +321,8 @@ static void check_forced(const case_t *c, batches_t *b, uint64_t seed)
            worst_prel, worst_pabs, bad ? "FAIL" : "ok");
     EXPECT(bad == 0, "%s: %d teacher-forced steps off (loss 1e-6, norm 1e-4, params bounds)",
            c->name, bad);
-    gpu_train_destroy(g);
-    optimizer_free(&oc);
-    optimizer_free(&og);
-    mlp_free(&mc);
-    mlp_free(&mg);
+    replica_destroy(rg);
+    replica_destroy(rc);
 }
 
 static bool same_bits(const run_t *a, const run_t *b, int nsteps, int *diff_params)
@@ -356,10 +341,13 @@ static bool same_bits(const run_t *a, const run_t *b, int nsteps, int *diff_para
 int main(void)
 {
     int devices = 0;
-    if (rt_cuda_device_count(&devices) != RT_OK || devices == 0) {
+    if (device_count(RT_DEVICE_CUDA, &devices) != RT_OK || devices == 0) {
         printf("SKIP: no CUDA device\n");
         return 77;
     }
+    device_config_t cpu_cfg = {.kind = RT_DEVICE_CPU}, gpu_cfg = {.kind = RT_DEVICE_CUDA};
+    TST(device_open(&cpu_dev, &cpu_cfg));
+    TST(device_open(&gpu_dev, &gpu_cfg));
     const char *seed_env = getenv("RT_TEST_SEED");
     uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : (uint64_t)time(NULL);
     printf("seed %llu (RT_TEST_SEED replays)\n", (unsigned long long)seed);
@@ -372,22 +360,24 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const case_t *c = &cases[i];
-        mlp_spec_t spec;
-        TST(mlp_spec_parse(c->spec, &spec));
+        model_spec_t spec;
+        TST(model_spec_parse(c->spec, &spec));
+        model_io_t io;
+        spec.kind->describe(spec.cfg, &io);
         batches_t b;
-        batches_make(&b, c->batch, spec.sizes[0], spec.sizes[spec.nlayers], NSTEPS * c->accum);
+        batches_make(&b, c->batch, (int)io.features, io.classes, NSTEPS * c->accum);
         uint64_t wseed = rng_next();
         run_t cpu = {0}, gpu = {0};
-        run_cpu(c, &b, wseed, false, NSTEPS, &cpu);
-        run_gpu(c, &b, wseed, false, true, false, NSTEPS, &gpu);
+        run_cpu(c, &spec, &b, wseed, false, NSTEPS, &cpu);
+        run_gpu(c, &spec, &b, wseed, false, true, false, NSTEPS, &gpu);
         EXPECT(gpu.last_status == RT_OK, "%s: a GPU step failed", c->name);
         check_vs_cpu(c, &cpu, &gpu, NSTEPS);
-        check_forced(c, &b, wseed);
+        check_forced(c, &spec, &b, wseed);
         if (c->accum == 1) {
             EXPECT(!strcmp(gpu.mode, "graph"), "%s: ran %s, not as a CUDA graph (see the warning above)",
                    c->name, gpu.mode);
             run_t eager = {0}, piped = {0};
-            run_gpu(c, &b, wseed, true, true, false, NSTEPS, &eager);
+            run_gpu(c, &spec, &b, wseed, true, true, false, NSTEPS, &eager);
             int nd;
             bool same = same_bits(&gpu, &eager, NSTEPS, &nd);
             /* Same kernels on the same data: the bits should match. The one
@@ -408,11 +398,11 @@ int main(void)
             EXPECT(same || close, "%s: graph and eager runs differ (%d parameters, rel %.2e)",
                    c->name, nd, prel);
             /* pipelined: one reused host buffer, a result only at the end */
-            b.stage_x = gpu_train_host_alloc(sizeof(float) * (size_t)b.B * b.in, NULL);
-            b.stage_y = gpu_train_host_alloc(sizeof(int32_t) * (size_t)b.B, NULL);
+            b.stage_x = device_pinned_alloc(sizeof(float) * (size_t)b.B * b.in, NULL);
+            b.stage_y = device_pinned_alloc(sizeof(int32_t) * (size_t)b.B, NULL);
             EXPECT(b.stage_x && b.stage_y, "cudaHostAlloc failed");
             if (b.stage_x && b.stage_y) {
-                run_gpu(c, &b, wseed, false, false, false, NSTEPS, &piped);
+                run_gpu(c, &spec, &b, wseed, false, false, false, NSTEPS, &piped);
                 double maxabs = 0, mean = 0;
                 int np_ = 0;
                 bool same2 = same_bits(&gpu, &piped, 0, &np_);
@@ -429,8 +419,8 @@ int main(void)
                 EXPECT(same2 && lok, "%s: pipelined run differs from the synchronised one", c->name);
                 free(piped.params);
             }
-            gpu_train_host_free(b.stage_x, NULL);
-            gpu_train_host_free(b.stage_y, NULL);
+            device_pinned_free(b.stage_x, NULL);
+            device_pinned_free(b.stage_y, NULL);
             b.stage_x = NULL, b.stage_y = NULL;
             free(eager.params);
         }
@@ -438,26 +428,29 @@ int main(void)
         free(gpu.params);
         free(b.x);
         free(b.y);
+        model_spec_free(&spec);
     }
 
     /* non-finite: a NaN in batch 3 of 6 */
     {
         const case_t c = {"nonfinite", "mlp:784,64,10", OPTIM_ADAMW, 1e-3f, 0.0f, 0.01f, 0,
                           SCHED_CONSTANT, 0.0, 1, 32, 1e-4};
+        model_spec_t spec;
+        TST(model_spec_parse(c.spec, &spec));
         batches_t b;
         batches_make(&b, c.batch, 784, 10, 6);
         b.x[2 * 32 * 784 + 5] = NAN;
         uint64_t wseed = rng_next();
         run_t cpu = {0}, gskip = {0}, gfail = {0};
-        run_cpu(&c, &b, wseed, true, 6, &cpu);
-        run_gpu(&c, &b, wseed, false, true, true, 6, &gskip);
+        run_cpu(&c, &spec, &b, wseed, true, 6, &cpu);
+        run_gpu(&c, &spec, &b, wseed, false, true, true, 6, &gskip);
         double maxabs, rel = params_rel(&gskip, &cpu, &maxabs);
         bool skipped3 = isnan(gskip.loss[2]) && isnan(cpu.loss[2]);
         printf("train nonfinite skip: step 3 skipped on gpu %s, params rel %.2e vs cpu %s\n",
                skipped3 ? "yes" : "no", rel, skipped3 && rel <= 1e-4 ? "ok" : "FAIL");
         EXPECT(gskip.last_status == RT_OK && skipped3 && rel <= 1e-4,
                "nonfinite: --skip-nonfinite on the GPU does not match the CPU");
-        run_gpu(&c, &b, wseed, false, true, false, 6, &gfail);
+        run_gpu(&c, &spec, &b, wseed, false, true, false, 6, &gfail);
         bool named = gfail.last_status == RT_ERR_NUMERIC && strstr(rt_last_error(), "step 3:");
         printf("train nonfinite fail: status %d, message names step 3: %s %s\n", gfail.last_status,
                named ? "yes" : "no", named ? "ok" : "FAIL");
@@ -467,6 +460,9 @@ int main(void)
         free(gfail.params);
         free(b.x);
         free(b.y);
+        model_spec_free(&spec);
     }
+    device_close(gpu_dev);
+    device_close(cpu_dev);
     return TEST_EXIT();
 }

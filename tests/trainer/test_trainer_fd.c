@@ -1,15 +1,19 @@
 /* test_trainer_fd.c - every op's and the whole MLP's analytic gradients
- * (float32, op_cpu.c) against central finite differences of independent
- * float64 reference forwards written here, and the float32 forwards against
- * the same references. Also checks that backward accumulates (+=). */
+ * (float32, the CPU oracle op_cpu.c, and the MLP through the model
+ * interface on the CPU device) against central finite differences of
+ * independent float64 reference forwards written here, and the float32
+ * forwards against the same references. Also checks that backward
+ * accumulates (+=), that the op table refuses mismatched views, and that
+ * backward reports each layer's gradient as final, last layer first. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "test_util.h"
-#include "trainer/mlp.h"
-#include "trainer/op.h"
+#include "trainer/model/model.h"
+#include "trainer/ops/device.h"
+#include "trainer/ops/op_cpu.h"
 
 #define FD_H 1e-5
 #define GRAD_RTOL 1e-4
@@ -228,75 +232,132 @@ static void test_xent(void)
 }
 
 /* Whole MLP: float64 forward of the mean loss from the arena's values. */
-typedef struct { mlp_t *m; double *params; const double *x; const int32_t *y; int B; } mlp_ctx;
+typedef struct {
+    const param_registry_t *reg;
+    const int *sizes;
+    int nlayers;
+    double *params;
+    const double *x;
+    const int32_t *y;
+    int B;
+} mlp_ctx;
 static double mlp_f(void *p)
 {
     mlp_ctx *c = p;
-    const mlp_spec_t *s = &c->m->spec;
+    const int *sizes = c->sizes;
     int B = c->B;
-    double *a = malloc(sizeof(double) * B * s->sizes[0]);
-    memcpy(a, c->x, sizeof(double) * B * s->sizes[0]);
-    for (int l = 0; l < s->nlayers; l++) {
-        const param_entry_t *we = &c->m->params.entries[2 * l], *be = &c->m->params.entries[2 * l + 1];
-        double *out = malloc(sizeof(double) * B * s->sizes[l + 1]);
-        ref_linear(out, a, c->params + we->offset, c->params + be->offset, B, s->sizes[l],
-                   s->sizes[l + 1]);
-        if (l + 1 < s->nlayers)
-            for (int i = 0; i < B * s->sizes[l + 1]; i++)
+    double *a = malloc(sizeof(double) * B * sizes[0]);
+    memcpy(a, c->x, sizeof(double) * B * sizes[0]);
+    for (int l = 0; l < c->nlayers; l++) {
+        const param_entry_t *we = &c->reg->entries[2 * l], *be = &c->reg->entries[2 * l + 1];
+        double *out = malloc(sizeof(double) * B * sizes[l + 1]);
+        ref_linear(out, a, c->params + we->offset, c->params + be->offset, B, sizes[l],
+                   sizes[l + 1]);
+        if (l + 1 < c->nlayers)
+            for (int i = 0; i < B * sizes[l + 1]; i++)
                 out[i] = out[i] > 0 ? out[i] : 0;
         free(a);
         a = out;
     }
-    double loss = ref_xent_mean(a, c->y, B, s->sizes[s->nlayers]);
+    double loss = ref_xent_mean(a, c->y, B, sizes[c->nlayers]);
     free(a);
     return loss;
 }
 
+/* Records the offsets backward reports as final. */
+typedef struct {
+    int64_t from[16];
+    int calls;
+} ready_rec_t;
+static rt_status record_ready(void *ctx, int64_t ready_from)
+{
+    ready_rec_t *r = ctx;
+    if (r->calls < 16)
+        r->from[r->calls] = ready_from;
+    r->calls++;
+    return RT_OK;
+}
+
 static void test_mlp(void)
 {
-    mlp_spec_t spec;
-    EXPECT(mlp_spec_parse("mlp:6,8,5,3", &spec) == RT_OK, "parse");
-    enum { B = 4 };
-    mlp_t m;
-    EXPECT(mlp_create(&m, &spec, B) == RT_OK, "create");
-    mlp_init_params(&m, 3);
-    int64_t n = m.params.total;
+    model_spec_t spec;
+    EXPECT(model_spec_parse("mlp:6,8,5,3", &spec) == RT_OK, "parse");
+    static const int sizes[] = {6, 8, 5, 3};
+    enum { B = 4, L = 3 };
+    param_registry_t reg = {0};
+    EXPECT(spec.kind->declare(spec.cfg, &reg) == RT_OK && reg.count == 2 * L, "declare");
+    rt_device_t *dev = NULL;
+    device_config_t cpu = {.kind = RT_DEVICE_CPU};
+    EXPECT(device_open(&dev, &cpu) == RT_OK, "cpu device");
+    float *params = NULL, *grads = NULL;
+    EXPECT(host_alloc((void **)&params, sizeof(float) * reg.total) == RT_OK &&
+           host_alloc((void **)&grads, sizeof(float) * reg.total) == RT_OK, "arenas");
+    spec.kind->init(spec.cfg, &reg, params, 3);
+    model_t m;
+    EXPECT(model_open(&m, &spec, &reg, dev, params, grads, B) == RT_OK, "open");
+    int64_t n = reg.total;
     double *p = calloc(n, sizeof(double)), *g = calloc(n, sizeof(double));
-    for (int64_t i = 0; i < n; i++) p[i] = m.params.data[i];
+    for (int64_t i = 0; i < n; i++) p[i] = params[i];
     double x[B * 6];
     float fx[B * 6];
     int32_t y[B] = {0, 2, 1, 2};
     for (int i = 0; i < B * 6; i++) { x[i] = rnd(); fx[i] = (float)x[i]; }
-    mlp_ctx ctx = {&m, p, x, y, B};
+    mlp_ctx ctx = {&reg, sizes, L, p, x, y, B};
     fd_grad(p, n, mlp_f, &ctx, g);
-    double loss_sum;
-    mlp_forward(&m, fx, y, B, &loss_sum, NULL);
+    rt_batch_t batch = {.rows = B, .inputs = tensor_2d(fx, RT_DTYPE_F32, B, 6),
+                        .targets = tensor_1d(y, RT_DTYPE_I32, B)};
+    rt_tensor_t losses;
+    EXPECT(m.kind->forward(&m, &batch, &losses) == RT_OK && tensor_numel(&losses) == B, "forward");
+    double loss_sum = 0;
+    for (int i = 0; i < B; i++)
+        loss_sum += ((const float *)losses.data)[i];
     double want = mlp_f(&ctx);
     EXPECT(fabs(loss_sum / B - want) <= 1e-6 * want, "mlp loss %g vs %g", loss_sum / B, want);
-    EXPECT(mlp_backward(&m, y, 1.0f / B, NULL, NULL) == RT_OK, "backward");
-    for (int i = 0; i < m.params.count; i++) {
-        const param_entry_t *e = &m.params.entries[i];
-        double err = rel_err_fd(m.params.grad + e->offset, g + e->offset, e->numel);
+    ready_rec_t rec = {.calls = 0};
+    EXPECT(m.kind->backward(&m, &batch, 1.0f / B, record_ready, &rec) == RT_OK, "backward");
+    for (int i = 0; i < reg.count; i++) {
+        const param_entry_t *e = &reg.entries[i];
+        double err = rel_err_fd(grads + e->offset, g + e->offset, e->numel);
         EXPECT(err < GRAD_RTOL, "mlp %s grad vs FD: %g", e->name, err);
     }
+    /* one report per layer, the last layer's first, each at its weight */
+    int order_ok = rec.calls == L;
+    for (int l = 0; order_ok && l < L; l++)
+        order_ok = rec.from[l] == reg.entries[2 * (L - 1 - l)].offset;
+    EXPECT(order_ok, "backward's ready reports: %d calls", rec.calls);
+    /* the op table refuses a batch of the wrong width, naming the op */
+    rt_batch_t wide = batch;
+    wide.inputs = tensor_2d(fx, RT_DTYPE_F32, B / 2, 12);
+    wide.targets = tensor_1d(y, RT_DTYPE_I32, B / 2);
+    wide.rows = B / 2;
+    rt_status st = m.kind->forward(&m, &wide, &losses);
+    EXPECT(st == RT_ERR_INVALID && strstr(rt_last_error(), "linear_forward"),
+           "a 12-wide batch for 6 inputs: %d %s", st, rt_last_error());
+    model_close(&m);
+    host_free(params);
+    host_free(grads);
+    device_close(dev);
+    param_registry_free(&reg);
+    model_spec_free(&spec);
     free(p);
     free(g);
-    mlp_free(&m);
 }
 
 static void test_spec(void)
 {
-    mlp_spec_t s;
-    EXPECT(mlp_spec_parse("mlp:784,1024,1024,10", &s) == RT_OK && s.nlayers == 3 &&
-           s.sizes[0] == 784 && s.sizes[3] == 10, "good spec");
-    char buf[64];
-    mlp_spec_format(&s, buf, sizeof buf);
-    EXPECT(!strcmp(buf, "mlp:784,1024,1024,10"), "format %s", buf);
+    model_spec_t s;
+    EXPECT(model_spec_parse("mlp:784,1024,1024,10", &s) == RT_OK && s.kind == &model_kind_mlp,
+           "good spec");
+    EXPECT(!strcmp(s.text, "mlp:784,1024,1024,10"), "format %s", s.text);
+    model_io_t io;
+    s.kind->describe(s.cfg, &io);
+    EXPECT(io.batch == RT_BATCH_ROWS && io.features == 784 && io.classes == 10, "io");
+    model_spec_free(&s);
     const char *bad[] = {"", "mlp", "mlp:", "mlp:10", "mlp:10,1", "mlp:10,,5", "mlp:10,5,",
                          "mlp:10,-5", "mlp:10,x", "mlp:10,5 ", "gpt:10,5", "MLP:10,5",
                          "mlp:10,99999999999", "mlp:1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        EXPECT(mlp_spec_parse(bad[i], &s) == RT_ERR_USAGE, "'%s' accepted", bad[i]);
+        EXPECT(model_spec_parse(bad[i], &s) == RT_ERR_USAGE, "'%s' accepted", bad[i]);
 }
 
 int main(void)

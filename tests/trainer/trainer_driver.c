@@ -13,18 +13,22 @@
  *              params inputs[steps*accum*B] labels -> losses(f64, per step)
  *              grad_norms(f64) lrs(f64) params_out
  * "params"/"grads" are the state_dict tensors concatenated in order
- * (fc1.weight, fc1.bias, fc2.weight, ...), without the arena's gaps. */
+ * (fc1.weight, fc1.bias, fc2.weight, ...), without the arena's gaps.
+ * The models run through the model interface on the CPU device, and
+ * `train` is a whole training session (trainer/run/session.h, the call
+ * behind `ringtrain train`) over a dataset file written from the inputs,
+ * read in file order, with the parameters set through its init hook. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/args.h"
 #include "common/check.h"
-#include "trainer/mlp.h"
-#include "trainer/op.h"
-#include "trainer/optim.h"
-#include "trainer/schedule.h"
-#include "trainer/train_step.h"
+#include "data/dataset_write.h"
+#include "trainer/model/model.h"
+#include "trainer/ops/device.h"
+#include "trainer/ops/op_cpu.h"
+#include "trainer/run/session.h"
 
 static const char *dir = ".";
 
@@ -67,37 +71,73 @@ static void *xcalloc(size_t n, size_t size)
 }
 
 /* Copies between the arena (with gaps) and the packed file layout. */
-static void params_pack(const param_set_t *ps, const float *arena, float *packed)
+static void params_pack(const param_registry_t *reg, const float *arena, float *packed)
 {
-    for (int i = 0; i < ps->count; i++) {
-        memcpy(packed, arena + ps->entries[i].offset, sizeof(float) * ps->entries[i].numel);
-        packed += ps->entries[i].numel;
+    for (int i = 0; i < reg->count; i++) {
+        memcpy(packed, arena + reg->entries[i].offset, sizeof(float) * reg->entries[i].numel);
+        packed += reg->entries[i].numel;
     }
 }
 
-static void params_unpack(const param_set_t *ps, const float *packed, float *arena)
+static void params_unpack(const param_registry_t *reg, const float *packed, float *arena)
 {
-    for (int i = 0; i < ps->count; i++) {
-        memcpy(arena + ps->entries[i].offset, packed, sizeof(float) * ps->entries[i].numel);
-        packed += ps->entries[i].numel;
+    for (int i = 0; i < reg->count; i++) {
+        memcpy(arena + reg->entries[i].offset, packed, sizeof(float) * reg->entries[i].numel);
+        packed += reg->entries[i].numel;
     }
 }
 
+/* The session's hooks: initial parameters from the packed file, and each
+ * step's loss, gradient norm and learning rate; the final parameters. */
 typedef struct {
-    const float *x;
-    const int32_t *y;
-    int B, in, accum;
-    int64_t step;
-} driver_batches_t;
+    const float *packed_in;
+    float *packed_out;
+    double *losses, *norms, *lrs;
+    int steps, recorded;
+} train_record_t;
 
-static rt_status driver_next(void *ctx, int k, const float **x, const int32_t **y, int *B)
+static rt_status train_on_init(void *ctx, const param_registry_t *reg, float *params)
 {
-    driver_batches_t *d = ctx;
-    int64_t row = (d->step * d->accum + k) * (int64_t)d->B;
-    *x = d->x + row * d->in;
-    *y = d->y + row;
-    *B = d->B;
+    train_record_t *t = ctx;
+    params_unpack(reg, t->packed_in, params);
     return RT_OK;
+}
+
+static void train_after_step(void *ctx, const session_step_report_t *r)
+{
+    train_record_t *t = ctx;
+    int s = (int)r->step - 1;
+    if (s >= 0 && s < t->steps && r->result->have) {
+        t->losses[s] = r->result->loss;
+        t->norms[s] = r->result->grad_norm;
+        t->lrs[s] = r->result->lr;
+        t->recorded++;
+    }
+}
+
+static rt_status train_on_end(void *ctx, const param_registry_t *reg, const float *params)
+{
+    train_record_t *t = ctx;
+    params_pack(reg, params, t->packed_out);
+    return RT_OK;
+}
+
+/* inputs [rows, in] float32 and labels [rows] as a classification dataset. */
+static rt_status write_dataset(const char *path, const float *x, const int32_t *y, int64_t rows,
+                               int64_t in, int classes)
+{
+    dataset_writer_t *w = NULL;
+    TRY(dataset_writer_create(path, &w));
+    rt_status st = dataset_writer_classification(w, rows, 1, &in, RT_DTYPE_F32, RT_DTYPE_I32, classes);
+    if (st == RT_OK)
+        st = dataset_writer_put(w, "inputs", 0, rows, x);
+    if (st == RT_OK)
+        st = dataset_writer_put(w, "labels", 0, rows, y);
+    if (st != RT_OK) {
+        dataset_writer_abort(w);
+        return st;
+    }
+    return dataset_writer_commit(w);
 }
 
 int main(int argc, char **argv)
@@ -176,73 +216,86 @@ int main(int argc, char **argv)
         TRY_GOTO(st, file_write("dlogits", dl, 4 * (size_t)B * V), done);
         TRY_GOTO(st, file_write("correct", &correct, sizeof correct), done);
     } else if (!strcmp(mode, "mlp-grad") || !strcmp(mode, "init") || !strcmp(mode, "train")) {
-        mlp_spec_t spec;
-        mlp_t m;
-        TRY_GOTO(st, mlp_spec_parse(spec_text ? spec_text : "", &spec), done);
-        int rows = B > 0 ? B : 1;
-        TRY_GOTO(st, mlp_create(&m, &spec, rows), done);
-        int64_t np = param_set_numel(&m.params);
-        float *packed = xcalloc(np, 4);
+        model_spec_t spec;
+        param_registry_t reg = {0};
+        TRY_GOTO(st, model_spec_parse(spec_text ? spec_text : "", &spec), done);
+        TRY_GOTO(st, spec.kind->declare(spec.cfg, &reg), done);
+        model_io_t io;
+        spec.kind->describe(spec.cfg, &io);
+        int64_t np = param_numel(&reg);
+        float *packed = xcalloc(np, 4), *arena = xcalloc(reg.total, 4);
         if (!strcmp(mode, "init")) {
-            mlp_init_params(&m, (uint64_t)seed);
-            params_pack(&m.params, m.params.data, packed);
-            TRY_GOTO(st, file_write("params", packed, 4 * (size_t)np), model_done);
-            goto model_done;
+            spec.kind->init(spec.cfg, &reg, arena, (uint64_t)seed);
+            params_pack(&reg, arena, packed);
+            TRY_GOTO(st, file_write("params", packed, 4 * (size_t)np), done);
+            goto done;
         }
-        TRY_GOTO(st, file_read("params", packed, 4 * (size_t)np), model_done);
-        params_unpack(&m.params, packed, m.params.data);
-        int in = spec.sizes[0];
+        TRY_GOTO(st, file_read("params", packed, 4 * (size_t)np), done);
+        const int64_t in = io.features;
         int64_t rows_total = !strcmp(mode, "train") ? (int64_t)steps * accum * B : B;
         float *x = xcalloc((size_t)rows_total * in, 4);
         int32_t *y = xcalloc((size_t)rows_total, 4);
-        TRY_GOTO(st, file_read("inputs", x, 4 * (size_t)rows_total * in), model_done);
-        TRY_GOTO(st, file_read("labels", y, 4 * (size_t)rows_total), model_done);
+        TRY_GOTO(st, file_read("inputs", x, 4 * (size_t)rows_total * in), done);
+        TRY_GOTO(st, file_read("labels", y, 4 * (size_t)rows_total), done);
         if (!strcmp(mode, "mlp-grad")) {
-            double loss_sum;
-            mlp_forward(&m, x, y, B, &loss_sum, NULL);
-            TRY_GOTO(st, mlp_backward(&m, y, 1.0f / (float)B, NULL, NULL), model_done);
-            double loss = loss_sum / B;
-            params_pack(&m.params, m.params.grad, packed);
-            TRY_GOTO(st, file_write("loss", &loss, sizeof loss), model_done);
-            TRY_GOTO(st, file_write("grads", packed, 4 * (size_t)np), model_done);
-            goto model_done;
+            rt_device_t *dev = NULL;
+            device_config_t cpu = {.kind = RT_DEVICE_CPU};
+            float *grads = xcalloc(reg.total, 4);
+            model_t m;
+            TRY_GOTO(st, device_open(&dev, &cpu), done);
+            params_unpack(&reg, packed, arena);
+            TRY_GOTO(st, model_open(&m, &spec, &reg, dev, arena, grads, B), done);
+            rt_batch_t batch = {.rows = B, .inputs = tensor_2d(x, RT_DTYPE_F32, B, in),
+                                .targets = tensor_1d(y, RT_DTYPE_I32, B)};
+            rt_tensor_t losses;
+            TRY_GOTO(st, m.kind->forward(&m, &batch, &losses), done);
+            double loss = 0;
+            for (int i = 0; i < B; i++)
+                loss += ((const float *)losses.data)[i];
+            loss /= B;
+            TRY_GOTO(st, m.kind->backward(&m, &batch, 1.0f / (float)B, NULL, NULL), done);
+            params_pack(&reg, grads, packed);
+            TRY_GOTO(st, file_write("loss", &loss, sizeof loss), done);
+            TRY_GOTO(st, file_write("grads", packed, 4 * (size_t)np), done);
+            goto done;
         }
-        optim_config_t oc;
-        optim_kind kind;
-        sched_kind sk;
-        TRY_GOTO(st, optim_kind_parse(opt_name, &kind), model_done);
-        TRY_GOTO(st, sched_kind_parse(sched_name, &sk), model_done);
-        oc = optim_config_default(kind);
-        oc.momentum = (float)momentum;
-        if (wd >= 0)
-            oc.weight_decay = (float)wd;
-        optimizer_t opt;
-        TRY_GOTO(st, optimizer_create(&opt, &oc, m.params.total), model_done);
-        train_step_t t;
-        train_step_init(&t, &m, &opt);
-        t.accum = accum;
-        t.grad_clip = clip;
-        t.sched = (schedule_t){.kind = sk, .base_lr = lr, .warmup = warmup, .total = steps};
-        driver_batches_t db = {.x = x, .y = y, .B = B, .in = in, .accum = accum};
-        double *losses = xcalloc(steps, 8), *norms = xcalloc(steps, 8), *lrs = xcalloc(steps, 8);
-        for (int s = 0; s < steps && st == RT_OK; s++) {
-            step_result_t r;
-            db.step = s;
-            st = train_step_run(&t, driver_next, &db, &r);
-            losses[s] = r.loss;
-            norms[s] = r.grad_norm;
-            lrs[s] = r.lr;
+        /* train: a whole session over the batches in file order */
+        char data_path[1100];
+        snprintf(data_path, sizeof data_path, "%s/train.h5", dir);
+        TRY_GOTO(st, write_dataset(data_path, x, y, rows_total, in, io.classes), done);
+        train_record_t rec = {.packed_in = packed, .packed_out = xcalloc(np, 4),
+                              .losses = xcalloc(steps, 8), .norms = xcalloc(steps, 8),
+                              .lrs = xcalloc(steps, 8), .steps = steps};
+        train_config_t cfg;
+        train_config_default(&cfg);
+        cfg.model = spec_text;
+        cfg.data = data_path;
+        cfg.batch = B;
+        cfg.steps = steps;
+        cfg.accum = accum;
+        cfg.optimizer = opt_name;
+        cfg.schedule = sched_name;
+        cfg.lr = lr;
+        cfg.momentum = momentum;
+        cfg.weight_decay = wd;
+        cfg.warmup = warmup;
+        cfg.grad_clip = clip;
+        cfg.device = "cpu";
+        cfg.log_every = 1000000;
+        cfg.shuffle = false;
+        cfg.resume = "never";
+        session_hooks_t hooks = {.on_init = train_on_init, .after_step = train_after_step,
+                                 .on_end = train_on_end, .ctx = &rec};
+        session_outcome_t out;
+        TRY_GOTO(st, session_run(&cfg, NULL, &hooks, &out), done);
+        if (rec.recorded != steps) {
+            st = rt_fail(RT_ERR_INTERNAL, "%d of %d steps reported a result", rec.recorded, steps);
+            goto done;
         }
-        optimizer_free(&opt);
-        if (st != RT_OK)
-            goto model_done;
-        params_pack(&m.params, m.params.data, packed);
-        TRY_GOTO(st, file_write("losses", losses, 8 * (size_t)steps), model_done);
-        TRY_GOTO(st, file_write("grad_norms", norms, 8 * (size_t)steps), model_done);
-        TRY_GOTO(st, file_write("lrs", lrs, 8 * (size_t)steps), model_done);
-        TRY_GOTO(st, file_write("params_out", packed, 4 * (size_t)np), model_done);
-    model_done:
-        mlp_free(&m);
+        TRY_GOTO(st, file_write("losses", rec.losses, 8 * (size_t)steps), done);
+        TRY_GOTO(st, file_write("grad_norms", rec.norms, 8 * (size_t)steps), done);
+        TRY_GOTO(st, file_write("lrs", rec.lrs, 8 * (size_t)steps), done);
+        TRY_GOTO(st, file_write("params_out", rec.packed_out, 4 * (size_t)np), done);
     } else {
         fprintf(stderr, "trainer_driver: unknown mode '%s'\n", mode);
         return 2;

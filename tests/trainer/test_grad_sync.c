@@ -1,0 +1,145 @@
+/* test_grad_sync.c - the gradient sync of a CPU replica across ranks (run
+ * under mpiexec, np 2 and 3): one step with buckets of 50 elements, each
+ * rank on its own batch, learning rate 0 so that the averaged gradient stays
+ * in the arena. Checked against MPI_Allreduce of the gradients the same
+ * replica computes without a sync (the oracle), the loss likewise; the
+ * buckets tile the arena from its end, each once, and some start during
+ * backward, before the first layer's gradient exists (the overlap). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpi.h>
+
+#include "collectives/coll.h"
+#include "test_util.h"
+#include "trainer/model/model.h"
+#include "trainer/run/grad_sync.h"
+#include "trainer/run/replica.h"
+
+enum { B = 4, IN = 8, MAXB = 64 };
+
+typedef struct {
+    float x[B * IN];
+    int32_t y[B];
+} batch_data_t;
+
+static rt_status give_batch(void *ctx, int k, rt_batch_t *b)
+{
+    batch_data_t *d = ctx;
+    b->rows = B;
+    b->inputs = tensor_2d(d->x, RT_DTYPE_F32, B, IN);
+    b->targets = tensor_1d(d->y, RT_DTYPE_I32, B);
+    return RT_OK;
+}
+
+typedef struct {
+    int64_t lo[MAXB], hi[MAXB];
+    int n;
+    int before_first_layer;  /* buckets started while fc1's gradient was still zero */
+    const float *grads;
+} buckets_t;
+
+static void on_bucket(void *ctx, int64_t lo, int64_t hi)
+{
+    buckets_t *b = ctx;
+    if (b->n < MAXB) {
+        b->lo[b->n] = lo;
+        b->hi[b->n] = hi;
+    }
+    b->n++;
+    b->before_first_layer += b->grads[0] == 0.0f;
+}
+
+static replica_t *make(const model_spec_t *spec, rt_device_t *dev)
+{
+    replica_config_t rc = {.spec = spec, .dev = dev, .max_batch = B, .accum = 1,
+                           .optim = optim_config_default(OPTIM_SGD),
+                           .sched = {.kind = SCHED_CONSTANT, .base_lr = 0.0},
+                           .compute_dtype = RT_DTYPE_F32};
+    replica_t *r = NULL;
+    if (replica_create(&r, &rc) != RT_OK) {
+        fprintf(stderr, "FATAL replica: %s\n", rt_last_error());
+        exit(1);
+    }
+    replica_init_params(r, 7);
+    if (replica_upload(r, 0, 0) != RT_OK)
+        exit(1);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    coll_comm_t *comm = NULL;
+    if (coll_init(&argc, &argv) != RT_OK || coll_comm_world(&comm) != RT_OK)
+        return 1;
+    const int rank = coll_rank(comm), world = coll_size(comm);
+    batch_data_t data;
+    for (int i = 0; i < B * IN; i++)
+        data.x[i] = (float)(((i + 1) * (rank + 3) * 37) % 101) / 101.0f - 0.5f;
+    for (int i = 0; i < B; i++)
+        data.y[i] = (i + rank) % 4;
+    model_spec_t spec;
+    rt_device_t *dev = NULL;
+    device_config_t dc = {.kind = RT_DEVICE_CPU};
+    if (model_spec_parse("mlp:8,16,16,4", &spec) != RT_OK || device_open(&dev, &dc) != RT_OK)
+        return 1;
+
+    /* the oracle: this rank's own gradient, averaged with MPI_Allreduce */
+    replica_t *alone = make(&spec, dev);
+    step_result_t res;
+    EXPECT(replica_step(alone, give_batch, &data, true, &res) == RT_OK, "local step: %s",
+           rt_last_error());
+    const param_registry_t *reg = replica_registry(alone);
+    const int64_t total = reg->total;
+    double *want = calloc((size_t)total, sizeof *want), local_loss = res.loss, want_loss = 0;
+    for (int64_t i = 0; i < total; i++)
+        want[i] = replica_model(alone)->grads[i];
+    MPI_Allreduce(MPI_IN_PLACE, want, (int)total, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(&local_loss, &want_loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+
+    /* the same step with the sync */
+    replica_t *r = make(&spec, dev);
+    grad_plan_t plan;
+    EXPECT(grad_plan_make(&plan, replica_registry(r), 50.0 * sizeof(float) / 1048576.0) == RT_OK,
+           "plan");
+    grad_sync_t *sync = NULL;
+    EXPECT(grad_sync_create_host(&sync, comm, &plan, replica_model(r)->grads) == RT_OK, "sync");
+    buckets_t seen = {.grads = replica_model(r)->grads};
+    grad_sync_observe(sync, on_bucket, &seen);
+    replica_set_sync(r, sync);
+    EXPECT(replica_step(r, give_batch, &data, true, &res) == RT_OK, "synced step: %s",
+           rt_last_error());
+    const float *got = replica_model(r)->grads;
+    double worst = 0, scale = 1e-30;
+    for (int64_t i = 0; i < total; i++) {
+        worst = fmax(worst, fabs(got[i] - want[i] / world));
+        scale = fmax(scale, fabs(want[i] / world));
+    }
+    EXPECT(worst / scale <= 1e-6, "rank %d: gradient differs from MPI_Allreduce's average by %g",
+           rank, worst / scale);
+    EXPECT(test_close(res.loss, want_loss / world, 0, 1e-6), "rank %d: loss %g vs %g", rank,
+           res.loss, want_loss / world);
+    int tiled = seen.n == plan.count;
+    int64_t hi = total;
+    for (int i = 0; tiled && i < seen.n; i++) {
+        tiled = seen.hi[i] == hi && seen.lo[i] == (hi - 1) / 50 * 50;
+        hi = seen.lo[i];
+    }
+    EXPECT(tiled && hi == 0, "rank %d: %d buckets do not tile the arena from its end", rank, seen.n);
+    EXPECT(seen.before_first_layer > 0, "rank %d: no bucket started during backward", rank);
+    printf("rank %d/%d: %d buckets, %d during backward, gradient within %.1e of MPI_Allreduce\n",
+           rank, world, seen.n, seen.before_first_layer, worst / scale);
+    replica_destroy(r);
+    grad_sync_destroy(sync);
+    replica_destroy(alone);
+    device_close(dev);
+    model_spec_free(&spec);
+    free(want);
+    int failed = test_failed_count, any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    coll_comm_free(comm);
+    coll_finalize();
+    int rc = TEST_EXIT();
+    return any ? 1 : rc;
+}
