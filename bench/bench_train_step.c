@@ -1,26 +1,42 @@
-/* bench_train_step.c - times one training step (forward, backward,
- * optimizer) of the MLP on the CPU, single process, with random inputs, the
- * way ../shared/bench/torch_peer.py times PyTorch: median of --iters steps
- * after 2 warm-up steps. Prints one JSON object like the peer's. */
+/* bench_train_step.c - times training steps on the CPU, single process,
+ * through the same library call that `ringtrain train` makes
+ * (trainer/run/session.h): a session over a dataset of random inputs
+ * written to a temporary file, its steps timed by the session's after-step
+ * hook, the way bench/torch_peer.py times PyTorch: the median of --iters
+ * steps after 2 warm-up steps. Prints one JSON object like the peer's (on a
+ * line of its own, after the session's log lines). */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/args.h"
-#include "common/timer.h"
-#include "trainer/cpu_env.h"
-#include "trainer/init.h"
-#include "trainer/mlp.h"
-#include "trainer/optim.h"
-#include "trainer/threads.h"
-#include "trainer/train_step.h"
+#include "common/check.h"
+#include "data/dataset_write.h"
+#include "trainer/model/init.h"
+#include "trainer/model/model.h"
+#include "trainer/ops/cpu_env.h"
+#include "trainer/ops/cpu_threads.h"
+#include "trainer/run/session.h"
 
-typedef struct { const float *x; const int32_t *y; int B; } bench_batch_t;
+typedef struct {
+    double *times;
+    int n, warmup;
+    int64_t params;
+} timing_t;
 
-static rt_status bench_next(void *ctx, int k, const float **x, const int32_t **y, int *B)
+static void time_step(void *ctx, const session_step_report_t *r)
 {
-    bench_batch_t *b = ctx;
-    *x = b->x, *y = b->y, *B = b->B;
+    timing_t *t = ctx;
+    int i = (int)r->step - 1 - t->warmup;
+    if (i >= 0 && i < t->n)
+        t->times[i] = r->step_seconds;
+}
+
+static rt_status count_params(void *ctx, const param_registry_t *reg, const float *params)
+{
+    ((timing_t *)ctx)->params = param_numel(reg);
     return RT_OK;
 }
 
@@ -30,26 +46,53 @@ static int cmp_double(const void *a, const void *b)
     return (d > 0) - (d < 0);
 }
 
+/* rows x in random floats in [0, 1) and labels in [0, classes). */
+static rt_status write_random_dataset(const char *path, int64_t rows, int64_t in, int classes)
+{
+    float *x = malloc(sizeof(float) * (size_t)(rows * in));
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)rows);
+    CHECK_ALLOC(x && y ? x : NULL, sizeof(float) * (size_t)(rows * in));
+    rt_rng_t rng;
+    rt_rng_seed(&rng, 1);
+    for (int64_t i = 0; i < rows * in; i++)
+        x[i] = rt_rng_uniform(&rng);
+    for (int64_t i = 0; i < rows; i++)
+        y[i] = (int32_t)(rt_rng_next(&rng) % (uint64_t)classes);
+    dataset_writer_t *w = NULL;
+    rt_status st = dataset_writer_create(path, &w);
+    if (st == RT_OK)
+        st = dataset_writer_classification(w, rows, 1, &in, RT_DTYPE_F32, RT_DTYPE_I32, classes);
+    if (st == RT_OK)
+        st = dataset_writer_put(w, "inputs", 0, rows, x);
+    if (st == RT_OK)
+        st = dataset_writer_put(w, "labels", 0, rows, y);
+    if (st == RT_OK)
+        st = dataset_writer_commit(w);
+    else
+        dataset_writer_abort(w);
+    free(x);
+    free(y);
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     cpu_env_reexec_if_needed();
-    const char *spec_text = "mlp:784,1024,1024,10", *opt_name = "adamw";
+    const char *spec_text = NULL, *opt_name = "adamw";
     int batch = 512, threads = 0, iters = 10;
     arg_spec specs[] = {
-        {"model", ARG_STRING, &spec_text, "SPEC", "model spec", false, false},
+        {"model", ARG_STRING, &spec_text, "SPEC", "model spec", true, false},
         {"batch", ARG_INT, &batch, "N", "rows per step (512)", false, false},
         {"threads", ARG_INT, &threads, "N", "CPU threads (0: all cores)", false, false},
         {"optimizer", ARG_STRING, &opt_name, "sgd|adamw", "optimizer (adamw)", false, false},
         {"iters", ARG_INT, &iters, "N", "timed steps (10)", false, false},
     };
-    arg_command cmd = {.prog = "bench_train_step", .summary = "time one MLP training step on the CPU"};
+    arg_command cmd = {.prog = "bench_train_step", .summary = "time training steps on the CPU"};
     rt_status st = args_parse(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc - 1, argv + 1);
-    mlp_spec_t spec;
-    optim_kind kind;
+    model_spec_t spec;
+    memset(&spec, 0, sizeof spec);
     if (st == RT_OK)
-        st = mlp_spec_parse(spec_text, &spec);
-    if (st == RT_OK)
-        st = optim_kind_parse(opt_name, &kind);
+        st = model_spec_parse(spec_text, &spec);
     if (st == RT_OK && (batch < 1 || iters < 1))
         st = rt_fail(RT_ERR_USAGE, "--batch and --iters must be positive");
     if (st != RT_OK) {
@@ -58,56 +101,50 @@ int main(int argc, char **argv)
         return rt_exit_code(st);
     }
     if (threads <= 0)
-        threads = trainer_cores();
-    trainer_set_threads(threads);
+        threads = cpu_cores();
+    model_io_t io;
+    spec.kind->describe(spec.cfg, &io);
 
-    mlp_t m;
-    optimizer_t opt;
-    optim_config_t oc = optim_config_default(kind);
-    if (kind == OPTIM_SGD)
-        oc.momentum = 0.9f;
-    if (mlp_create(&m, &spec, batch) != RT_OK || optimizer_create(&opt, &oc, m.params.total) != RT_OK) {
-        fprintf(stderr, "bench_train_step: %s\n", rt_last_error());
+    const int warmup = 2;
+    char dir[] = "/tmp/bench_train_step.XXXXXX", path[64];
+    if (!mkdtemp(dir)) {
+        perror("bench_train_step: mkdtemp");
         return 1;
     }
-    mlp_init_params(&m, 0);
-    int in = spec.sizes[0], V = spec.sizes[spec.nlayers];
-    float *x = malloc(sizeof(float) * (size_t)batch * in);
-    int32_t *y = malloc(sizeof(int32_t) * (size_t)batch);
-    rt_rng_t rng;
-    rt_rng_seed(&rng, 1);
-    for (size_t i = 0; i < (size_t)batch * in; i++)
-        x[i] = rt_rng_uniform(&rng);
-    for (int i = 0; i < batch; i++)
-        y[i] = (int32_t)(rt_rng_next(&rng) % (uint64_t)V);
-    train_step_t t;
-    train_step_init(&t, &m, &opt);
-    t.sched.base_lr = kind == OPTIM_ADAMW ? 1e-3 : 1e-2;
-    bench_batch_t b = {x, y, batch};
-    double *times = malloc(sizeof(double) * (size_t)iters);
-    step_result_t r;
-    for (int i = 0; i < 2 + iters; i++) {
-        double t0 = rt_now();
-        if (train_step_run(&t, bench_next, &b, &r) != RT_OK) {
-            fprintf(stderr, "bench_train_step: %s\n", rt_last_error());
-            return 1;
-        }
-        if (i >= 2)
-            times[i - 2] = rt_now() - t0;
+    snprintf(path, sizeof path, "%s/data.h5", dir);
+    timing_t t = {.times = calloc((size_t)iters, sizeof(double)), .n = iters, .warmup = warmup};
+    st = write_random_dataset(path, (int64_t)batch * (warmup + iters), io.features, io.classes);
+    train_config_t cfg;
+    train_config_default(&cfg);
+    cfg.model = spec_text;
+    cfg.data = path;
+    cfg.batch = batch;
+    cfg.steps = warmup + iters;
+    cfg.optimizer = opt_name;
+    cfg.lr = strcmp(opt_name, "adamw") ? 1e-2 : 1e-3;
+    cfg.momentum = 0.9;
+    cfg.device = "cpu";
+    cfg.threads = threads;
+    cfg.log_every = 1000000;
+    cfg.resume = "never";
+    session_hooks_t hooks = {.after_step = time_step, .on_end = count_params, .ctx = &t};
+    session_outcome_t out;
+    if (st == RT_OK)
+        st = session_run(&cfg, NULL, &hooks, &out);
+    unlink(path);
+    rmdir(dir);
+    if (st != RT_OK) {
+        fprintf(stderr, "bench_train_step: %s\n", rt_last_error());
+        return rt_exit_code(st);
     }
-    qsort(times, (size_t)iters, sizeof(double), cmp_double);
-    double sec = times[iters / 2];
-    char spec_buf[256];
-    mlp_spec_format(&spec, spec_buf, sizeof spec_buf);
+    qsort(t.times, (size_t)iters, sizeof(double), cmp_double);
+    double sec = t.times[iters / 2];
     printf("{\"peer\": \"ringtrain\", \"model\": \"%s\", \"device\": \"cpu\", \"threads\": %d, "
            "\"batch\": %d, \"params\": %lld, \"optimizer\": \"%s\", \"step_ms\": %.3f, "
            "\"samples_per_s\": %.1f, \"blas_core\": \"%s\"}\n",
-           spec_buf, threads, batch, (long long)param_set_numel(&m.params), opt_name, sec * 1e3,
-           batch / sec, cpu_env_blas_core());
-    free(times);
-    free(x);
-    free(y);
-    optimizer_free(&opt);
-    mlp_free(&m);
+           spec.text, threads, batch, (long long)t.params, opt_name, sec * 1e3, batch / sec,
+           cpu_env_blas_core());
+    free(t.times);
+    model_spec_free(&spec);
     return 0;
 }

@@ -8,7 +8,7 @@
 # Ours: BUILD_DIR/tests/gpu/bench_gpu_train (graph replay; also --eager at
 # 512), "pipelined" = steady state with a result read every N steps as the
 # trainer runs, "synced" = waiting for every step. PyTorch: bench/torch_peer.py
-# (a copy of the shared peer) eager, and with --compile unless
+# (the project's PyTorch peer) eager, and with --compile unless
 # RT_BENCH_COMPILE=0; its per-step time waits for each step (events around
 # one step, median of 100). The peer's python is RT_TORCH_PYTHON or python3;
 # without a CUDA PyTorch the peer columns say "unavailable" and ours still

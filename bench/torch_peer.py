@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-# bench/torch_peer.py - a COPY of ../shared/bench/torch_peer.py (the shared PyTorch
-# peer), kept in the repository because shared/ does not travel to the GPU
-# machine. Keep it in step with the shared original; do not edit it here.
+# bench/torch_peer.py - the PyTorch peer of the training benchmarks
+# (bench/train_throughput.sh, bench/gpu_train_vs_torch.sh): the same
+# workloads as ringtrain, timed the same way, in the same run.
 """PyTorch peer for ringtrain's training benchmarks.
 
 Times one training step (forward, backward, optimizer) of the same workloads

@@ -2,7 +2,8 @@
 # train_throughput.sh - training throughput of ringtrain's CPU path against
 # PyTorch on the CPU, in one run, on this machine:
 #  1. one training step at batch 512 (mlp:784,1024,1024,10, AdamW):
-#     ringtrain (bench_train_step) and ../shared/bench/torch_peer.py with the
+#     ringtrain (bench_train_step: training steps through the session, the
+#     call `ringtrain train` makes) and bench/torch_peer.py with the
 #     same threads; PyTorch is timed as installed and again with the OpenBLAS
 #     kernels ringtrain picks (OPENBLAS_CORETYPE, see trainer/cpu_env.h), and
 #     the ratio is taken against the faster of the two.
@@ -24,10 +25,12 @@ while (($#)); do
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
-peer=${RT_TORCH_PEER:-$here/../../shared/bench/torch_peer.py}
-[ -f "$peer" ] || peer=/work/shared/bench/torch_peer.py
+# the project's copy of the PyTorch peer; RT_TORCH_PEER names another
+peer=${RT_TORCH_PEER:-$here/torch_peer.py}
+[ -f "$peer" ] || { echo "train_throughput.sh: no PyTorch peer at $peer (RT_TORCH_PEER names one)" >&2; exit 2; }
 py=/usr/bin/python3
-field() { $py -c "import json,sys; print(json.loads(sys.stdin.readline())['$1'])"; }
+# bench_train_step prints the session's log lines before its JSON object
+field() { grep "^{" | $py -c "import json,sys; print(json.loads(sys.stdin.readline())['$1'])"; }
 
 echo "# machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%F)"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -42,7 +45,7 @@ round() {
     --threads "$threads" --optimizer adamw --iters 20 |
     sed 's/"peer": "pytorch"/"peer": "pytorch+coretype"/'
 }
-core=$("$build/tests/trainer/bench_train_step" --batch 8 --iters 1 | field blas_core)
+core=$("$build/tests/trainer/bench_train_step" --model mlp:784,1024,1024,10 --batch 8 --iters 1 | field blas_core)
 out=$(for r in 1 2 3; do round; done)
 echo "$out"
 echo "$out" | $py -c '
