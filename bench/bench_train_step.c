@@ -51,25 +51,18 @@ static rt_status write_random_dataset(const char *path, int64_t rows, int64_t in
 {
     float *x = malloc(sizeof(float) * (size_t)(rows * in));
     int32_t *y = malloc(sizeof(int32_t) * (size_t)rows);
-    CHECK_ALLOC(x && y ? x : NULL, sizeof(float) * (size_t)(rows * in));
+    if (!x || !y) {
+        free(x);
+        free(y);
+        return rt_fail(RT_ERR_NOMEM, "cannot allocate a dataset of %lld rows", (long long)rows);
+    }
     rt_rng_t rng;
     rt_rng_seed(&rng, 1);
     for (int64_t i = 0; i < rows * in; i++)
         x[i] = rt_rng_uniform(&rng);
     for (int64_t i = 0; i < rows; i++)
         y[i] = (int32_t)(rt_rng_next(&rng) % (uint64_t)classes);
-    dataset_writer_t *w = NULL;
-    rt_status st = dataset_writer_create(path, &w);
-    if (st == RT_OK)
-        st = dataset_writer_classification(w, rows, 1, &in, RT_DTYPE_F32, RT_DTYPE_I32, classes);
-    if (st == RT_OK)
-        st = dataset_writer_put(w, "inputs", 0, rows, x);
-    if (st == RT_OK)
-        st = dataset_writer_put(w, "labels", 0, rows, y);
-    if (st == RT_OK)
-        st = dataset_writer_commit(w);
-    else
-        dataset_writer_abort(w);
+    rt_status st = dataset_write_f32_classification(path, x, y, rows, in, classes);
     free(x);
     free(y);
     return st;

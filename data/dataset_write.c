@@ -235,3 +235,22 @@ void dataset_writer_abort(dataset_writer_t *w)
     free(w->path);
     free(w);
 }
+
+rt_status dataset_write_f32_classification(const char *path, const float *inputs,
+                                           const int32_t *labels, int64_t rows, int64_t features,
+                                           int num_classes)
+{
+    dataset_writer_t *w = NULL;
+    TRY(dataset_writer_create(path, &w));
+    rt_status st = dataset_writer_classification(w, rows, 1, &features, RT_DTYPE_F32,
+                                                 RT_DTYPE_I32, num_classes);
+    if (st == RT_OK)
+        st = dataset_writer_put(w, "inputs", 0, rows, inputs);
+    if (st == RT_OK)
+        st = dataset_writer_put(w, "labels", 0, rows, labels);
+    if (st != RT_OK) {
+        dataset_writer_abort(w);
+        return st;
+    }
+    return dataset_writer_commit(w);
+}

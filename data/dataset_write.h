@@ -43,4 +43,11 @@ rt_status dataset_writer_commit(dataset_writer_t *w);
 /* Removes the temporary file and frees w. NULL is ignored. */
 void dataset_writer_abort(dataset_writer_t *w);
 
+/* A whole classification file in one call, from memory: inputs float32
+ * [rows, features] and labels int32 [rows] in [0, num_classes) (test
+ * drivers and benchmarks that make their data). */
+rt_status dataset_write_f32_classification(const char *path, const float *inputs,
+                                           const int32_t *labels, int64_t rows, int64_t features,
+                                           int num_classes);
+
 #endif

@@ -122,24 +122,6 @@ static rt_status train_on_end(void *ctx, const param_registry_t *reg, const floa
     return RT_OK;
 }
 
-/* inputs [rows, in] float32 and labels [rows] as a classification dataset. */
-static rt_status write_dataset(const char *path, const float *x, const int32_t *y, int64_t rows,
-                               int64_t in, int classes)
-{
-    dataset_writer_t *w = NULL;
-    TRY(dataset_writer_create(path, &w));
-    rt_status st = dataset_writer_classification(w, rows, 1, &in, RT_DTYPE_F32, RT_DTYPE_I32, classes);
-    if (st == RT_OK)
-        st = dataset_writer_put(w, "inputs", 0, rows, x);
-    if (st == RT_OK)
-        st = dataset_writer_put(w, "labels", 0, rows, y);
-    if (st != RT_OK) {
-        dataset_writer_abort(w);
-        return st;
-    }
-    return dataset_writer_commit(w);
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -262,7 +244,8 @@ int main(int argc, char **argv)
         /* train: a whole session over the batches in file order */
         char data_path[1100];
         snprintf(data_path, sizeof data_path, "%s/train.h5", dir);
-        TRY_GOTO(st, write_dataset(data_path, x, y, rows_total, in, io.classes), done);
+        TRY_GOTO(st, dataset_write_f32_classification(data_path, x, y, rows_total, in, io.classes),
+                 done);
         train_record_t rec = {.packed_in = packed, .packed_out = xcalloc(np, 4),
                               .losses = xcalloc(steps, 8), .norms = xcalloc(steps, 8),
                               .lrs = xcalloc(steps, 8), .steps = steps};
