@@ -165,9 +165,127 @@ static rt_status cpu_step_reset_results(step_state_t *s, rt_device_t *dev)
     return RT_OK;
 }
 
+/* ---- the transformer's ops ---- */
+
+static rt_status cpu_embedding_forward(const rt_tensor_t *out, const rt_tensor_t *tokens,
+                                       const rt_tensor_t *wte, const rt_tensor_t *wpe,
+                                       rt_device_t *dev)
+{
+    int B, T, C;
+    TRY(op_check_embedding("embedding_forward", out, tokens, wte, wpe, &B, &T, &C));
+    CHECK_ARG(wte && wpe, "embedding_forward: wte and wpe are required");
+    embedding_forward_cpu(F32P(out), tokens->data, F32P(wte), F32P(wpe), B, T, C);
+    return RT_OK;
+}
+
+static rt_status cpu_embedding_backward(const rt_tensor_t *dwte, const rt_tensor_t *dwpe,
+                                        const rt_tensor_t *dout, const rt_tensor_t *tokens,
+                                        rt_device_t *dev)
+{
+    int B, T, C;
+    TRY(op_check_embedding("embedding_backward", dout, tokens, dwte, dwpe, &B, &T, &C));
+    embedding_backward_cpu(OPTF32P(dwte), OPTF32P(dwpe), F32P(dout), tokens->data, B, T, C);
+    return RT_OK;
+}
+
+static rt_status cpu_layernorm_forward(const rt_tensor_t *out, const rt_tensor_t *mean,
+                                       const rt_tensor_t *rstd, const rt_tensor_t *inp,
+                                       const rt_tensor_t *weight, const rt_tensor_t *bias,
+                                       float eps, rt_device_t *dev)
+{
+    int64_t N;
+    int C;
+    TRY(op_check_layernorm("layernorm_forward", out, mean, rstd, inp, weight, bias, &N, &C));
+    CHECK_ARG(out && bias, "layernorm_forward: out and bias are required");
+    layernorm_forward_cpu(F32P(out), F32P(mean), F32P(rstd), F32P(inp), F32P(weight),
+                          F32P(bias), N, C, eps);
+    return RT_OK;
+}
+
+static rt_status cpu_layernorm_backward(const rt_tensor_t *dinp, const rt_tensor_t *dweight,
+                                        const rt_tensor_t *dbias, const rt_tensor_t *dout,
+                                        const rt_tensor_t *inp, const rt_tensor_t *weight,
+                                        const rt_tensor_t *mean, const rt_tensor_t *rstd,
+                                        rt_device_t *dev)
+{
+    int64_t N;
+    int C;
+    TRY(op_check_layernorm("layernorm_backward", dout, mean, rstd, inp, weight, dbias, &N, &C));
+    if (dinp)
+        TRY(op_check_same_f32("layernorm_backward", dinp, "dinp", inp, "inp", &N));
+    if (dweight)
+        TRY(op_check_same_f32("layernorm_backward", dweight, "dweight", weight, "weight", &N));
+    layernorm_backward_cpu(OPTF32P(dinp), OPTF32P(dweight), OPTF32P(dbias), F32P(dout),
+                           F32P(inp), F32P(weight), F32P(mean), F32P(rstd), inp->shape[0], C);
+    return RT_OK;
+}
+
+static rt_status cpu_gelu_forward(const rt_tensor_t *out, const rt_tensor_t *inp, rt_device_t *dev)
+{
+    int64_t n;
+    TRY(op_check_same_f32("gelu_forward", out, "out", inp, "inp", &n));
+    gelu_forward_cpu(F32P(out), F32P(inp), n);
+    return RT_OK;
+}
+
+static rt_status cpu_gelu_backward(const rt_tensor_t *dinp, const rt_tensor_t *inp,
+                                   const rt_tensor_t *dout, rt_device_t *dev)
+{
+    int64_t n;
+    TRY(op_check_same_f32("gelu_backward", dinp, "dinp", inp, "inp", &n));
+    TRY(op_check_same_f32("gelu_backward", dinp, "dinp", dout, "dout", &n));
+    gelu_backward_cpu(F32P(dinp), F32P(inp), F32P(dout), n);
+    return RT_OK;
+}
+
+static rt_status cpu_residual_forward(const rt_tensor_t *out, const rt_tensor_t *a,
+                                      const rt_tensor_t *b, rt_device_t *dev)
+{
+    int64_t n;
+    TRY(op_check_same_f32("residual_forward", out, "out", a, "a", &n));
+    TRY(op_check_same_f32("residual_forward", out, "out", b, "b", &n));
+    residual_forward_cpu(F32P(out), F32P(a), F32P(b), n);
+    return RT_OK;
+}
+
+static rt_status cpu_attention_forward(const rt_tensor_t *out, const rt_tensor_t *att,
+                                       const rt_tensor_t *qkv, rt_device_t *dev)
+{
+    int B, T, C, NH;
+    TRY(op_check_attention("attention_forward", out, att, NULL, qkv, &B, &T, &C, &NH));
+    CHECK_ARG(out, "attention_forward: out is required");
+    attention_forward_cpu(F32P(out), F32P(att), F32P(qkv), B, T, C, NH);
+    return RT_OK;
+}
+
+static rt_status cpu_attention_backward(const rt_tensor_t *dqkv, const rt_tensor_t *scratch,
+                                        const rt_tensor_t *dout, const rt_tensor_t *qkv,
+                                        const rt_tensor_t *att, rt_device_t *dev)
+{
+    int B, T, C, NH;
+    TRY(op_check_attention("attention_backward", dout, att, scratch, qkv, &B, &T, &C, &NH));
+    CHECK_ARG(scratch, "attention_backward: scratch is required");
+    if (!dqkv)
+        return RT_OK;
+    int64_t n;
+    TRY(op_check_same_f32("attention_backward", dqkv, "dqkv", qkv, "qkv", &n));
+    attention_backward_cpu(F32P(dqkv), F32P(scratch), F32P(dout), F32P(qkv), F32P(att), B, T, C,
+                           NH);
+    return RT_OK;
+}
+
 const rt_ops_t rt_ops_cpu = {
     .linear_forward = cpu_linear_forward,
     .linear_backward = cpu_linear_backward,
+    .embedding_forward = cpu_embedding_forward,
+    .embedding_backward = cpu_embedding_backward,
+    .layernorm_forward = cpu_layernorm_forward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .gelu_forward = cpu_gelu_forward,
+    .gelu_backward = cpu_gelu_backward,
+    .residual_forward = cpu_residual_forward,
+    .attention_forward = cpu_attention_forward,
+    .attention_backward = cpu_attention_backward,
     .relu_forward = cpu_relu_forward,
     .relu_backward = cpu_relu_backward,
     .softmax_xent_forward = cpu_xent_forward,

@@ -98,3 +98,85 @@ rt_status op_check_update(const char *op, const rt_tensor_t *params, const rt_te
         TRY(op_check_same_f32(op, params, "params", s1, s1name, &m));
     return RT_OK;
 }
+
+static rt_status int_sizes(const char *op, const rt_tensor_t *t, const char *arg)
+{
+    for (int i = 0; i < t->ndim; i++)
+        CHECK_ARG(t->shape[i] <= INT32_MAX, "%s: %s: sizes beyond the int range", op, arg);
+    return RT_OK;
+}
+
+rt_status op_check_embedding(const char *op, const rt_tensor_t *out, const rt_tensor_t *tokens,
+                             const rt_tensor_t *wte, const rt_tensor_t *wpe, int *B, int *T,
+                             int *C)
+{
+    TRY(tensor_expect(tokens, I32, 2, op, "tokens"));
+    TRY(tensor_expect(out, F32, 2, op, "out"));
+    TRY(int_sizes(op, tokens, "tokens"));
+    TRY(int_sizes(op, out, "out"));
+    *B = (int)tokens->shape[0];
+    *T = (int)tokens->shape[1];
+    *C = (int)out->shape[1];
+    TRY(tensor_expect_dim(out, 0, (int64_t)*B * *T, op, "out"));
+    if (wte) {
+        TRY(tensor_expect(wte, F32, 2, op, "wte"));
+        TRY(tensor_expect_dim(wte, 1, *C, op, "wte"));
+    }
+    if (wpe) {
+        TRY(tensor_expect(wpe, F32, 2, op, "wpe"));
+        TRY(tensor_expect_dim(wpe, 1, *C, op, "wpe"));
+        CHECK_ARG(wpe->shape[0] >= *T, "%s: wpe has %lld positions, the tokens %d", op,
+                  (long long)wpe->shape[0], *T);
+    }
+    return RT_OK;
+}
+
+rt_status op_check_layernorm(const char *op, const rt_tensor_t *out, const rt_tensor_t *mean,
+                             const rt_tensor_t *rstd, const rt_tensor_t *inp,
+                             const rt_tensor_t *weight, const rt_tensor_t *bias, int64_t *N,
+                             int *C)
+{
+    TRY(tensor_expect(inp, F32, 2, op, "inp"));
+    TRY(int_sizes(op, inp, "inp"));
+    *N = inp->shape[0];
+    *C = (int)inp->shape[1];
+    if (out)
+        TRY(expect_shape(out, F32, *N, *C, op, "out"));
+    TRY(expect_shape(mean, F32, *N, -1, op, "mean"));
+    TRY(expect_shape(rstd, F32, *N, -1, op, "rstd"));
+    TRY(expect_shape(weight, F32, *C, -1, op, "weight"));
+    return bias ? expect_shape(bias, F32, *C, -1, op, "bias") : RT_OK;
+}
+
+rt_status op_check_attention(const char *op, const rt_tensor_t *out, const rt_tensor_t *att,
+                             const rt_tensor_t *scratch, const rt_tensor_t *qkv, int *B, int *T,
+                             int *C, int *NH)
+{
+    TRY(tensor_expect(qkv, F32, 3, op, "qkv"));
+    TRY(tensor_expect(att, F32, 4, op, "att"));
+    TRY(int_sizes(op, qkv, "qkv"));
+    TRY(int_sizes(op, att, "att"));
+    *B = (int)qkv->shape[0];
+    *T = (int)qkv->shape[1];
+    CHECK_ARG(qkv->shape[2] % 3 == 0, "%s: qkv has %lld columns, not 3 * C", op,
+              (long long)qkv->shape[2]);
+    *C = (int)(qkv->shape[2] / 3);
+    *NH = (int)att->shape[1];
+    CHECK_ARG(*NH >= 1 && *C % *NH == 0, "%s: %d channels do not split into %d heads", op, *C,
+              *NH);
+    const int64_t ashape[4] = {*B, *NH, *T, *T};
+    for (int i = 0; i < 4; i++) {
+        TRY(tensor_expect_dim(att, i, ashape[i], op, "att"));
+        if (scratch)
+            TRY(tensor_expect_dim(scratch, i, ashape[i], op, "scratch"));
+    }
+    if (scratch)
+        TRY(tensor_expect(scratch, F32, 4, op, "scratch"));
+    if (out) {
+        TRY(tensor_expect(out, F32, 3, op, "out"));
+        TRY(tensor_expect_dim(out, 0, *B, op, "out"));
+        TRY(tensor_expect_dim(out, 1, *T, op, "out"));
+        TRY(tensor_expect_dim(out, 2, *C, op, "out"));
+    }
+    return RT_OK;
+}

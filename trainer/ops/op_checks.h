@@ -37,6 +37,20 @@ rt_status op_check_update(const char *op, const rt_tensor_t *params, const rt_te
                           const rt_tensor_t *s0, const char *s0name, const rt_tensor_t *s1,
                           const char *s1name, int64_t *n);
 
+/* The transformer's ops: the views of ops.h, sizes returned. */
+rt_status op_check_embedding(const char *op, const rt_tensor_t *out, const rt_tensor_t *tokens,
+                             const rt_tensor_t *wte, const rt_tensor_t *wpe, int *B, int *T,
+                             int *C);
+rt_status op_check_layernorm(const char *op, const rt_tensor_t *out, const rt_tensor_t *mean,
+                             const rt_tensor_t *rstd, const rt_tensor_t *inp,
+                             const rt_tensor_t *weight, const rt_tensor_t *bias, int64_t *N,
+                             int *C);
+/* out [B,T,C] (may be NULL), att and scratch [B,NH,T,T] (scratch may be
+ * NULL), qkv [B,T,3C], C divisible by NH. */
+rt_status op_check_attention(const char *op, const rt_tensor_t *out, const rt_tensor_t *att,
+                             const rt_tensor_t *scratch, const rt_tensor_t *qkv, int *B, int *T,
+                             int *C, int *NH);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,4 +51,44 @@ void adamw_update_cpu(float *params, float *m, float *v, const float *grads, int
 void sgd_update_cpu(float *params, float *momentum_buf, const float *grads, int64_t n,
                     float momentum, float weight_decay, const optim_scalars_t *s);
 
+/* ---- the transformer's ops (op_cpu_transformer.c, op_cpu_attention.c) ----
+ * N = rows (B*T positions), C = channels. */
+
+/* Token and position embeddings: out[b*T+t, :] = wte[tokens[b,t], :] +
+ * wpe[t, :]; backward adds dout's rows into the rows of dwte and dwpe that
+ * they came from (either may be NULL). Tokens are valid (0 <= tok < V). */
+void embedding_forward_cpu(float *out, const int32_t *tokens, const float *wte,
+                           const float *wpe, int B, int T, int C);
+void embedding_backward_cpu(float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
+                            int B, int T, int C);
+
+/* LayerNorm over the last dimension, as nn.LayerNorm(C, eps): mean and
+ * biased variance per row, out = (x - mean) * rstd * weight + bias; mean and
+ * rstd [N] are saved for backward, which adds into dinp, dweight, dbias
+ * (each may be NULL). */
+void layernorm_forward_cpu(float *out, float *mean, float *rstd, const float *inp,
+                           const float *weight, const float *bias, int64_t N, int C, float eps);
+void layernorm_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, const float *mean,
+                            const float *rstd, int64_t N, int C);
+
+/* GELU, tanh approximation (F.gelu(x, approximate="tanh")); backward adds
+ * dout * gelu'(inp) into dinp. */
+void gelu_forward_cpu(float *out, const float *inp, int64_t N);
+void gelu_backward_cpu(float *dinp, const float *inp, const float *dout, int64_t N);
+
+/* out = a + b (the residual connections; out may alias a or b). */
+void residual_forward_cpu(float *out, const float *a, const float *b, int64_t N);
+
+/* Causal multi-head self-attention over a fused projection: qkv [B,T,3C]
+ * holds q, k, v side by side, head h at columns h*hs..h*hs+hs-1 of each (hs =
+ * C/NH). att [B,NH,T,T] (saved) is softmax(q.k^T / sqrt(hs)) with the
+ * future masked (zeros above the diagonal); out [B,T,C] = att . v with the
+ * heads side by side again. Backward adds into dqkv [B,T,3C]; scratch
+ * [B,NH,T,T] is overwritten (the gradient of the scores). */
+void attention_forward_cpu(float *out, float *att, const float *qkv, int B, int T, int C,
+                           int NH);
+void attention_backward_cpu(float *dqkv, float *scratch, const float *dout,
+                            const float *qkv, const float *att, int B, int T, int C, int NH);
+
 #endif

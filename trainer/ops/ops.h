@@ -59,6 +59,44 @@ typedef struct rt_ops {
     /* *acc (a double in the device's memory) += sum of x^2, in double. */
     rt_status (*sum_squares)(double *acc, const rt_tensor_t *x, rt_device_t *dev);
 
+    /* ---- the transformer's ops (the exact definitions: op_cpu.h). A device
+     * that lacks them leaves them NULL; a model that needs them refuses to
+     * open there. B rows of T positions, C channels, NH heads. */
+    /* out [B*T, C] = wte[tokens] + wpe[position]; tokens int32 [B, T],
+     * wte [V, C], wpe [ctx >= T, C]. Backward adds into dwte and dwpe. */
+    rt_status (*embedding_forward)(const rt_tensor_t *out, const rt_tensor_t *tokens,
+                                   const rt_tensor_t *wte, const rt_tensor_t *wpe,
+                                   rt_device_t *dev);
+    rt_status (*embedding_backward)(const rt_tensor_t *dwte, const rt_tensor_t *dwpe,
+                                    const rt_tensor_t *dout, const rt_tensor_t *tokens,
+                                    rt_device_t *dev);
+    /* LayerNorm of the rows of inp [N, C] with weight, bias [C]; mean and
+     * rstd [N] saved. */
+    rt_status (*layernorm_forward)(const rt_tensor_t *out, const rt_tensor_t *mean,
+                                   const rt_tensor_t *rstd, const rt_tensor_t *inp,
+                                   const rt_tensor_t *weight, const rt_tensor_t *bias, float eps,
+                                   rt_device_t *dev);
+    rt_status (*layernorm_backward)(const rt_tensor_t *dinp, const rt_tensor_t *dweight,
+                                    const rt_tensor_t *dbias, const rt_tensor_t *dout,
+                                    const rt_tensor_t *inp, const rt_tensor_t *weight,
+                                    const rt_tensor_t *mean, const rt_tensor_t *rstd,
+                                    rt_device_t *dev);
+    /* GELU (tanh approximation); backward adds dout * gelu'(inp) into dinp. */
+    rt_status (*gelu_forward)(const rt_tensor_t *out, const rt_tensor_t *inp, rt_device_t *dev);
+    rt_status (*gelu_backward)(const rt_tensor_t *dinp, const rt_tensor_t *inp,
+                               const rt_tensor_t *dout, rt_device_t *dev);
+    /* out = a + b, elementwise (out may alias a or b). */
+    rt_status (*residual_forward)(const rt_tensor_t *out, const rt_tensor_t *a,
+                                  const rt_tensor_t *b, rt_device_t *dev);
+    /* Causal self-attention: qkv [B, T, 3C] -> out [B, T, C], att [B, NH, T,
+     * T] saved (NH from att's shape). Backward adds into dqkv; scratch has
+     * att's shape and is overwritten. */
+    rt_status (*attention_forward)(const rt_tensor_t *out, const rt_tensor_t *att,
+                                   const rt_tensor_t *qkv, rt_device_t *dev);
+    rt_status (*attention_backward)(const rt_tensor_t *dqkv, const rt_tensor_t *scratch,
+                                    const rt_tensor_t *dout, const rt_tensor_t *qkv,
+                                    const rt_tensor_t *att, rt_device_t *dev);
+
     /* Fused optimizer updates over whole views (any slice of an arena), with
      * the clip factor, skip flag and scalars of this step read from the
      * device's memory (update_math.h has the rules). m/v and momentum_buf
