@@ -25,4 +25,10 @@ float rt_rng_uniform(rt_rng_t *rng);
 /* Fills x[0..n) with U(-bound, bound): (2u - 1) * bound. */
 void init_uniform(float *x, int64_t n, float bound, rt_rng_t *rng);
 
+/* Fills x[0..n) with N(0, std^2) by Box-Muller in double: for each pair,
+ * u1 = 1 - (53 bits of one output) * 2^-53 (in (0, 1]), u2 likewise from
+ * the next, r = sqrt(-2 ln u1), x[i] = r cos(2 pi u2) * std, x[i+1] =
+ * r sin(2 pi u2) * std (an odd n drops the last sine). */
+void init_normal(float *x, int64_t n, float std, rt_rng_t *rng);
+
 #endif

@@ -241,6 +241,24 @@ static rt_status mlp_count_correct(model_t *m, const rt_batch_t *batch, int64_t 
     return device_download(m->dev, count, b->correct, sizeof *count);
 }
 
+static rt_status mlp_logits(model_t *m, rt_tensor_t *out)
+{
+    const mlp_config_t *c = m->cfg;
+    mlp_buffers_t *b = m->impl;
+    *out = tensor_2d(b->acts[c->nlayers], F32, b->batch, c->sizes[c->nlayers]);
+    return RT_OK;
+}
+
+/* 2 FLOPs per weight per row forward, twice that backward (dinp, dweight). */
+static double mlp_train_flops(const void *cfg)
+{
+    const mlp_config_t *c = cfg;
+    double weights = 0;
+    for (int l = 0; l < c->nlayers; l++)
+        weights += (double)c->sizes[l] * c->sizes[l + 1];
+    return 6.0 * weights;
+}
+
 const model_kind_t model_kind_mlp = {
     .name = "mlp",
     .syntax = "mlp:IN,HIDDEN...,CLASSES",
@@ -254,4 +272,6 @@ const model_kind_t model_kind_mlp = {
     .forward = mlp_forward,
     .backward = mlp_backward,
     .count_correct = mlp_count_correct,
+    .logits = mlp_logits,
+    .train_flops = mlp_train_flops,
 };

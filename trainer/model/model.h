@@ -76,6 +76,12 @@ typedef struct model_kind {
     /* after forward: rows whose prediction is the target (NULL: the model
      * has no accuracy); the count is returned to the host */
     rt_status (*count_correct)(model_t *m, const rt_batch_t *b, int64_t *count);
+    /* after forward: a view of its logits, [rows * positions, outputs], in
+     * the model's buffers (sampling reads them) */
+    rt_status (*logits)(model_t *m, rt_tensor_t *out);
+    /* model FLOPs of one training example (one token for token models):
+     * forward and backward, the multiply-adds counted as 2 (MFU's numerator) */
+    double (*train_flops)(const void *cfg);
 } model_kind_t;
 
 struct model {
@@ -111,5 +117,6 @@ void model_close(model_t *m);
 
 /* The registered kinds (registry.c). */
 extern const model_kind_t model_kind_mlp;
+extern const model_kind_t model_kind_gpt;
 
 #endif

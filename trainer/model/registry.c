@@ -10,6 +10,7 @@
 
 static const model_kind_t *const model_kinds[] = {
     &model_kind_mlp,
+    &model_kind_gpt,
 };
 #define MODEL_KINDS (sizeof model_kinds / sizeof model_kinds[0])
 
