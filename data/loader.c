@@ -94,10 +94,17 @@ void loader_config_default(loader_config_t *cfg)
 /* Token windows: the shuffled stream starts at a per-epoch shift in
  * [0, ctx), so windows differ from epoch to epoch; the window count leaves
  * room for the largest shift. */
+int64_t loader_token_windows(int64_t tokens, int64_t ctx, bool shuffle)
+{
+    if (ctx < 1)
+        return 0;
+    const int64_t n = shuffle ? (tokens - ctx) / ctx : (tokens - 1) / ctx;
+    return n > 0 ? n : 0;
+}
+
 static int64_t token_windows(const loader_t *l)
 {
-    int64_t total = dataset_info(l->d)->count, ctx = l->cfg.ctx;
-    return l->cfg.shuffle ? (total - ctx) / ctx : (total - 1) / ctx;
+    return loader_token_windows(dataset_info(l->d)->count, l->cfg.ctx, l->cfg.shuffle);
 }
 
 static int64_t token_shift(const loader_t *l, int64_t epoch)

@@ -89,6 +89,11 @@ int64_t loader_steps_per_epoch(const loader_t *l);
 int64_t loader_epoch_rows(const loader_t *l);
 /* Records (classification) or windows (tokens) the sampler draws from. */
 int64_t loader_num_samples(const loader_t *l);
+/* Windows of ctx+1 tokens that a stream of `tokens` tokens yields
+ * (docs/FORMATS.md, "Token streams"): (tokens - ctx) / ctx shuffled (room
+ * for the per-epoch shift), (tokens - 1) / ctx unshuffled; 0 if none. */
+int64_t loader_token_windows(int64_t tokens, int64_t ctx, bool shuffle);
+
 /* True once a one-epoch loader has handed out its last batch. */
 bool loader_done(const loader_t *l);
 

@@ -6,34 +6,16 @@
 
 #include "common/check.h"
 #include "data/loader.h"
+#include "trainer/run/host_batch.h"
 
-rt_status eval_dataset_open(const char *path, const char *flag, const model_io_t *io,
-                            dataset_t **out)
+/* Sums of one batch: loss (in double, in row order), correct rows, and
+ * the losses counted (rows, or rows * ctx positions). */
+static rt_status eval_batch(model_t *m, device_stager_t *stager, const model_io_t *io,
+                            const loader_batch_t *lb, int32_t *split, float *losses_host,
+                            double sums[4])
 {
-    if (io->batch != RT_BATCH_ROWS)
-        return rt_fail(RT_ERR_USAGE, "--%s: only classification models are supported", flag);
-    rt_status st = dataset_open(path, out);
-    if (st == RT_OK)
-        st = dataset_expect_kind(*out, DATASET_CLASSIFICATION);
-    if (st != RT_OK)
-        return rt_fail_context(RT_ERR_USAGE, "--%s", flag);
-    const dataset_info_t *info = dataset_info(*out);
-    if (info->features != io->features)
-        return rt_fail(RT_ERR_USAGE, "--%s %s has %lld features per record but the model takes %lld inputs",
-                       flag, path, (long long)info->features, (long long)io->features);
-    if (info->num_classes != io->classes)
-        return rt_fail(RT_ERR_USAGE, "--%s %s has %d classes but the model has %d outputs", flag,
-                       path, info->num_classes, io->classes);
-    return RT_OK;
-}
-
-/* Sums of one batch: loss (in double, in row order), correct rows. */
-static rt_status eval_batch(model_t *m, device_stager_t *stager, const loader_batch_t *lb,
-                            float *losses_host, int64_t features, double sums[3])
-{
-    rt_batch_t host = {.rows = lb->rows}, dev;
-    host.inputs = tensor_2d((void *)lb->inputs, RT_DTYPE_F32, lb->rows, features);
-    host.targets = tensor_1d((void *)lb->labels, RT_DTYPE_I32, lb->rows);
+    rt_batch_t host, dev;
+    host_batch_from_loader(io, lb, split, &host);
     void *din = NULL, *dtg = NULL;
     TRY(device_stager_put(stager, 0, host.inputs.data, tensor_bytes(&host.inputs),
                           host.targets.data, tensor_bytes(&host.targets), &din, &dtg));
@@ -53,6 +35,7 @@ static rt_status eval_batch(model_t *m, device_stager_t *stager, const loader_ba
     sums[0] += ls;
     sums[1] += (double)correct;
     sums[2] += lb->rows;
+    sums[3] += (double)tensor_numel(&losses);
     return RT_OK;
 }
 
@@ -61,7 +44,8 @@ rt_status eval_dataset(model_t *m, dataset_t *ds, int batch, coll_comm_t *comm, 
 {
     CHECK_ARG(batch >= 1 && batch <= m->max_batch, "eval: batch %d (model holds %d)", batch,
               m->max_batch);
-    const int64_t features = dataset_info(ds)->features;
+    model_io_t io;
+    m->kind->describe(m->cfg, &io);
     loader_config_t lc;
     loader_config_default(&lc);
     lc.batch = batch;
@@ -71,20 +55,26 @@ rt_status eval_dataset(model_t *m, dataset_t *ds, int batch, coll_comm_t *comm, 
     lc.remainder = SAMPLER_PARTIAL;
     lc.one_epoch = true;
     lc.prefetch = 2;
+    lc.ctx = io.context;
     loader_t *l = NULL;
     device_stager_t *stager = NULL;
     float *losses_host = NULL;
+    int32_t *split = NULL;
     rt_status st = RT_OK;
-    double sums[3] = {0, 0, 0};  /* loss, correct, rows */
-    TRY_GOTO(st, host_alloc((void **)&losses_host, sizeof(float) * (size_t)batch), out);
-    TRY_GOTO(st, device_stager_create(m->dev, 1, sizeof(float) * (size_t)batch * (size_t)features,
-                                      sizeof(int32_t) * (size_t)batch, &stager), out);
+    double sums[4] = {0, 0, 0, 0};  /* loss, correct, rows, losses */
+    const size_t per_row = io.batch == RT_BATCH_TOKENS ? (size_t)io.context : 1;
+    size_t in_bytes, tg_bytes;
+    host_batch_bytes(&io, batch, &in_bytes, &tg_bytes);
+    TRY_GOTO(st, host_alloc((void **)&losses_host, sizeof(float) * (size_t)batch * per_row), out);
+    TRY_GOTO(st, host_alloc((void **)&split,
+                            sizeof(int32_t) * (host_batch_split_len(&io, batch) + 1)), out);
+    TRY_GOTO(st, device_stager_create(m->dev, 1, in_bytes, tg_bytes, &stager), out);
     TRY_GOTO(st, loader_open(&l, ds, &lc), out);
     for (int64_t s = 0, steps = loader_steps_per_epoch(l); s < steps; s++) {
         loader_batch_t b;
         TRY_GOTO(st, loader_acquire(l, &b), out);
         if (b.rows > 0)
-            st = eval_batch(m, stager, &b, losses_host, features, sums);
+            st = eval_batch(m, stager, &io, &b, split, losses_host, sums);
         loader_release(l);
         if (st != RT_OK)
             goto out;
@@ -93,10 +83,11 @@ out:
     loader_close(l);
     device_stager_destroy(stager);
     host_free(losses_host);
+    host_free(split);
     TRY(st);
     if (comm)
-        TRY(coll_allreduce(comm, sums, sums, 3, RT_DTYPE_F64, COLL_SUM));
-    *loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
+        TRY(coll_allreduce(comm, sums, sums, 4, RT_DTYPE_F64, COLL_SUM));
+    *loss = sums[3] > 0 ? sums[0] / sums[3] : NAN;
     *accuracy = sums[2] > 0 && m->kind->count_correct ? sums[1] / sums[2] : NAN;
     *count = (int64_t)sums[2];
     return RT_OK;

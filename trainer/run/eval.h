@@ -13,14 +13,11 @@
 #include "data/dataset.h"
 #include "trainer/model/model.h"
 
-/* Opens a dataset for a model that consumes io: a missing file, another
- * kind, or inputs/classes that do not match fail with RT_ERR_USAGE (exit
- * 2) and a message naming the flag and the file. */
-rt_status eval_dataset_open(const char *path, const char *flag, const model_io_t *io,
-                            dataset_t **out);
-
-/* Mean loss and accuracy (NaN when the model has none) over ds, batch <=
- * m->max_batch rows per forward; comm NULL: this process alone. */
+/* Mean loss (per record, or per token for a token model: every position
+ * of every window, windows as the unshuffled sampler cuts them) and
+ * accuracy (NaN when the model has none) over ds, batch <= m->max_batch
+ * rows per forward; *count: records or windows. comm NULL: this process
+ * alone. Open ds with host_batch_dataset_open (host_batch.h). */
 rt_status eval_dataset(model_t *m, dataset_t *ds, int batch, coll_comm_t *comm, double *loss,
                        double *accuracy, int64_t *count);
 

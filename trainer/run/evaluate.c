@@ -12,6 +12,7 @@
 #include "trainer/ops/cpu_threads.h"
 #include "trainer/run/agree.h"
 #include "trainer/run/eval.h"
+#include "trainer/run/host_batch.h"
 
 typedef struct {
     model_spec_t spec;
@@ -30,7 +31,7 @@ static rt_status open_model(evaluation_t *e, const eval_config_t *cfg, const cha
     TRY(e->spec.kind->declare(e->spec.cfg, &e->reg));
     model_io_t io;
     e->spec.kind->describe(e->spec.cfg, &io);
-    TRY(eval_dataset_open(cfg->data, "data", &io, &e->ds));
+    TRY(host_batch_dataset_open(cfg->data, "data", &io, &e->ds));
     TRY(host_alloc((void **)&e->params, sizeof(float) * (size_t)e->reg.total));
     device_config_t cpu = {.kind = RT_DEVICE_CPU};
     TRY(device_open(&e->dev, &cpu));

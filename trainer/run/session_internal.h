@@ -27,6 +27,8 @@ typedef struct {
     coll_comm_t *comm;           /* NULL: this process alone */
     int rank, world, local_rank, local_size, threads;
     model_spec_t spec;
+    model_io_t io;               /* what the model consumes */
+    int32_t *split;              /* token batches: inputs and targets split from the windows */
     optim_config_t optim;
     sched_kind sched;
     device_config_t devcfg;

@@ -10,6 +10,7 @@
 
 #include "common/check.h"
 #include "trainer/run/eval.h"
+#include "trainer/run/host_batch.h"
 #include "trainer/run/metrics.h"
 #include "trainer/run/session_internal.h"
 
@@ -29,6 +30,7 @@ static rt_status open_loader(session_t *s)
     lc.shuffle = a->shuffle;
     lc.remainder = SAMPLER_DROP;
     lc.prefetch = 4;
+    lc.ctx = s->io.context;
     lc.start = (sampler_state_t){.seed = (uint64_t)a->seed, .epoch = 0, .position = 0};
     if (s->devcfg.kind == RT_DEVICE_CUDA) {  /* pinned: the copies to the device run asynchronously */
         lc.alloc = device_pinned_alloc;
@@ -77,21 +79,24 @@ static rt_status setup_inner(session_t *s, ckpt_reader_t **rd)
         TRY(session_resume_open(s, rd));
     else if (a->batch < 1)
         return rt_fail(RT_ERR_USAGE, "--batch is required when not resuming from a checkpoint");
-    model_io_t io;
-    s->spec.kind->describe(s->spec.cfg, &io);
-    TRY(eval_dataset_open(a->data, "data", &io, &s->train_ds));
+    s->spec.kind->describe(s->spec.cfg, &s->io);
+    TRY(host_batch_dataset_open(a->data, "data", &s->io, &s->train_ds));
     if (a->eval)
-        TRY(eval_dataset_open(a->eval, "eval", &io, &s->eval_ds));
-    int64_t n = dataset_info(s->train_ds)->count;
-    int64_t shard = n / s->world;
-    int64_t per_step = (int64_t)a->batch * a->accum;
+        TRY(host_batch_dataset_open(a->eval, "eval", &s->io, &s->eval_ds));
+    /* records, or token windows */
+    const int64_t count = dataset_info(s->train_ds)->count;
+    const bool tokens = s->io.batch == RT_BATCH_TOKENS;
+    const int64_t n = tokens ? loader_token_windows(count, s->io.context, a->shuffle) : count;
+    const int64_t shard = n / s->world, per_step = (int64_t)a->batch * a->accum;
     if (shard < per_step)
         return rt_fail(RT_ERR_USAGE,
                        "--batch %d x --accum %d = %lld rows per step is larger than a rank's shard "
-                       "of %s (%lld records / %d ranks = %lld)",
-                       a->batch, a->accum, (long long)per_step, a->data, (long long)n, s->world,
-                       (long long)shard);
+                       "of %s (%lld %s / %d ranks = %lld)",
+                       a->batch, a->accum, (long long)per_step, a->data, (long long)n,
+                       tokens ? "windows" : "records", s->world, (long long)shard);
     TRY(open_loader(s));
+    TRY(host_alloc((void **)&s->split,
+                   sizeof(int32_t) * (host_batch_split_len(&s->io, a->batch) + 1)));
     if (s->rank == 0 && a->metrics) {
         s->metrics = metrics_open(a->metrics, s->resume_path[0] ? s->sc.step : -1);
         if (!s->metrics)
@@ -127,6 +132,7 @@ void session_setup_free(session_t *s)
     device_close(s->dev);
     dataset_close(s->eval_ds);
     dataset_close(s->train_ds);
+    host_free(s->split);
     if (s->metrics)
         fclose(s->metrics);
 }
@@ -157,10 +163,7 @@ rt_status session_next_batch(void *ctx, int k, rt_batch_t *batch)
     TRY(loader_acquire(s->loader, &b));
     s->holding = true;
     s->micro_in_epoch++;
-    const model_io_t *io = replica_io(s->rep);
-    batch->rows = b.rows;
-    batch->inputs = tensor_2d((void *)b.inputs, RT_DTYPE_F32, b.rows, io->features);
-    batch->targets = tensor_1d((void *)b.labels, RT_DTYPE_I32, b.rows);
+    host_batch_from_loader(&s->io, &b, s->split, batch);
     return RT_OK;
 }
 
