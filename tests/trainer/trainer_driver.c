@@ -7,11 +7,17 @@
  *   op-linear  --dir D --B n --C n --OC n   inp weight bias dout -> out dinp dweight dbias
  *   op-relu    --dir D --N n                inp dout -> out dinp
  *   op-xent    --dir D --B n --V n          logits labels -> losses probs dlogits (scale 1/B)
- *   mlp-grad   --dir D --spec S --B n       params inputs labels -> loss(f64) grads
+ *   model-grad --dir D --spec S --B n       params inputs labels -> loss(f64) logits grads
+ *              (mlp-grad: the same)
  *   init       --dir D --spec S --seed n    -> params
  *   train      --dir D --spec S --B n --steps n [--accum k] [optimizer flags]
  *              params inputs[steps*accum*B] labels -> losses(f64, per step)
  *              grad_norms(f64) lrs(f64) params_out
+ * For a token model (gpt:...) "inputs" and "labels" are int32 [B, ctx] (the
+ * targets) in model-grad, and train reads one int32 stream "tokens" of
+ * steps*accum*B*ctx + 1 tokens instead, written as a tokens dataset of the
+ * model's vocabulary: micro-batch j's row r is window j*B + r, tokens
+ * [(j*B + r)*ctx, (j*B + r)*ctx + ctx] (docs/FORMATS.md, unshuffled).
  * "params"/"grads" are the state_dict tensors concatenated in order
  * (fc1.weight, fc1.bias, fc2.weight, ...), without the arena's gaps.
  * The models run through the model interface on the CPU device, and
@@ -85,6 +91,33 @@ static void params_unpack(const param_registry_t *reg, const float *packed, floa
         memcpy(arena + reg->entries[i].offset, packed, sizeof(float) * reg->entries[i].numel);
         packed += reg->entries[i].numel;
     }
+}
+
+/* A tokens dataset (uint8 up to 256 tokens, else uint16) of the stream. */
+static rt_status write_tokens(const char *path, const int32_t *stream, int64_t n, int vocab)
+{
+    const bool narrow = vocab <= 256;
+    void *buf = xcalloc((size_t)n, narrow ? 1 : 2);
+    for (int64_t i = 0; i < n; i++) {
+        if (stream[i] < 0 || stream[i] >= vocab)
+            return rt_fail(RT_ERR_INVALID, "token %d at %lld is outside the vocabulary of %d",
+                           stream[i], (long long)i, vocab);
+        if (narrow)
+            ((uint8_t *)buf)[i] = (uint8_t)stream[i];
+        else
+            ((uint16_t *)buf)[i] = (uint16_t)stream[i];
+    }
+    dataset_writer_t *w = NULL;
+    TRY(dataset_writer_create(path, &w));
+    rt_status st = dataset_writer_tokens(w, n, narrow ? RT_DTYPE_U8 : RT_DTYPE_U16, vocab);
+    if (st == RT_OK)
+        st = dataset_writer_put(w, "tokens", 0, n, buf);
+    free(buf);
+    if (st != RT_OK) {
+        dataset_writer_abort(w);
+        return st;
+    }
+    return dataset_writer_commit(w);
 }
 
 /* The session's hooks: initial parameters from the packed file, and each
@@ -197,7 +230,91 @@ int main(int argc, char **argv)
         TRY_GOTO(st, file_write("probs", probs, 4 * (size_t)B * V), done);
         TRY_GOTO(st, file_write("dlogits", dl, 4 * (size_t)B * V), done);
         TRY_GOTO(st, file_write("correct", &correct, sizeof correct), done);
-    } else if (!strcmp(mode, "mlp-grad") || !strcmp(mode, "init") || !strcmp(mode, "train")) {
+    } else if (!strcmp(mode, "op-layernorm") || !strcmp(mode, "op-gelu") ||
+               !strcmp(mode, "op-attention") || !strcmp(mode, "op-embedding")) {
+        /* The transformer's ops (op_cpu.h); gradients start from zero.
+         *   op-layernorm --N n --C n  inp weight bias dout
+         *                             -> out mean rstd dinp dweight dbias (eps 1e-5)
+         *   op-gelu      --N n        inp dout -> out dinp
+         *   op-attention              dims(int32 B T C NH) qkv dout -> out att dqkv
+         *   op-embedding              dims(int32 B T C V) tokens(int32) wte wpe[T,C] dout
+         *                             -> out dwte dwpe
+         * T and NH come in a file so that these modes need no flags of their own. */
+        if (!strcmp(mode, "op-layernorm")) {
+            size_t n = (size_t)N * C;
+            float *inp = xcalloc(n, 4), *w = xcalloc(C, 4), *b = xcalloc(C, 4),
+                  *dout = xcalloc(n, 4), *out = xcalloc(n, 4), *mean = xcalloc(N, 4),
+                  *rstd = xcalloc(N, 4), *dinp = xcalloc(n, 4), *dw = xcalloc(C, 4),
+                  *db = xcalloc(C, 4);
+            TRY_GOTO(st, file_read("inp", inp, 4 * n), done);
+            TRY_GOTO(st, file_read("weight", w, 4 * (size_t)C), done);
+            TRY_GOTO(st, file_read("bias", b, 4 * (size_t)C), done);
+            TRY_GOTO(st, file_read("dout", dout, 4 * n), done);
+            layernorm_forward_cpu(out, mean, rstd, inp, w, b, N, C, 1e-5f);
+            layernorm_backward_cpu(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+            TRY_GOTO(st, file_write("out", out, 4 * n), done);
+            TRY_GOTO(st, file_write("mean", mean, 4 * (size_t)N), done);
+            TRY_GOTO(st, file_write("rstd", rstd, 4 * (size_t)N), done);
+            TRY_GOTO(st, file_write("dinp", dinp, 4 * n), done);
+            TRY_GOTO(st, file_write("dweight", dw, 4 * (size_t)C), done);
+            TRY_GOTO(st, file_write("dbias", db, 4 * (size_t)C), done);
+        } else if (!strcmp(mode, "op-gelu")) {
+            float *inp = xcalloc(N, 4), *dout = xcalloc(N, 4), *out = xcalloc(N, 4),
+                  *dinp = xcalloc(N, 4);
+            TRY_GOTO(st, file_read("inp", inp, 4 * (size_t)N), done);
+            TRY_GOTO(st, file_read("dout", dout, 4 * (size_t)N), done);
+            gelu_forward_cpu(out, inp, N);
+            gelu_backward_cpu(dinp, inp, dout, N);
+            TRY_GOTO(st, file_write("out", out, 4 * (size_t)N), done);
+            TRY_GOTO(st, file_write("dinp", dinp, 4 * (size_t)N), done);
+        } else {
+            int32_t dims[4];
+            TRY_GOTO(st, file_read("dims", dims, sizeof dims), done);
+            const int b_ = dims[0], t_ = dims[1], c_ = dims[2], d3 = dims[3];
+            if (b_ < 1 || t_ < 1 || c_ < 1 || d3 < 1) {
+                st = rt_fail(RT_ERR_USAGE, "dims must be positive");
+                goto done;
+            }
+            size_t rows = (size_t)b_ * t_, nout = rows * c_;
+            if (!strcmp(mode, "op-attention")) {
+                if (c_ % d3) {
+                    st = rt_fail(RT_ERR_USAGE, "C %% NH != 0");
+                    goto done;
+                }
+                size_t natt = (size_t)b_ * d3 * t_ * t_;
+                float *qkv = xcalloc(3 * nout, 4), *dout = xcalloc(nout, 4),
+                      *out = xcalloc(nout, 4), *att = xcalloc(natt, 4),
+                      *dqkv = xcalloc(3 * nout, 4), *scratch = xcalloc(natt, 4);
+                TRY_GOTO(st, file_read("qkv", qkv, 4 * 3 * nout), done);
+                TRY_GOTO(st, file_read("dout", dout, 4 * nout), done);
+                attention_forward_cpu(out, att, qkv, b_, t_, c_, d3);
+                attention_backward_cpu(dqkv, scratch, dout, qkv, att, b_, t_, c_, d3);
+                TRY_GOTO(st, file_write("out", out, 4 * nout), done);
+                TRY_GOTO(st, file_write("att", att, 4 * natt), done);
+                TRY_GOTO(st, file_write("dqkv", dqkv, 4 * 3 * nout), done);
+            } else {
+                size_t nte = (size_t)d3 * c_, npe = (size_t)t_ * c_;
+                int32_t *tok = xcalloc(rows, 4);
+                float *wte = xcalloc(nte, 4), *wpe = xcalloc(npe, 4), *dout = xcalloc(nout, 4),
+                      *out = xcalloc(nout, 4), *dwte = xcalloc(nte, 4), *dwpe = xcalloc(npe, 4);
+                TRY_GOTO(st, file_read("tokens", tok, 4 * rows), done);
+                for (size_t i = 0; i < rows; i++)
+                    if (tok[i] < 0 || tok[i] >= d3) {
+                        st = rt_fail(RT_ERR_USAGE, "token %d outside [0, %d)", tok[i], d3);
+                        goto done;
+                    }
+                TRY_GOTO(st, file_read("wte", wte, 4 * nte), done);
+                TRY_GOTO(st, file_read("wpe", wpe, 4 * npe), done);
+                TRY_GOTO(st, file_read("dout", dout, 4 * nout), done);
+                embedding_forward_cpu(out, tok, wte, wpe, b_, t_, c_);
+                embedding_backward_cpu(dwte, dwpe, dout, tok, b_, t_, c_);
+                TRY_GOTO(st, file_write("out", out, 4 * nout), done);
+                TRY_GOTO(st, file_write("dwte", dwte, 4 * nte), done);
+                TRY_GOTO(st, file_write("dwpe", dwpe, 4 * npe), done);
+            }
+        }
+    } else if (!strcmp(mode, "mlp-grad") || !strcmp(mode, "model-grad") || !strcmp(mode, "init") ||
+               !strcmp(mode, "train")) {
         model_spec_t spec;
         param_registry_t reg = {0};
         TRY_GOTO(st, model_spec_parse(spec_text ? spec_text : "", &spec), done);
@@ -213,13 +330,21 @@ int main(int argc, char **argv)
             goto done;
         }
         TRY_GOTO(st, file_read("params", packed, 4 * (size_t)np), done);
-        const int64_t in = io.features;
+        const bool tokens = io.batch == RT_BATCH_TOKENS;
+        const int64_t in = tokens ? io.context : io.features, T = tokens ? io.context : 1;
         int64_t rows_total = !strcmp(mode, "train") ? (int64_t)steps * accum * B : B;
-        float *x = xcalloc((size_t)rows_total * in, 4);
-        int32_t *y = xcalloc((size_t)rows_total, 4);
-        TRY_GOTO(st, file_read("inputs", x, 4 * (size_t)rows_total * in), done);
-        TRY_GOTO(st, file_read("labels", y, 4 * (size_t)rows_total), done);
-        if (!strcmp(mode, "mlp-grad")) {
+        float *x = NULL;
+        int32_t *y = NULL, *stream = NULL;
+        if (tokens && !strcmp(mode, "train")) {
+            stream = xcalloc((size_t)(rows_total * T + 1), 4);
+            TRY_GOTO(st, file_read("tokens", stream, 4 * (size_t)(rows_total * T + 1)), done);
+        } else {
+            x = xcalloc((size_t)rows_total * in, 4);
+            y = xcalloc((size_t)rows_total * T, 4);
+            TRY_GOTO(st, file_read("inputs", x, 4 * (size_t)rows_total * in), done);
+            TRY_GOTO(st, file_read("labels", y, 4 * (size_t)rows_total * T), done);
+        }
+        if (strcmp(mode, "train") != 0) {
             rt_device_t *dev = NULL;
             device_config_t cpu = {.kind = RT_DEVICE_CPU};
             float *grads = xcalloc(reg.total, 4);
@@ -227,15 +352,24 @@ int main(int argc, char **argv)
             TRY_GOTO(st, device_open(&dev, &cpu), done);
             params_unpack(&reg, packed, arena);
             TRY_GOTO(st, model_open(&m, &spec, &reg, dev, arena, grads, B), done);
-            rt_batch_t batch = {.rows = B, .inputs = tensor_2d(x, RT_DTYPE_F32, B, in),
-                                .targets = tensor_1d(y, RT_DTYPE_I32, B)};
-            rt_tensor_t losses;
+            rt_batch_t batch = {.rows = B};
+            if (tokens) {
+                batch.inputs = tensor_2d(x, RT_DTYPE_I32, B, T);
+                batch.targets = tensor_2d(y, RT_DTYPE_I32, B, T);
+            } else {
+                batch.inputs = tensor_2d(x, RT_DTYPE_F32, B, in);
+                batch.targets = tensor_1d(y, RT_DTYPE_I32, B);
+            }
+            rt_tensor_t losses, logits;
             TRY_GOTO(st, m.kind->forward(&m, &batch, &losses), done);
+            const int64_t n = tensor_numel(&losses);
             double loss = 0;
-            for (int i = 0; i < B; i++)
+            for (int64_t i = 0; i < n; i++)
                 loss += ((const float *)losses.data)[i];
-            loss /= B;
-            TRY_GOTO(st, m.kind->backward(&m, &batch, 1.0f / (float)B, NULL, NULL), done);
+            loss /= (double)n;
+            TRY_GOTO(st, m.kind->logits(&m, &logits), done);
+            TRY_GOTO(st, file_write("logits", logits.data, tensor_bytes(&logits)), done);
+            TRY_GOTO(st, m.kind->backward(&m, &batch, (float)(1.0 / (double)n), NULL, NULL), done);
             params_pack(&reg, grads, packed);
             TRY_GOTO(st, file_write("loss", &loss, sizeof loss), done);
             TRY_GOTO(st, file_write("grads", packed, 4 * (size_t)np), done);
@@ -244,8 +378,12 @@ int main(int argc, char **argv)
         /* train: a whole session over the batches in file order */
         char data_path[1100];
         snprintf(data_path, sizeof data_path, "%s/train.h5", dir);
-        TRY_GOTO(st, dataset_write_f32_classification(data_path, x, y, rows_total, in, io.classes),
-                 done);
+        if (tokens)
+            TRY_GOTO(st, write_tokens(data_path, stream, rows_total * T + 1, io.vocab), done);
+        else
+            TRY_GOTO(st, dataset_write_f32_classification(data_path, x, y, rows_total, in,
+                                                          io.classes),
+                     done);
         train_record_t rec = {.packed_in = packed, .packed_out = xcalloc(np, 4),
                               .losses = xcalloc(steps, 8), .norms = xcalloc(steps, 8),
                               .lrs = xcalloc(steps, 8), .steps = steps};
