@@ -1,10 +1,13 @@
 /* test_trainer_fd.c - every op's and the whole MLP's analytic gradients
- * (float32, the CPU oracle op_cpu.c, and the MLP through the model
+ * (float32, the CPU oracle: op_cpu.c and the transformer's ops in
+ * op_cpu_transformer.c and op_cpu_attention.c, and the MLP through the model
  * interface on the CPU device) against central finite differences of
  * independent float64 reference forwards written here, and the float32
  * forwards against the same references. Also checks that backward
- * accumulates (+=), that the op table refuses mismatched views, and that
- * backward reports each layer's gradient as final, last layer first. */
+ * accumulates (+=) and takes NULL gradients where op_cpu.h allows them, that
+ * attention's weights are causal rows summing to 1, that the op table
+ * refuses mismatched views, and that backward reports each layer's gradient
+ * as final, last layer first. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,11 +28,13 @@ static double rnd(void)  /* uniform in [-1, 1) */
     return (double)(lcg >> 11) / 9007199254740992.0 * 2.0 - 1.0;
 }
 
-/* max|a - b| / max|b| over n values */
+/* max|a - b| / max|b| over n values; infinite if a holds a NaN or inf */
 static double rel_err_fd(const float *a, const double *b, int64_t n)
 {
     double num = 0, den = 1e-30;
     for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]))  /* fmax would skip a NaN */
+            return INFINITY;
         num = fmax(num, fabs((double)a[i] - b[i]));
         den = fmax(den, fabs(b[i]));
     }
@@ -231,6 +236,637 @@ static void test_xent(void)
     EXPECT(sum_squares_cpu(sq, 3) == 9.0, "sum of squares");
 }
 
+/* ---- the transformer's ops ----
+ * Each op's float32 forward against a float64 reference written here from
+ * the math, and its backward against central differences of that reference
+ * for L = sum(R * out) with a fixed random R (so dout = R).
+ *
+ * Tolerances, as max|ours - ref| / max|ref| per tensor (or per row, where
+ * rows differ in scale): the float64 differences are good to ~1e-9 (h =
+ * 1e-5: truncation h^2 f''' ~ 1e-10, cancellation 1e-16 |L| / h ~ 1e-10), so
+ * what is measured is the float32 op's rounding: a few operations or a sum of
+ * at most ~100 terms at unit roundoff 6e-8, about 1e-6 (1e-7 to 3e-6
+ * measured). FWD_RTOL = 1e-5 and GRAD_RTOL = 1e-4 leave 10x and 100x margin
+ * over that, and stay below the modelling slips worth catching: erf instead
+ * of tanh GELU (8e-5 in the forward, 8e-4 in the gradient), unbiased
+ * variance (a factor C/(C-1)), eps outside the square root (rows whose
+ * variance is below eps are included), 1/sqrt(C) instead of 1/sqrt(hs), a
+ * missing mask or softmax term (O(1)).
+ *
+ * Inputs are floats held exactly in doubles, so both sides evaluate the same
+ * point. Outputs start as NaN (an entry an op forgets to write shows), and
+ * gradient buffers start random (backward must add). The small, odd shapes
+ * get differences for every entry; the larger ones, there to reach the ops'
+ * threaded paths (32768 elements and up, gradient columns in blocks of 64),
+ * get them for a few whole rows. */
+#define FWD_RTOL 1e-5
+
+static double *dalloc(int64_t n)
+{
+    double *p = calloc((size_t)(n ? n : 1), sizeof(double));
+    if (!p)
+        abort();
+    return p;
+}
+
+static float *falloc(int64_t n)
+{
+    float *p = calloc((size_t)(n ? n : 1), sizeof(float));
+    if (!p)
+        abort();
+    return p;
+}
+
+/* uniform in [-scale, scale), rounded to float so both sides see one value */
+static void fill_rnd(double *x, int64_t n, double scale)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (double)(float)(scale * rnd());
+}
+
+static void fill_nan(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = NAN;
+}
+
+static float *f32_copy(const double *src, int64_t n)
+{
+    float *p = falloc(n);
+    to_f32(p, src, n);
+    return p;
+}
+
+static float *f_dup(const float *src, int64_t n)
+{
+    float *p = falloc(n);
+    memcpy(p, src, sizeof(float) * (size_t)n);
+    return p;
+}
+
+/* a gradient buffer's contents before backward adds into it */
+static float *f_rnd(int64_t n)
+{
+    float *p = falloc(n);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = (float)rnd();
+    return p;
+}
+
+static double dot_d(const double *a, const double *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static double max_abs_d(const double *x, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++)
+        m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+/* The worst, over groups of `block` consecutive entries, of
+ * max|(got - pre) - want| / max(max|want|, lo), with got - pre taken in
+ * double (pre: the buffer before backward added into it, or NULL).
+ * Infinite if got holds a NaN or infinity (fmax would skip a NaN). */
+static double err_blocks(const float *got, const float *pre, const double *want, int64_t n,
+                         int64_t block, double lo)
+{
+    double worst = 0;
+    for (int64_t b0 = 0; b0 < n; b0 += block) {
+        double num = 0, den = fmax(lo, 1e-30);
+        for (int64_t i = b0; i < b0 + block && i < n; i++) {
+            if (!isfinite(got[i]))
+                return INFINITY;
+            double g = (double)got[i] - (pre ? (double)pre[i] : 0.0);
+            num = fmax(num, fabs(g - want[i]));
+            den = fmax(den, fabs(want[i]));
+        }
+        worst = fmax(worst, num / den);
+    }
+    return worst;
+}
+
+/* Rows that get finite differences: all n when n <= k; else 0, 1, 2 (where
+ * the tests plant their special rows), n - 1 and k - 4 spread between. */
+static int64_t pick_rows(int64_t n, int64_t k, int64_t *rows)
+{
+    int64_t m = 0;
+    if (n <= k) {
+        for (; m < n; m++)
+            rows[m] = m;
+        return m;
+    }
+    rows[m++] = 0;
+    rows[m++] = 1;
+    rows[m++] = 2;
+    for (int64_t i = 0; i < k - 4; i++)
+        rows[m++] = 3 + (i + 1) * (n - 4) / (k - 3);
+    rows[m++] = n - 1;
+    return m;
+}
+#define PICK_MAX 8
+
+/* Central differences for the entries of the picked rows (width w) of x,
+ * into grad[nr * w], row after row. */
+static void fd_grad_rows(double *x, const int64_t *rows, int64_t nr, int64_t w, obj_fn f,
+                         void *ctx, double *grad)
+{
+    for (int64_t r = 0; r < nr; r++)
+        fd_grad(x + rows[r] * w, w, f, ctx, grad + r * w);
+}
+
+static float *gather_rows(const float *src, const int64_t *rows, int64_t nr, int64_t w)
+{
+    float *p = falloc(nr * w);
+    for (int64_t r = 0; r < nr; r++)
+        memcpy(p + r * w, src + rows[r] * w, sizeof(float) * (size_t)w);
+    return p;
+}
+
+/* err_blocks over the picked rows of got and pre; want holds just those. */
+static double err_rows(const float *got, const float *pre, const double *want,
+                       const int64_t *rows, int64_t nr, int64_t w, int64_t block, double lo)
+{
+    float *g = gather_rows(got, rows, nr, w), *p = pre ? gather_rows(pre, rows, nr, w) : NULL;
+    double e = err_blocks(g, p, want, nr * w, block, lo);
+    free(g);
+    free(p);
+    return e;
+}
+
+/* RT_FD_VERBOSE=1 prints every measured error (to size tolerances). */
+static void note_err(double err, double tol, const char *what)
+{
+    static int verbose = -1;
+    if (verbose < 0)
+        verbose = getenv("RT_FD_VERBOSE") != NULL;
+    if (verbose)
+        printf("  %-9.2e (tol %.0e) %s\n", err, tol, what);
+}
+#define EXPECT_ERR(err, tol, ...)                                           \
+    do {                                                                    \
+        double e_ = (err), t_ = (tol);                                      \
+        char m_[200];                                                       \
+        snprintf(m_, sizeof m_, __VA_ARGS__);                               \
+        note_err(e_, t_, m_);                                               \
+        EXPECT(e_ <= t_, "%s: error %g > %g", m_, e_, t_);                  \
+    } while (0)
+
+/* -- embedding -- */
+static void ref_embedding(double *out, const int32_t *tok, const double *wte, const double *wpe,
+                          int B, int T, int C)
+{
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int64_t r = (int64_t)b * T + t;
+            for (int c = 0; c < C; c++)
+                out[r * C + c] = wte[(int64_t)tok[r] * C + c] + wpe[(int64_t)t * C + c];
+        }
+}
+
+typedef struct { const int32_t *tok; double *wte, *wpe; const double *R; int B, T, C; } emb_ctx;
+static double emb_f(void *p)
+{
+    emb_ctx *c = p;
+    int64_t n = (int64_t)c->B * c->T * c->C;
+    double *out = dalloc(n);
+    ref_embedding(out, c->tok, c->wte, c->wpe, c->B, c->T, c->C);
+    double s = dot_d(out, c->R, n);
+    free(out);
+    return s;
+}
+
+/* wpe has maxT >= T rows: those past T must get no gradient; tokens repeat,
+ * so a dwte row collects several positions, and an unused row none. */
+static void test_embedding(int B, int T, int C, int V, int maxT, const int32_t *tok)
+{
+    int64_t nout = (int64_t)B * T * C, nte = (int64_t)V * C, npe = (int64_t)maxT * C;
+    int64_t te_rows[PICK_MAX], pe_rows[PICK_MAX];
+    int64_t nte_r = pick_rows(V, PICK_MAX, te_rows), npe_r = pick_rows(maxT, PICK_MAX, pe_rows);
+    double *wte = dalloc(nte), *wpe = dalloc(npe), *R = dalloc(nout), *ref = dalloc(nout);
+    double *g_te = dalloc(nte_r * C), *g_pe = dalloc(npe_r * C);
+    fill_rnd(wte, nte, 1.0);
+    fill_rnd(wpe, npe, 1.0);
+    fill_rnd(R, nout, 1.0);
+    emb_ctx ctx = {tok, wte, wpe, R, B, T, C};
+    fd_grad_rows(wte, te_rows, nte_r, C, emb_f, &ctx, g_te);
+    fd_grad_rows(wpe, pe_rows, npe_r, C, emb_f, &ctx, g_pe);
+    ref_embedding(ref, tok, wte, wpe, B, T, C);
+
+    float *fte = f32_copy(wte, nte), *fpe = f32_copy(wpe, npe), *fR = f32_copy(R, nout);
+    float *out = falloc(nout);
+    fill_nan(out, nout);
+    embedding_forward_cpu(out, tok, fte, fpe, B, T, C);
+    /* one float addition is correctly rounded: exactly the rounded sum */
+    int exact = 1;
+    for (int64_t i = 0; i < nout; i++)
+        exact &= out[i] == (float)ref[i];
+    EXPECT(exact, "embedding forward B=%d T=%d C=%d: not wte[tok] + wpe[t]", B, T, C);
+
+    float *pre_te = f_rnd(nte), *pre_pe = f_rnd(npe);
+    float *dte = f_dup(pre_te, nte), *dpe = f_dup(pre_pe, npe);
+    embedding_backward_cpu(dte, dpe, fR, tok, B, T, C);
+    /* per row: a row nothing came from must stay exactly as it was */
+    EXPECT_ERR(err_rows(dte, pre_te, g_te, te_rows, nte_r, C, C, 0), GRAD_RTOL,
+               "embedding B=%d T=%d C=%d V=%d dwte vs FD", B, T, C, V);
+    EXPECT_ERR(err_rows(dpe, pre_pe, g_pe, pe_rows, npe_r, C, C, 0), GRAD_RTOL,
+               "embedding B=%d T=%d C=%d maxT=%d dwpe vs FD", B, T, C, maxT);
+    /* either gradient may be NULL */
+    memcpy(dte, pre_te, sizeof(float) * nte);
+    embedding_backward_cpu(dte, NULL, fR, tok, B, T, C);
+    EXPECT_ERR(err_rows(dte, pre_te, g_te, te_rows, nte_r, C, C, 0), GRAD_RTOL,
+               "embedding B=%d T=%d C=%d dwte vs FD (dwpe NULL)", B, T, C);
+    memcpy(dpe, pre_pe, sizeof(float) * npe);
+    embedding_backward_cpu(NULL, dpe, fR, tok, B, T, C);
+    EXPECT_ERR(err_rows(dpe, pre_pe, g_pe, pe_rows, npe_r, C, C, 0), GRAD_RTOL,
+               "embedding B=%d T=%d C=%d dwpe vs FD (dwte NULL)", B, T, C);
+    free(wte); free(wpe); free(R); free(ref); free(g_te); free(g_pe);
+    free(fte); free(fpe); free(fR); free(out); free(pre_te); free(pre_pe); free(dte); free(dpe);
+}
+
+static void test_embeddings(void)
+{
+    /* token 3 four times (twice in one sequence, and across the batch),
+     * 0 and 1 twice each; 2, 4 and 5 unused */
+    static const int32_t tok1[2 * 5] = {3, 3, 0, 6, 1, 6, 1, 3, 0, 3};
+    test_embedding(2, 5, 12, 7, 8, tok1);
+    static const int32_t tok2[3] = {1, 1, 1};  /* T = 1, one token everywhere */
+    test_embedding(3, 1, 7, 2, 1, tok2);
+    static const int32_t tok3[4] = {4, 0, 4, 2};
+    test_embedding(1, 4, 33, 5, 4, tok3);
+    /* threaded: 4 x 100 x 100 values, columns in blocks of 64 and a tail;
+     * token V - 1 and positions T.. unused */
+    enum { B = 4, T = 100, V = 50 };
+    static int32_t tok4[B * T];
+    for (int i = 0; i < B * T; i++)
+        tok4[i] = (int32_t)((i * 7 + i / 13) % (V - 1));
+    test_embedding(B, T, 100, V, 128, tok4);
+}
+
+/* -- layernorm -- */
+static void ref_layernorm(double *out, double *mean, double *rstd, const double *x,
+                          const double *w, const double *b, int64_t N, int C, double eps)
+{
+    for (int64_t r = 0; r < N; r++) {
+        const double *xr = x + r * C;
+        double m = 0, v = 0;
+        for (int c = 0; c < C; c++)
+            m += xr[c];
+        m /= C;
+        for (int c = 0; c < C; c++)
+            v += (xr[c] - m) * (xr[c] - m);
+        v /= C;  /* biased, as nn.LayerNorm */
+        double s = 1.0 / sqrt(v + eps);
+        for (int c = 0; c < C; c++)
+            out[r * C + c] = (xr[c] - m) * s * w[c] + b[c];
+        if (mean)
+            mean[r] = m;
+        if (rstd)
+            rstd[r] = s;
+    }
+}
+
+typedef struct { double *x, *w, *b; const double *R; int64_t N; int C; double eps; } ln_ctx;
+static double ln_f(void *p)
+{
+    ln_ctx *c = p;
+    double *out = dalloc(c->N * c->C);
+    ref_layernorm(out, NULL, NULL, c->x, c->w, c->b, c->N, c->C, c->eps);
+    double s = dot_d(out, c->R, c->N * c->C);
+    free(out);
+    return s;
+}
+
+static void test_layernorm(int64_t N, int C)
+{
+    const float eps = 1e-5f;
+    int64_t n = N * C, rows[PICK_MAX], nr = pick_rows(N, PICK_MAX, rows);
+    double *x = dalloc(n), *w = dalloc(C), *b = dalloc(C), *R = dalloc(n), *ref = dalloc(n);
+    double *rmean = dalloc(N), *rrstd = dalloc(N), *g_x = dalloc(nr * C), *g_w = dalloc(C),
+           *g_b = dalloc(C);
+    fill_rnd(x, n, 1.5);
+    /* row 1's variance (~3e-6) is below eps: where eps goes matters; row 2
+     * sits at mean ~8: the variance must not be E[x^2] - mean^2 in float */
+    if (N > 1)
+        for (int c = 0; c < C; c++)
+            x[C + c] = (double)(float)(3e-3 * rnd());
+    if (N > 2)
+        for (int c = 0; c < C; c++)
+            x[2 * C + c] = (double)(float)(8.0 + rnd());
+    for (int c = 0; c < C; c++)
+        w[c] = (double)(float)(1.0 + 0.5 * rnd());
+    fill_rnd(b, C, 1.0);
+    fill_rnd(R, n, 1.0);
+    ln_ctx ctx = {x, w, b, R, N, C, (double)eps};
+    fd_grad_rows(x, rows, nr, C, ln_f, &ctx, g_x);
+    fd_grad(w, C, ln_f, &ctx, g_w);
+    fd_grad(b, C, ln_f, &ctx, g_b);
+    ref_layernorm(ref, rmean, rrstd, x, w, b, N, C, (double)eps);
+
+    float *fx = f32_copy(x, n), *fw = f32_copy(w, C), *fb = f32_copy(b, C), *fR = f32_copy(R, n);
+    float *out = falloc(n), *mean = falloc(N), *rstd = falloc(N);
+    fill_nan(out, n);
+    fill_nan(mean, N);
+    fill_nan(rstd, N);
+    layernorm_forward_cpu(out, mean, rstd, fx, fw, fb, N, C, eps);
+    EXPECT_ERR(err_blocks(out, NULL, ref, n, C, 0), FWD_RTOL,
+               "layernorm N=%lld C=%d out vs float64", (long long)N, C);
+    EXPECT_ERR(err_blocks(rstd, NULL, rrstd, N, 1, 0), FWD_RTOL,
+               "layernorm N=%lld C=%d rstd vs float64", (long long)N, C);
+    /* the mean against its row's scale: a mean near 0 has no relative
+     * accuracy to speak of */
+    double mean_err = 0;
+    for (int64_t r = 0; r < N; r++) {
+        if (!isfinite(mean[r])) {
+            mean_err = INFINITY;
+            break;
+        }
+        mean_err = fmax(mean_err, fabs(mean[r] - rmean[r]) / max_abs_d(x + r * C, C));
+    }
+    EXPECT_ERR(mean_err, FWD_RTOL, "layernorm N=%lld C=%d mean vs float64", (long long)N, C);
+
+    float *pre_x = f_rnd(n), *pre_w = f_rnd(C), *pre_b = f_rnd(C);
+    float *dx = f_dup(pre_x, n), *dw = f_dup(pre_w, C), *db = f_dup(pre_b, C);
+    layernorm_backward_cpu(dx, dw, db, fR, fx, fw, mean, rstd, N, C);
+    /* dinp per row: the small-variance row's gradients are ~100x the others' */
+    EXPECT_ERR(err_rows(dx, pre_x, g_x, rows, nr, C, C, 0), GRAD_RTOL,
+               "layernorm N=%lld C=%d dinp vs FD", (long long)N, C);
+    EXPECT_ERR(err_blocks(dw, pre_w, g_w, C, C, 0), GRAD_RTOL,
+               "layernorm N=%lld C=%d dweight vs FD", (long long)N, C);
+    EXPECT_ERR(err_blocks(db, pre_b, g_b, C, C, 0), GRAD_RTOL,
+               "layernorm N=%lld C=%d dbias vs FD", (long long)N, C);
+    /* each gradient alone, the other two NULL */
+    memcpy(dx, pre_x, sizeof(float) * n);
+    layernorm_backward_cpu(dx, NULL, NULL, fR, fx, fw, mean, rstd, N, C);
+    EXPECT_ERR(err_rows(dx, pre_x, g_x, rows, nr, C, C, 0), GRAD_RTOL,
+               "layernorm N=%lld C=%d dinp alone vs FD", (long long)N, C);
+    memcpy(dw, pre_w, sizeof(float) * C);
+    layernorm_backward_cpu(NULL, dw, NULL, fR, fx, fw, mean, rstd, N, C);
+    EXPECT_ERR(err_blocks(dw, pre_w, g_w, C, C, 0), GRAD_RTOL,
+               "layernorm N=%lld C=%d dweight alone vs FD", (long long)N, C);
+    memcpy(db, pre_b, sizeof(float) * C);
+    layernorm_backward_cpu(NULL, NULL, db, fR, fx, fw, mean, rstd, N, C);
+    EXPECT_ERR(err_blocks(db, pre_b, g_b, C, C, 0), GRAD_RTOL,
+               "layernorm N=%lld C=%d dbias alone vs FD", (long long)N, C);
+    free(x); free(w); free(b); free(R); free(ref); free(rmean); free(rrstd);
+    free(g_x); free(g_w); free(g_b); free(fx); free(fw); free(fb); free(fR);
+    free(out); free(mean); free(rstd); free(pre_x); free(pre_w); free(pre_b);
+    free(dx); free(dw); free(db);
+}
+
+static void test_layernorms(void)
+{
+    test_layernorm(2 * 5, 12);
+    test_layernorm(3, 7);
+    test_layernorm(4, 33);
+    test_layernorm(1, 53);
+    test_layernorm(600, 67);  /* threaded; dweight's columns in a block of 64 and a tail */
+}
+
+/* -- GELU, tanh approximation -- */
+static double ref_gelu(double x)
+{
+    const double k = 0.79788456080286535588;  /* sqrt(2/pi) */
+    return 0.5 * x * (1.0 + tanh(k * (x + 0.044715 * x * x * x)));
+}
+
+/* The worst |got - pre - want| - (atol + rtol |want|); > 0 fails. */
+static double excess(const float *got, const float *pre, const double *want, int64_t n,
+                     double atol, double rtol)
+{
+    double worst = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(got[i]))
+            return INFINITY;
+        double g = (double)got[i] - (pre ? (double)pre[i] : 0.0);
+        worst = fmax(worst, fabs(g - want[i]) - (atol + rtol * fabs(want[i])));
+    }
+    return worst;
+}
+
+static void gelu_case(const double *x, int64_t n, int wide)
+{
+    double *R = dalloc(n), *ref = dalloc(n), *g = dalloc(n);
+    fill_rnd(R, n, 1.0);
+    for (int64_t i = 0; i < n; i++) {
+        ref[i] = ref_gelu(x[i]);
+        /* L's central difference in x[i]: x[i] enters one term only */
+        g[i] = R[i] * (ref_gelu(x[i] + FD_H) - ref_gelu(x[i] - FD_H)) / (2 * FD_H);
+    }
+    float *fx = f32_copy(x, n), *fR = f32_copy(R, n), *out = falloc(n);
+    fill_nan(out, n);
+    gelu_forward_cpu(out, fx, n);
+    float *pre = f_rnd(n), *dx = f_dup(pre, n);
+    gelu_backward_cpu(dx, fx, fR, n);
+    if (!wide) {
+        EXPECT_ERR(err_blocks(out, NULL, ref, n, n, 0), FWD_RTOL, "gelu N=%lld out vs float64",
+                   (long long)n);
+        EXPECT_ERR(err_blocks(dx, pre, g, n, n, 0), GRAD_RTOL, "gelu N=%lld dinp vs FD",
+                   (long long)n);
+    } else {
+        /* |x| up to 100: tanh saturates, x^3 reaches 1e6; each entry must be
+         * finite and close by itself (a per-tensor scale of 100 would hide
+         * the small ones) */
+        EXPECT(excess(out, NULL, ref, n, 1e-6, FWD_RTOL) <= 0, "gelu large |x| out: excess %g",
+               excess(out, NULL, ref, n, 1e-6, FWD_RTOL));
+        EXPECT(excess(dx, pre, g, n, 1e-6, GRAD_RTOL) <= 0, "gelu large |x| dinp: excess %g",
+               excess(dx, pre, g, n, 1e-6, GRAD_RTOL));
+    }
+    free(R); free(ref); free(g); free(fx); free(fR); free(out); free(pre); free(dx);
+}
+
+static void test_gelu(void)
+{
+    enum { N = 1001, NBIG = 40001 };  /* odd: vector loops' tails; NBIG threaded */
+    double x[N], *big = dalloc(NBIG);
+    fill_rnd(x, N, 6.0);
+    x[0] = 0.0;
+    gelu_case(x, N, 0);
+    fill_rnd(big, NBIG, 6.0);
+    gelu_case(big, NBIG, 0);
+    static const double wide[] = {-100, -50, -30, -15, -10, -7, 7, 10, 15, 30, 50, 100, 3.5};
+    gelu_case(wide, (int64_t)(sizeof wide / sizeof wide[0]), 1);
+    free(big);
+}
+
+static void test_residual(int64_t N)
+{
+    float *a = falloc(N), *b = falloc(N), *out = falloc(N), *x = falloc(N);
+    for (int64_t i = 0; i < N; i++) {
+        a[i] = (float)rnd();
+        b[i] = (float)rnd();
+    }
+    /* one float addition: exact agreement */
+    fill_nan(out, N);
+    residual_forward_cpu(out, a, b, N);
+    int ok = 1;
+    for (int64_t i = 0; i < N; i++)
+        ok &= out[i] == a[i] + b[i];
+    EXPECT(ok, "residual N=%lld: out != a + b", (long long)N);
+    memcpy(x, a, sizeof(float) * N);
+    residual_forward_cpu(x, x, b, N);  /* out aliases a */
+    ok = 1;
+    for (int64_t i = 0; i < N; i++)
+        ok &= x[i] == a[i] + b[i];
+    EXPECT(ok, "residual N=%lld with out == a", (long long)N);
+    memcpy(x, b, sizeof(float) * N);
+    residual_forward_cpu(x, a, x, N);  /* out aliases b */
+    ok = 1;
+    for (int64_t i = 0; i < N; i++)
+        ok &= x[i] == a[i] + b[i];
+    EXPECT(ok, "residual N=%lld with out == b", (long long)N);
+    free(a); free(b); free(out); free(x);
+}
+
+/* -- causal self-attention, as explicit loops -- */
+static void ref_attention(double *out, double *att, const double *qkv, int B, int T, int C,
+                          int NH)
+{
+    int hs = C / NH;
+    double scale = 1.0 / sqrt((double)hs);
+    double *a = dalloc(T);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                const double *q = qkv + ((int64_t)b * T + t) * 3 * C + h * hs;
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= t; j++) {  /* j > t is the future: masked */
+                    const double *k = qkv + ((int64_t)b * T + j) * 3 * C + C + h * hs;
+                    a[j] = dot_d(q, k, hs) * scale;
+                    mx = fmax(mx, a[j]);
+                }
+                for (int j = 0; j <= t; j++) {
+                    a[j] = exp(a[j] - mx);
+                    sum += a[j];
+                }
+                for (int j = 0; j < T; j++)
+                    a[j] = j <= t ? a[j] / sum : 0.0;
+                if (att)
+                    memcpy(att + (((int64_t)b * NH + h) * T + t) * T, a, sizeof(double) * T);
+                for (int d = 0; d < hs; d++) {
+                    double s = 0;
+                    for (int j = 0; j <= t; j++)
+                        s += a[j] * qkv[((int64_t)b * T + j) * 3 * C + 2 * C + h * hs + d];
+                    out[((int64_t)b * T + t) * C + h * hs + d] = s;
+                }
+            }
+    free(a);
+}
+
+typedef struct { double *qkv; const double *R; int B, T, C, NH; } att_ctx;
+static double att_f(void *p)
+{
+    att_ctx *c = p;
+    int64_t n = (int64_t)c->B * c->T * c->C;
+    double *out = dalloc(n);
+    ref_attention(out, NULL, c->qkv, c->B, c->T, c->C, c->NH);
+    double s = dot_d(out, c->R, n);
+    free(out);
+    return s;
+}
+
+/* Columns [col0, col0 + ncols) of a [rows, width] gradient: max|got - pre -
+ * want| / max(max|want| there, lo). */
+static double err_cols(const float *got, const float *pre, const double *want, int64_t rows,
+                       int width, int col0, int ncols, double lo)
+{
+    double num = 0, den = fmax(lo, 1e-30);
+    for (int64_t r = 0; r < rows; r++)
+        for (int c = col0; c < col0 + ncols; c++) {
+            int64_t i = r * width + c;
+            if (!isfinite(got[i]))
+                return INFINITY;
+            num = fmax(num, fabs((double)got[i] - (double)pre[i] - want[i]));
+            den = fmax(den, fabs(want[i]));
+        }
+    return num / den;
+}
+
+/* qk_scale multiplies q and k: large values test a stable softmax. fwd_tol
+ * and grad_tol are FWD_RTOL and GRAD_RTOL except there (see the caller). */
+static void test_attention(int B, int T, int C, int NH, double qk_scale, double fwd_tol,
+                           double grad_tol)
+{
+    int64_t nrows = (int64_t)B * T, nqkv = nrows * 3 * C, nout = nrows * C,
+            natt = (int64_t)B * NH * T * T, rows[PICK_MAX];
+    int64_t nr = pick_rows(nrows, PICK_MAX, rows);
+    double *qkv = dalloc(nqkv), *R = dalloc(nout), *ref = dalloc(nout), *ratt = dalloc(natt),
+           *g = dalloc(nr * 3 * C);
+    fill_rnd(qkv, nqkv, 1.0);
+    for (int64_t r = 0; r < nrows; r++)
+        for (int c = 0; c < 2 * C; c++)
+            qkv[r * 3 * C + c] = (double)(float)(qkv[r * 3 * C + c] * qk_scale);
+    fill_rnd(R, nout, 1.0);
+    att_ctx ctx = {qkv, R, B, T, C, NH};
+    fd_grad_rows(qkv, rows, nr, 3 * C, att_f, &ctx, g);
+    ref_attention(ref, ratt, qkv, B, T, C, NH);
+
+    float *fqkv = f32_copy(qkv, nqkv), *fR = f32_copy(R, nout);
+    float *out = falloc(nout), *att = falloc(natt);
+    fill_nan(out, nout);
+    fill_nan(att, natt);  /* the masked entries must be written as zeros */
+    attention_forward_cpu(out, att, fqkv, B, T, C, NH);
+    EXPECT_ERR(err_blocks(out, NULL, ref, nout, nout, 0), fwd_tol,
+               "attention B=%d T=%d C=%d NH=%d x%g out vs float64", B, T, C, NH, qk_scale);
+    EXPECT_ERR(err_blocks(att, NULL, ratt, natt, natt, 0), fwd_tol,
+               "attention B=%d T=%d C=%d NH=%d x%g att vs float64", B, T, C, NH, qk_scale);
+    int masked_zero = 1;
+    double row_err = 0;
+    for (int64_t r = 0; r < natt / T; r++) {  /* rows of att: (b, h, t) */
+        int t = (int)(r % T);
+        double s = 0;
+        for (int j = 0; j < T; j++) {
+            float v = att[r * T + j];
+            if (j > t)
+                masked_zero &= v == 0.0f;
+            s += v;
+        }
+        row_err = isfinite(s) ? fmax(row_err, fabs(s - 1.0)) : INFINITY;
+    }
+    EXPECT(masked_zero, "attention B=%d T=%d C=%d NH=%d: att not 0 above the diagonal", B, T, C,
+           NH);
+    /* T terms rounded at 6e-8 each */
+    EXPECT_ERR(row_err, 1e-6 * (T + 1), "attention B=%d T=%d C=%d NH=%d: |att row sum - 1|", B,
+               T, C, NH);
+
+    float *pre = f_rnd(nqkv), *dqkv = f_dup(pre, nqkv), *scratch = falloc(natt);
+    fill_nan(scratch, natt);  /* overwritten, never read first */
+    attention_backward_cpu(dqkv, scratch, fR, fqkv, att, B, T, C, NH);
+    /* q, k and v each against their own scale, floored at 1e-3 of the whole
+     * (at T = 1 dq and dk are exactly 0: rounding there is relative to
+     * nothing) */
+    float *gd = gather_rows(dqkv, rows, nr, 3 * C), *gp = gather_rows(pre, rows, nr, 3 * C);
+    double lo = 1e-3 * max_abs_d(g, nr * 3 * C);
+    static const char *part[3] = {"dq", "dk", "dv"};
+    for (int s = 0; s < 3; s++)
+        EXPECT_ERR(err_cols(gd, gp, g, nr, 3 * C, s * C, C, lo), grad_tol,
+                   "attention B=%d T=%d C=%d NH=%d x%g %s vs FD", B, T, C, NH, qk_scale,
+                   part[s]);
+    free(qkv); free(R); free(ref); free(ratt); free(g); free(fqkv); free(fR);
+    free(out); free(att); free(pre); free(dqkv); free(scratch); free(gd); free(gp);
+}
+
+static void test_attentions(void)
+{
+    test_attention(2, 5, 12, 3, 1.0, FWD_RTOL, GRAD_RTOL);  /* hs 4 */
+    test_attention(2, 1, 6, 2, 1.0, FWD_RTOL, GRAD_RTOL);   /* T = 1: att = 1, out = v */
+    test_attention(2, 4, 7, 1, 1.0, FWD_RTOL, GRAD_RTOL);   /* one head, hs 7 */
+    test_attention(1, 9, 15, 3, 1.0, FWD_RTOL, GRAD_RTOL);  /* hs 5 */
+    test_attention(2, 17, 20, 4, 2.0, FWD_RTOL, GRAD_RTOL); /* longer, sharper */
+    test_attention(3, 40, 48, 3, 1.0, FWD_RTOL, GRAD_RTOL); /* hs 16, differences on 8 rows */
+    /* Scores up to ~|12 * 12 * 4| / 2 = 288: exp without the row maximum
+     * overflows float (88.7). Rounding a score of size S costs ~S * 6e-8 in
+     * exp's argument, so att is good to ~1e-5 here, not 1e-6: 1e-4 for the
+     * forward; the saturated softmax's dq and dk are near-cancellations (1 -
+     * att with att ~ 1), so the gradient is held to 1e-3 of its scale. */
+    test_attention(1, 6, 8, 2, 12.0, 1e-4, 1e-3);
+}
+
 /* Whole MLP: float64 forward of the mean loss from the arena's values. */
 typedef struct {
     const param_registry_t *reg;
@@ -365,6 +1001,12 @@ int main(void)
     test_linear();
     test_relu();
     test_xent();
+    test_embeddings();
+    test_layernorms();
+    test_gelu();
+    test_residual(37);
+    test_residual(40001);  /* threaded */
+    test_attentions();
     test_mlp();
     test_spec();
     return TEST_EXIT();

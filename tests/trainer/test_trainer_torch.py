@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""PyTorch CPU parity of trainer/: every op, the whole MLP's loss and
-gradients, nn.Linear-style initialisation, and 20-step training runs with
-SGD-momentum and AdamW (weight decay, warmup, cosine schedule, clipping),
-through tests/trainer/trainer_driver with the same weights and batches.
+"""PyTorch CPU parity of trainer/: every op (the transformer's included),
+the whole MLP's loss and gradients, nn.Linear-style initialisation, and
+20-step training runs with SGD-momentum and AdamW (weight decay, warmup,
+cosine schedule, clipping), through tests/trainer/trainer_driver with the
+same weights and batches.
 
 Tolerance: 1e-4 relative, per tensor: max|ours - torch| <= 1e-4 * max|torch|
 (elementwise relative error is meaningless for entries that are ~0).
@@ -136,6 +137,83 @@ def test_ops(d, g):
         failures.append(f"accuracy count {correct} != {want}")
 
 
+def test_transformer_ops(d, g):
+    """LayerNorm, tanh GELU, causal attention and the embeddings against
+    PyTorch's own (F.layer_norm, F.gelu, softmax with a -inf mask,
+    indexing), odd sizes, gradients by autograd."""
+    N, C = 37, 53
+    x = torch.randn(N, C, generator=g) * 2 + 0.5
+    x[3] = x[3] * 1e-3  # variance below eps: where eps goes matters
+    w, b = torch.randn(C, generator=g), torch.randn(C, generator=g)
+    dout = torch.randn(N, C, generator=g)
+    for n, t in (("inp", x), ("weight", w), ("bias", b), ("dout", dout)):
+        put(d, n, t.numpy())
+    run("op-layernorm", d, "--N", N, "--C", C)
+    tx, tw, tb = (t.clone().requires_grad_() for t in (x, w, b))
+    out = F.layer_norm(tx, (C,), tw, tb, 1e-5)
+    out.backward(dout)
+    var, mean = torch.var_mean(x, dim=1, unbiased=False)
+    check("layernorm out", get(d, "out").reshape(N, C), out.detach())
+    check("layernorm mean", get(d, "mean"), mean)
+    check("layernorm rstd", get(d, "rstd"), 1 / torch.sqrt(var + 1e-5))
+    check("layernorm dinp", get(d, "dinp").reshape(N, C), tx.grad)
+    check("layernorm dweight", get(d, "dweight"), tw.grad)
+    check("layernorm dbias", get(d, "dbias"), tb.grad)
+
+    N = 1001
+    x = torch.randn(N, generator=g) * 1.5
+    x[:6] = torch.tensor([-60.0, -12.0, 0.0, 12.0, 60.0, 3.5])  # tanh saturated
+    dout = torch.randn(N, generator=g)
+    put(d, "inp", x.numpy()); put(d, "dout", dout.numpy())
+    run("op-gelu", d, "--N", N)
+    tx = x.clone().requires_grad_()
+    out = F.gelu(tx, approximate="tanh")
+    out.backward(dout)
+    # The erf GELU differs from the tanh one by 8e-5 of the output's scale
+    # (|x| <= 6): 1e-5 tells them apart, 1e-4 would not; the saturated
+    # entries apart, or their scale of 60 would hide the rest.
+    ours, ours_d = get(d, "out"), get(d, "dinp")
+    check("gelu out", ours[6:], out.detach()[6:], 1e-5)
+    check("gelu out, |x| large", ours[:6], out.detach()[:6])
+    check("gelu dinp", ours_d[6:], tx.grad[6:])
+    check("gelu dinp, |x| large", ours_d[:6], tx.grad[:6])
+
+    for B, T, C, NH in ((3, 11, 24, 4), (2, 1, 6, 2), (1, 7, 9, 1)):
+        qkv = torch.randn(B, T, 3 * C, generator=g)
+        dout = torch.randn(B, T, C, generator=g)
+        put(d, "dims", np.array([B, T, C, NH]), np.int32)
+        put(d, "qkv", qkv.numpy()); put(d, "dout", dout.numpy())
+        run("op-attention", d)
+        tq = qkv.clone().requires_grad_()
+        hs = C // NH
+        q, k, v = (t.reshape(B, T, NH, hs).transpose(1, 2) for t in tq.split(C, dim=2))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(hs)
+        future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+        att = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+        out = (att @ v).transpose(1, 2).reshape(B, T, C)
+        out.backward(dout)
+        tag = f"attention B={B} T={T} C={C} NH={NH}"
+        check(f"{tag} out", get(d, "out").reshape(B, T, C), out.detach())
+        check(f"{tag} att", get(d, "att").reshape(B, NH, T, T), att.detach())
+        check(f"{tag} dqkv", get(d, "dqkv").reshape(B, T, 3 * C), tq.grad)
+
+    B, T, C, V = 4, 9, 20, 13
+    tokens = torch.randint(0, V - 2, (B, T), generator=g)  # repeats; V-2, V-1 unused
+    tokens[0, :3] = 5  # one token three times in a row
+    wte, wpe = torch.randn(V, C, generator=g), torch.randn(T, C, generator=g)
+    dout = torch.randn(B, T, C, generator=g)
+    put(d, "dims", np.array([B, T, C, V]), np.int32)
+    put(d, "tokens", tokens.numpy(), np.int32)
+    put(d, "wte", wte.numpy()); put(d, "wpe", wpe.numpy()); put(d, "dout", dout.numpy())
+    run("op-embedding", d)
+    te, pe = wte.clone().requires_grad_(), wpe.clone().requires_grad_()
+    out = F.embedding(tokens, te) + pe[torch.arange(T)]
+    out.backward(dout)
+    check("embedding out", get(d, "out").reshape(B, T, C), out.detach())
+    check("embedding dwte", get(d, "dwte").reshape(V, C), te.grad)
+    check("embedding dwpe", get(d, "dwpe").reshape(T, C), pe.grad)
+
+
 def test_mlp_grad(d, g, sizes, B):
     spec = "mlp:" + ",".join(map(str, sizes))
     model = make_mlp(sizes)
@@ -244,6 +322,7 @@ def main():
     g = torch.Generator().manual_seed(99)
     with tempfile.TemporaryDirectory() as d:
         test_ops(d, g)
+        test_transformer_ops(d, g)
         test_mlp_grad(d, g, [20, 32, 16, 5], 8)
         test_mlp_grad(d, g, [784, 64, 10], 33)
         test_mlp_grad(d, g, [7, 3], 4)  # a single layer (no ReLU)
