@@ -43,20 +43,29 @@ FILE *metrics_open(const char *path, int64_t keep_upto)
     return f;
 }
 
-void metrics_write_step(FILE *f, int64_t step, double epoch, double loss, double lr,
-                        double samples_per_s, double grad_norm)
+void metrics_write_step(FILE *f, const metrics_step_t *m)
 {
-    fprintf(f,
-            "{\"step\":%lld,\"epoch\":%.4f,\"loss\":%.7g,\"lr\":%.7g,"
-            "\"samples_per_s\":%.1f,\"grad_norm\":%.7g}\n",
-            (long long)step, epoch, loss, lr, samples_per_s, grad_norm);
+    fprintf(f, "{\"step\":%lld,\"epoch\":%.4f,\"loss\":%.7g,\"lr\":%.7g,\"samples_per_s\":%.1f",
+            (long long)m->step, m->epoch, m->loss, m->lr, m->samples_per_s);
+    if (!isnan(m->tokens_per_s))
+        fprintf(f, ",\"tokens_per_s\":%.1f", m->tokens_per_s);
+    if (!isnan(m->bits_per_byte))
+        fprintf(f, ",\"bits_per_byte\":%.7g", m->bits_per_byte);
+    if (!isnan(m->mfu))
+        fprintf(f, ",\"mfu\":%.5f", m->mfu);
+    fprintf(f, ",\"grad_norm\":%.7g}\n", m->grad_norm);
     fflush(f);
 }
 
-void metrics_write_eval(FILE *f, int64_t step, double loss, double accuracy)
+void metrics_write_eval(FILE *f, int64_t step, double loss, double accuracy,
+                        double bits_per_byte)
 {
-    fprintf(f, "{\"step\":%lld,\"eval_loss\":%.7g,\"eval_accuracy\":%.7g}\n", (long long)step,
-            loss, accuracy);
+    fprintf(f, "{\"step\":%lld,\"eval_loss\":%.7g", (long long)step, loss);
+    if (!isnan(accuracy))
+        fprintf(f, ",\"eval_accuracy\":%.7g", accuracy);
+    if (!isnan(bits_per_byte))
+        fprintf(f, ",\"eval_bits_per_byte\":%.7g", bits_per_byte);
+    fprintf(f, "}\n");
     fflush(f);
 }
 

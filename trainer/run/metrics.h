@@ -16,9 +16,22 @@
  * on failure. */
 FILE *metrics_open(const char *path, int64_t keep_upto);
 
-void metrics_write_step(FILE *f, int64_t step, double epoch, double loss, double lr,
-                        double samples_per_s, double grad_norm);
-void metrics_write_eval(FILE *f, int64_t step, double loss, double accuracy);
+/* One logged step. The NaN fields are left out of the JSON line: tokens
+ * per second for a classification model, bits per byte where tokens are
+ * not bytes, MFU where the device's peak is not known. */
+typedef struct {
+    int64_t step;
+    double epoch, loss, lr, grad_norm;
+    double samples_per_s;
+    double tokens_per_s;   /* token models */
+    double bits_per_byte;  /* byte-level token sets: loss / ln 2 */
+    double mfu;            /* model FLOPs per second over the measured peak, 0..1 */
+} metrics_step_t;
+
+void metrics_write_step(FILE *f, const metrics_step_t *m);
+/* accuracy and bits_per_byte NaN: left out. */
+void metrics_write_eval(FILE *f, int64_t step, double loss, double accuracy,
+                        double bits_per_byte);
 void metrics_write_final(FILE *f, int64_t step, double seconds, int64_t skipped, uint64_t hash);
 
 /* "1h02m", "3m05s", "4.2s", or "?" for a negative or absurd value. */

@@ -23,6 +23,10 @@
 #include "trainer/run/metrics.h"
 #include "trainer/run/session_internal.h"
 
+/* ln 2: nats per token over this are bits per token (bits per byte for
+ * byte-level tokens) */
+#define LN2 0.69314718055994530942
+
 /* FNV-1a over the parameter bytes: every rank must end with the same value. */
 static uint64_t params_hash(const float *params, int64_t n)
 {
@@ -96,11 +100,19 @@ static rt_status run_eval(session_t *s, int64_t step)
     int64_t count;
     TRY(eval_dataset(m, s->eval_ds, s->cfg.batch, s->comm, &loss, &acc, &count));
     if (s->rank == 0) {
-        printf("eval  step %lld | loss %.4f | accuracy %.4f (%lld records)\n", (long long)step, loss,
-               acc, (long long)count);
+        const double bpb = s->byte_level ? loss / LN2 : NAN;
+        if (s->io.batch == RT_BATCH_TOKENS && s->byte_level)
+            printf("eval  step %lld | loss %.4f nats/token | %.4f bits/byte (%lld windows)\n",
+                   (long long)step, loss, bpb, (long long)count);
+        else if (s->io.batch == RT_BATCH_TOKENS)
+            printf("eval  step %lld | loss %.4f nats/token (%lld windows)\n", (long long)step, loss,
+                   (long long)count);
+        else
+            printf("eval  step %lld | loss %.4f | accuracy %.4f (%lld records)\n", (long long)step,
+                   loss, acc, (long long)count);
         fflush(stdout);
         if (s->metrics)
-            metrics_write_eval(s->metrics, step, loss, acc);
+            metrics_write_eval(s->metrics, step, loss, acc, bpb);
     }
     return RT_OK;
 }
@@ -129,6 +141,42 @@ static void print_header(const session_t *s, int64_t global_batch)
            (long long)s->total_steps, (long long)s->steps_per_epoch, a->optimizer, a->lr,
            a->schedule, a->warmup, gpu ? "" : "blas ",
            gpu ? (a->tf32 ? "cuda tf32" : "cuda fp32") : cpu_env_blas_core());
+    fflush(stdout);
+}
+
+/* A logged step's figures: per token for a token model (the loss in nats
+ * per token, and bits per byte where tokens are bytes), and the model FLOPs
+ * utilisation where the peak is known: global FLOP/s over world x rank 0's
+ * peak (the ranks are alike). */
+static metrics_step_t step_metrics(const session_t *s, int64_t done, double epoch, double loss,
+                                   double lr, double samples_per_s, double grad_norm)
+{
+    const bool tokens = s->io.batch == RT_BATCH_TOKENS;
+    const double per_sample = tokens ? (double)s->io.context : 1.0;
+    metrics_step_t m = {.step = done, .epoch = epoch, .loss = loss, .lr = lr,
+                        .grad_norm = grad_norm, .samples_per_s = samples_per_s,
+                        .tokens_per_s = tokens ? samples_per_s * per_sample : NAN,
+                        .bits_per_byte = s->byte_level ? loss / LN2 : NAN, .mfu = NAN};
+    if (s->peak_flops > 0 && s->example_flops > 0)
+        m.mfu = samples_per_s * per_sample * s->example_flops / (s->peak_flops * s->world);
+    return m;
+}
+
+static void print_step(const session_t *s, const metrics_step_t *m, const char *eta)
+{
+    char loss[64], rate[64], mfu[32] = "";
+    if (!isnan(m->bits_per_byte))
+        snprintf(loss, sizeof loss, "loss %.4f (%.3f bits/byte)", m->loss, m->bits_per_byte);
+    else
+        snprintf(loss, sizeof loss, "loss %.4f", m->loss);
+    if (!isnan(m->tokens_per_s))
+        snprintf(rate, sizeof rate, "%.0f tokens/s", m->tokens_per_s);
+    else
+        snprintf(rate, sizeof rate, "%.0f samples/s", m->samples_per_s);
+    if (!isnan(m->mfu))
+        snprintf(mfu, sizeof mfu, " | MFU %.1f%%", 100.0 * m->mfu);
+    printf("step %lld/%lld | epoch %.2f | %s | lr %.3e | %s%s | ETA %s\n", (long long)m->step,
+           (long long)s->total_steps, m->epoch, loss, m->lr, rate, mfu, eta);
     fflush(stdout);
 }
 
@@ -208,11 +256,10 @@ static rt_status session_train(session_t *s)
             format_duration((now - t_start) / (double)(done - s->start_step) *
                                 (double)(s->total_steps - done),
                             eta, sizeof eta);
-            printf("step %lld/%lld | epoch %.2f | loss %.4f | lr %.3e | %.0f samples/s | ETA %s\n",
-                   (long long)done, (long long)s->total_steps, epoch, loss, res.lr, rate, eta);
-            fflush(stdout);
+            const metrics_step_t m = step_metrics(s, done, epoch, loss, res.lr, rate, res.grad_norm);
+            print_step(s, &m, eta);
             if (s->metrics)
-                metrics_write_step(s->metrics, done, epoch, loss, res.lr, rate, res.grad_norm);
+                metrics_write_step(s->metrics, &m);
         }
         if (s->rank == 0 && s->hooks->after_step) {
             session_step_report_t rep = {.step = done, .total_steps = s->total_steps,

@@ -29,6 +29,9 @@ typedef struct {
     model_spec_t spec;
     model_io_t io;               /* what the model consumes */
     int32_t *split;              /* token batches: inputs and targets split from the windows */
+    bool byte_level;             /* tokens are bytes (uint8, vocabulary 256): bits per byte */
+    double example_flops;        /* model FLOPs of one training example (token) */
+    double peak_flops;           /* this rank's measured peak; 0: unknown (no MFU) */
     optim_config_t optim;
     sched_kind sched;
     device_config_t devcfg;

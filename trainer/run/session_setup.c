@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/check.h"
+#include "trainer/ops/cpu_peak.h"
 #include "trainer/run/eval.h"
 #include "trainer/run/host_batch.h"
 #include "trainer/run/metrics.h"
@@ -94,6 +95,14 @@ static rt_status setup_inner(session_t *s, ckpt_reader_t **rd)
                        "of %s (%lld %s / %d ranks = %lld)",
                        a->batch, a->accum, (long long)per_step, a->data, (long long)n,
                        tokens ? "windows" : "records", s->world, (long long)shard);
+    if (tokens) {
+        const dataset_info_t *info = dataset_info(s->train_ds);
+        s->byte_level = info->input_type == RT_DTYPE_U8 && info->vocab_size == 256;
+    }
+    s->example_flops = s->spec.kind->train_flops ? s->spec.kind->train_flops(s->spec.cfg) : 0.0;
+    /* every rank measures at once, as they will compute: the peak they share */
+    if (s->devcfg.kind == RT_DEVICE_CPU)
+        s->peak_flops = cpu_sgemm_peak_flops();
     TRY(open_loader(s));
     TRY(host_alloc((void **)&s->split,
                    sizeof(int32_t) * (host_batch_split_len(&s->io, a->batch) + 1)));
