@@ -19,22 +19,46 @@
 static rt_status eval_flags_parse(eval_config_t *c, bool *json, int argc, char **argv)
 {
     memset(c, 0, sizeof *c);
-    c->batch = 500;
+    c->batch = 0;
     arg_spec specs[] = {
         {"ckpt", ARG_STRING, &c->ckpt, "F.h5", "parameters: a checkpoint or a train --export-params file", true, false},
-        {"data", ARG_STRING, &c->data, "F.h5", "classification dataset", true, false},
-        {"batch", ARG_INT, &c->batch, "N", "rows per forward per rank (500)", false, false},
+        {"data", ARG_STRING, &c->data, "F.h5", "dataset: classification records, or tokens for a token model", true, false},
+        {"batch", ARG_INT, &c->batch, "N", "records or token windows per forward per rank (500 or 8)", false, false},
         {"threads", ARG_INT, &c->threads, "N", "CPU threads per rank (0: cores / ranks on the node)", false, false},
         {"json", ARG_FLAG, json, NULL, "print one JSON object instead of a line", false, false},
     };
     arg_command cmd = {.prog = "ringtrain eval",
                        .summary = "Loss and accuracy of saved parameters over a whole dataset."};
     TRY(args_parse(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv));
-    if (c->batch < 1)
+    if (c->batch < 0 || (c->batch == 0 && specs[2].seen))
         return rt_fail(RT_ERR_USAGE, "--batch must be at least 1, got %d", c->batch);
     if (c->threads < 0)
         return rt_fail(RT_ERR_USAGE, "--threads must not be negative, got %d", c->threads);
     return RT_OK;
+}
+
+/* A line, or one JSON object: for a token model the loss is in nats per
+ * token over every window (bits per byte too where tokens are bytes). */
+static void print_result(const eval_config_t *cfg, const eval_result_t *r, bool json)
+{
+    const double bpb = r->loss / 0.69314718055994530942;
+    if (json && r->tokens) {
+        printf("{\"model_spec\":\"%s\",\"eval_loss\":%.9g,", r->model_spec, r->loss);
+        if (r->byte_level)
+            printf("\"eval_bits_per_byte\":%.9g,", bpb);
+        printf("\"windows\":%lld}\n", (long long)r->records);
+    } else if (json) {
+        printf("{\"model_spec\":\"%s\",\"eval_loss\":%.9g,\"eval_accuracy\":%.9g,\"records\":%lld}\n",
+               r->model_spec, r->loss, r->accuracy, (long long)r->records);
+    } else if (r->tokens) {
+        printf("eval %s on %s: loss %.4f nats/token", cfg->ckpt, cfg->data, r->loss);
+        if (r->byte_level)
+            printf(" | %.4f bits/byte", bpb);
+        printf(" (%lld windows)\n", (long long)r->records);
+    } else {
+        printf("eval %s on %s: loss %.4f | accuracy %.4f (%lld records)\n", cfg->ckpt, cfg->data,
+               r->loss, r->accuracy, (long long)r->records);
+    }
 }
 
 int cmd_eval(int argc, char **argv)
@@ -57,12 +81,8 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "ringtrain eval: rank %d: %s\n", coll_rank(comm), rt_last_error());
         coll_abort(comm, rt_exit_code(st));
     }
-    if (st == RT_OK && out.speak && json)
-        printf("{\"model_spec\":\"%s\",\"eval_loss\":%.7g,\"eval_accuracy\":%.7g,\"records\":%lld}\n",
-               res.model_spec, res.loss, res.accuracy, (long long)res.records);
-    else if (st == RT_OK && out.speak)
-        printf("eval %s on %s: loss %.4f | accuracy %.4f (%lld records)\n", cfg.ckpt, cfg.data,
-               res.loss, res.accuracy, (long long)res.records);
+    if (st == RT_OK && out.speak)
+        print_result(&cfg, &res, json);
     coll_comm_free(comm);
 finalize:
     coll_finalize();

@@ -6,91 +6,33 @@
 #include <string.h>
 
 #include "common/check.h"
-#include "trainer/ckpt/ckpt_state.h"
-#include "trainer/ckpt/export.h"
-#include "trainer/ckpt/ckpt_file.h"
 #include "trainer/ops/cpu_threads.h"
 #include "trainer/run/agree.h"
 #include "trainer/run/eval.h"
 #include "trainer/run/host_batch.h"
+#include "trainer/run/saved_model.h"
 
 typedef struct {
-    model_spec_t spec;
-    param_registry_t reg;
-    float *params;
-    rt_device_t *dev;
-    model_t model;
-    bool model_open;
+    saved_model_t saved;
     dataset_t *ds;
+    int batch;
 } evaluation_t;
 
-/* Spec -> registry, host arena, dataset check, CPU model. */
-static rt_status open_model(evaluation_t *e, const eval_config_t *cfg, const char *spec)
-{
-    TRY(model_spec_parse(spec, &e->spec));
-    TRY(e->spec.kind->declare(e->spec.cfg, &e->reg));
-    model_io_t io;
-    e->spec.kind->describe(e->spec.cfg, &io);
-    TRY(host_batch_dataset_open(cfg->data, "data", &io, &e->ds));
-    TRY(host_alloc((void **)&e->params, sizeof(float) * (size_t)e->reg.total));
-    device_config_t cpu = {.kind = RT_DEVICE_CPU};
-    TRY(device_open(&e->dev, &cpu));
-    TRY(model_open(&e->model, &e->spec, &e->reg, e->dev, e->params, NULL, cfg->batch));
-    e->model_open = true;
-    return RT_OK;
-}
-
-/* A checkpoint: the spec from its metadata, and every /params dataset read
- * with its CRC-32C checked (a corrupt checkpoint is refused, naming the
- * dataset). */
-static rt_status setup_from_ckpt(evaluation_t *e, const eval_config_t *cfg, ckpt_reader_t *rd)
-{
-    TRY(open_model(e, cfg, ckpt_reader_meta(rd)->model_spec));
-    ckpt_state_t list;
-    memset(&list, 0, sizeof list);
-    ckpt_scalars_t unused;
-    optim_config_t none = optim_config_default(OPTIM_SGD);
-    float *state[2] = {NULL, NULL};
-    rt_status st = ckpt_state_all(&list, &e->reg, e->params, &none, state, &unused);
-    /* the parameters only: the scalars come last in the list */
-    if (st == RT_OK && ckpt_read_arrays(rd, list.arrays, e->reg.count) != RT_OK)
-        st = rt_fail_context(RT_ERR_USAGE, "--ckpt");
-    ckpt_state_free(&list);
-    return st;
-}
-
+/* The saved model, the dataset checked against it, the CPU instance. A
+ * batch of 0 is the default: 500 records, or 8 token windows (a window's
+ * activations are ctx rows). */
 static rt_status setup(evaluation_t *e, const eval_config_t *cfg)
 {
-    ckpt_reader_t *rd = NULL;
-    if (ckpt_open(cfg->ckpt, &rd) == RT_OK) {
-        rt_status st = setup_from_ckpt(e, cfg, rd);
-        ckpt_close(rd);
-        return st;
-    }
-    /* not a readable checkpoint: a `train --export-params` file? */
-    char why[512], spec[512];
-    snprintf(why, sizeof why, "%s", rt_last_error());
-    if (params_read_spec_h5(cfg->ckpt, spec, sizeof spec) != RT_OK) {
-        char why_export[512];
-        snprintf(why_export, sizeof why_export, "%s", rt_last_error());
-        return rt_fail(RT_ERR_USAGE, "--ckpt: neither a checkpoint (%s) nor a parameter export (%s)",
-                       why, why_export);
-    }
-    TRY(open_model(e, cfg, spec));
-    if (params_import_h5(&e->reg, e->params, cfg->ckpt) != RT_OK)
-        return rt_fail_context(RT_ERR_USAGE, "--ckpt");
-    return RT_OK;
+    TRY(saved_model_load(&e->saved, cfg->ckpt, "ckpt"));
+    TRY(host_batch_dataset_open(cfg->data, "data", &e->saved.io, &e->ds));
+    e->batch = cfg->batch ? cfg->batch : e->saved.io.batch == RT_BATCH_TOKENS ? 8 : 500;
+    return saved_model_open(&e->saved, e->batch);
 }
 
 static void evaluation_free(evaluation_t *e)
 {
-    if (e->model_open)
-        model_close(&e->model);
-    device_close(e->dev);
-    host_free(e->params);
+    saved_model_free(&e->saved);
     dataset_close(e->ds);
-    param_registry_free(&e->reg);
-    model_spec_free(&e->spec);
 }
 
 rt_status evaluate_run(const eval_config_t *cfg, coll_comm_t *comm, eval_result_t *res,
@@ -100,7 +42,7 @@ rt_status evaluate_run(const eval_config_t *cfg, coll_comm_t *comm, eval_result_
     memset(outcome, 0, sizeof *outcome);
     outcome->speak = true;
     outcome->consistent = true;
-    CHECK_ARG(cfg->batch >= 1, "evaluate_run: batch %d", cfg->batch);
+    CHECK_ARG(cfg->batch >= 0, "evaluate_run: batch %d", cfg->batch);
     cpu_set_threads(cfg->threads ? cfg->threads
                                  : cpu_default_threads(comm ? coll_local_size(comm) : 1));
     evaluation_t e;
@@ -109,8 +51,11 @@ rt_status evaluate_run(const eval_config_t *cfg, coll_comm_t *comm, eval_result_
     rt_status st = ranks_agree(comm, setup(&e, cfg), &speak);
     if (st == RT_OK) {
         speak = !comm || coll_rank(comm) == 0;
-        snprintf(res->model_spec, sizeof res->model_spec, "%s", e.spec.text);
-        st = eval_dataset(&e.model, e.ds, cfg->batch, comm, &res->loss, &res->accuracy,
+        snprintf(res->model_spec, sizeof res->model_spec, "%s", e.saved.spec.text);
+        res->tokens = e.saved.io.batch == RT_BATCH_TOKENS;
+        res->byte_level = res->tokens && dataset_info(e.ds)->input_type == RT_DTYPE_U8 &&
+                          dataset_info(e.ds)->vocab_size == 256;
+        st = eval_dataset(&e.saved.model, e.ds, e.batch, comm, &res->loss, &res->accuracy,
                           &res->records);
         if (st != RT_OK) {
             /* one rank's read error: the others may wait in the all-reduce */

@@ -5,6 +5,7 @@
 #ifndef RT_TRAINER_RUN_EVALUATE_H
 #define RT_TRAINER_RUN_EVALUATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "collectives/coll.h"
@@ -14,14 +15,16 @@
 typedef struct {
     const char *ckpt;   /* a checkpoint or a parameter export */
     const char *data;   /* the dataset */
-    int batch;          /* rows per forward per rank */
+    int batch;          /* rows per forward per rank; 0: 500 records or 8 token windows */
     int threads;        /* CPU threads per rank (0: cores / ranks on the node) */
 } eval_config_t;
 
 typedef struct {
     char model_spec[512];
     double loss, accuracy;  /* accuracy NaN for a model without one */
-    int64_t records;
+    int64_t records;        /* records, or token windows */
+    bool tokens;            /* a token model: loss in nats per token */
+    bool byte_level;        /* tokens are bytes: loss / ln 2 is bits per byte */
 } eval_result_t;
 
 /* Setup failures are agreed across ranks (outcome->speak on the rank that
