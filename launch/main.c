@@ -16,7 +16,8 @@ typedef struct {
 static const command_entry commands[] = {
     {"data", cmd_data, "import and inspect datasets (import-idx, import-text, info)"},
     {"train", cmd_train, "train a model data-parallel (run under mpirun for several ranks)"},
-    {"eval", cmd_eval, "loss and accuracy of saved parameters over a dataset"},
+    {"eval", cmd_eval, "loss (and accuracy) of saved parameters over a dataset"},
+    {"sample", cmd_sample, "generate text from a trained byte-level language model"},
     {"launch", cmd_launch, "run a command on N ranks with mpirun; restart failed training"},
     {"ckpt", cmd_ckpt, "checkpoints: inspect (tree, metadata) and verify (checksums)"},
     {"bench", cmd_bench, "benchmarks: allreduce (ours against MPI_Allreduce)"},
