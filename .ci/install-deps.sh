@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # install-deps.sh - installs the Debian packages ringtrain needs to build,
 # test and run its main job, if any is missing. Needs root for apt-get.
+# Data: dataset-fashion-mnist (the MLP's), fortunes with its dependency
+# fortunes-min (the byte-level GPT's text corpus, data/import_fortunes.sh;
+# fortune-mod, the program it recommends, is not needed).
 set -euo pipefail
 packages=(build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
   libprotobuf-c-dev protobuf-c-compiler libopenblas-dev zlib1g-dev
   python3-torch python3-h5py python3-numpy python3-yaml dataset-fashion-mnist
+  fortunes fortunes-min
   iproute2 valgrind)
 missing=()
 for p in "${packages[@]}"; do

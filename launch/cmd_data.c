@@ -1,4 +1,5 @@
-/* cmd_data.c - `ringtrain data`: import-idx, import-text and info.
+/* cmd_data.c - `ringtrain data`: import-idx, import-text, import-tokens and
+ * info.
  *
  * Bad input (a missing, empty, truncated or corrupt file, a wrong magic, an
  * HDF5 file of another kind or a newer format version) exits with code 2
@@ -56,6 +57,21 @@ static int run_import_idx(int argc, char **argv)
     return 0;
 }
 
+/* --val-out and --val-fraction: both or neither. */
+static rt_status check_val_flags(const char *val_out, const arg_spec *val_fraction)
+{
+    if ((val_out != NULL) != val_fraction->seen)
+        return rt_fail(RT_ERR_USAGE, "--val-out and --val-fraction go together");
+    return RT_OK;
+}
+
+static void print_split(const char *out, const char *val_out, int64_t train, int64_t val)
+{
+    printf("%s: %lld tokens\n", out, (long long)train);
+    if (val_out)
+        printf("%s: %lld tokens\n", val_out, (long long)val);
+}
+
 static int run_import_text(int argc, char **argv)
 {
     arg_list_t inputs = {0};
@@ -76,16 +92,60 @@ static int run_import_text(int argc, char **argv)
     rt_status st = args_parse(&cmd, specs, ARRAY_LEN(specs), argc, argv);
     if (st != RT_OK)
         return data_report("import-text", st);
-    if ((val_out != NULL) != specs[3].seen)
-        return data_report("import-text",
-                           rt_fail(RT_ERR_USAGE, "--val-out and --val-fraction go together"));
+    st = check_val_flags(val_out, &specs[3]);
+    if (st != RT_OK)
+        return data_report("import-text", st);
     import_text_summary_t sum;
     st = import_text(inputs.items, inputs.count, out, val_out, val_fraction, &sum);
     if (st != RT_OK)
         return data_report("import-text", st);
-    printf("%s: %lld tokens\n", out, (long long)sum.train_tokens);
-    if (val_out)
-        printf("%s: %lld tokens\n", val_out, (long long)sum.val_tokens);
+    print_split(out, val_out, sum.train_tokens, sum.val_tokens);
+    return 0;
+}
+
+static int run_import_tokens(int argc, char **argv)
+{
+    arg_list_t inputs = {0};
+    const char *format = NULL, *out = NULL, *val_out = NULL;
+    int vocab = 0;
+    double val_fraction = -1.0;
+    arg_spec specs[] = {
+        {"input", ARG_LIST, &inputs, "F", "token file (repeat for several, concatenated in order)",
+         true, false},
+        {"format", ARG_STRING, &format, "bin|llmc",
+         "bin: headerless little-endian uint16 (nanoGPT); llmc: llm.c shard (1024-byte header)",
+         true, false},
+        {"vocab", ARG_INT, &vocab, "N", "vocabulary size, 1..65536; every token must be below it",
+         true, false},
+        {"out", ARG_STRING, &out, "F.h5", "output dataset", true, false},
+        {"val-out", ARG_STRING, &val_out, "V.h5", "held-out dataset (the end of the stream)",
+         false, false},
+        {"val-fraction", ARG_DOUBLE, &val_fraction, "X", "fraction of tokens held out, in (0, 1)",
+         false, false},
+    };
+    arg_command cmd = {.prog = "ringtrain data import-tokens",
+                       .summary = "Import token files (nanoGPT .bin, llm.c shards) as a token "
+                                  "stream (uint8 for a vocabulary of <= 256, else uint16), "
+                                  "optionally holding out the end as a validation set."};
+    rt_status st = args_parse(&cmd, specs, ARRAY_LEN(specs), argc, argv);
+    if (st != RT_OK)
+        return data_report("import-tokens", st);
+    import_tokens_format fmt;
+    if (!strcmp(format, "bin"))
+        fmt = IMPORT_TOKENS_BIN;
+    else if (!strcmp(format, "llmc"))
+        fmt = IMPORT_TOKENS_LLMC;
+    else
+        return data_report("import-tokens",
+                           rt_fail(RT_ERR_USAGE, "--format must be bin or llmc, got '%s'", format));
+    st = check_val_flags(val_out, &specs[5]);
+    if (st != RT_OK)
+        return data_report("import-tokens", st);
+    import_tokens_summary_t sum;
+    st = import_tokens(inputs.items, inputs.count, fmt, vocab, out, val_out, val_fraction, &sum);
+    if (st != RT_OK)
+        return data_report("import-tokens", st);
+    print_split(out, val_out, sum.train_tokens, sum.val_tokens);
     return 0;
 }
 
@@ -144,9 +204,12 @@ static void print_usage(FILE *f)
 {
     fprintf(f, "usage: ringtrain data <subcommand> [options]   (ringtrain data <subcommand> --help)\n\n"
                "subcommands:\n"
-               "  import-idx   --images F --labels F --out F.h5\n"
-               "  import-text  --input F [--input F]... --out F.h5 [--val-out V.h5 --val-fraction X]\n"
-               "  info         F.h5\n");
+               "  import-idx     --images F --labels F --out F.h5\n"
+               "  import-text    --input F [--input F]... --out F.h5\n"
+               "                 [--val-out V.h5 --val-fraction X]\n"
+               "  import-tokens  --input F [--input F]... --format bin|llmc --vocab N --out F.h5\n"
+               "                 [--val-out V.h5 --val-fraction X]\n"
+               "  info           F.h5\n");
 }
 
 int cmd_data(int argc, char **argv)
@@ -164,8 +227,11 @@ int cmd_data(int argc, char **argv)
         return run_import_idx(argc - 1, argv + 1);
     if (!strcmp(sub, "import-text"))
         return run_import_text(argc - 1, argv + 1);
+    if (!strcmp(sub, "import-tokens"))
+        return run_import_tokens(argc - 1, argv + 1);
     if (!strcmp(sub, "info"))
         return run_info(argc - 1, argv + 1);
-    fprintf(stderr, "ringtrain data: unknown subcommand '%s' (import-idx, import-text, info)\n", sub);
+    fprintf(stderr, "ringtrain data: unknown subcommand '%s' (import-idx, import-text, "
+            "import-tokens, info)\n", sub);
     return 2;
 }
