@@ -33,7 +33,7 @@ static rt_status train_flags_parse(train_config_t *c, int argc, char **argv)
     bool no_shuffle = false;
     arg_spec specs[] = {
         {"model", ARG_STRING, &c->model, "SPEC", model_help, true, false},
-        {"data", ARG_STRING, &c->data, "F.h5", "training set (classification)", true, false},
+        {"data", ARG_STRING, &c->data, "F.h5", "training set: classification records, or tokens for a token model", true, false},
         {"eval", ARG_STRING, &c->eval, "F.h5", "test set, evaluated once across ranks", false, false},
         {"batch", ARG_INT, &c->batch, "N",
          "rows per rank per micro-batch (required unless resuming: then the checkpoint's global batch / ranks)",
