@@ -202,10 +202,12 @@ static rt_status session_finish(session_t *s, double seconds, int64_t global_bat
         s->consistent = false;
     }
     if (s->rank == 0) {
-        printf("done  %lld steps in %.1f s | %.0f samples/s | replicas identical (%016llx)%s\n",
-               (long long)s->total_steps, seconds,
-               (double)global_batch * (double)(s->total_steps - s->start_step) / seconds,
-               (unsigned long long)mine, s->skipped ? " | some steps skipped" : "");
+        const double rate = (double)global_batch * (double)(s->total_steps - s->start_step) / seconds;
+        const bool tokens = s->io.batch == RT_BATCH_TOKENS;
+        printf("done  %lld steps in %.1f s | %.0f %s/s | replicas identical (%016llx)%s\n",
+               (long long)s->total_steps, seconds, tokens ? rate * (double)s->io.context : rate,
+               tokens ? "tokens" : "samples", (unsigned long long)mine,
+               s->skipped ? " | some steps skipped" : "");
         fflush(stdout);
         if (s->metrics)
             metrics_write_final(s->metrics, s->total_steps, seconds, s->skipped, (uint64_t)mine);
