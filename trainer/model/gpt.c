@@ -202,6 +202,12 @@ static rt_status gpt_declare(const void *cfg, param_registry_t *reg)
     return add1(reg, "transformer.ln_f.bias", C);
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    const size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 /* GPT-2's initialisation (top of file), drawn in arena order from one
  * stream: every 2-D weight normal, biases zero, LayerNorm weights one. */
 static void gpt_init(const void *cfg, const param_registry_t *reg, float *arena, uint64_t seed)
@@ -213,15 +219,14 @@ static void gpt_init(const void *cfg, const param_registry_t *reg, float *arena,
     for (int i = 0; i < reg->count; i++) {
         const param_entry_t *e = &reg->entries[i];
         float *x = arena + e->offset;
-        const size_t len = strlen(e->name);
-        const bool is_weight = len > 7 && !strcmp(e->name + len - 7, ".weight");
         if (e->ndim == 2) {
-            const bool residual_proj = len > 12 && !strcmp(e->name + len - 12, "c_proj.weight");
+            const bool residual_proj = ends_with(e->name, ".c_proj.weight");
             init_normal(x, e->numel, residual_proj ? proj_std : GPT_INIT_STD, &rng);
         } else {
             /* LayerNorm weights 1, every bias 0 */
+            const float value = ends_with(e->name, ".weight") ? 1.0f : 0.0f;
             for (int64_t j = 0; j < e->numel; j++)
-                x[j] = is_weight ? 1.0f : 0.0f;
+                x[j] = value;
         }
     }
 }
