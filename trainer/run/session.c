@@ -318,10 +318,9 @@ static rt_status session_configure(session_t *s)
         s->optim.weight_decay = (float)a->weight_decay;
     s->threads = a->threads ? a->threads : cpu_default_threads(s->local_size);
     cpu_set_threads(s->threads);
-    char why[256];
-    TRY(device_choice(a->device, s->local_rank, s->local_size, &s->devcfg, why, sizeof why));
+    TRY(device_choice(a->device, s->local_rank, s->local_size, &s->devcfg, s->device_why,
+                      sizeof s->device_why));
     s->devcfg.tf32 = a->tf32;
-    LOG_INFO("%s", why);
     return RT_OK;
 }
 
@@ -345,6 +344,9 @@ rt_status session_run(const train_config_t *cfg, coll_comm_t *comm, const sessio
     s->local_size = comm ? coll_local_size(comm) : 1;
     bool speak = true;
     rt_status st = ranks_agree(comm, session_configure(s), &speak);
+    /* the data against the model before anything is created or locked */
+    if (st == RT_OK)
+        st = ranks_agree(comm, session_open_data(s), &speak);
     if (st == RT_OK)
         st = ranks_agree(comm, session_resume_choose(s), &speak);
     if (st == RT_OK)

@@ -35,6 +35,7 @@ typedef struct {
     optim_config_t optim;
     sched_kind sched;
     device_config_t devcfg;
+    char device_why[256];        /* why this device: logged once the inputs are checked */
     rt_device_t *dev;
     dataset_t *train_ds, *eval_ds;
     loader_t *loader;
@@ -68,6 +69,8 @@ typedef struct {
 } session_t;
 
 /* session_setup.c */
+/* The datasets, checked against the model (before any file is created). */
+rt_status session_open_data(session_t *s);
 rt_status session_setup(session_t *s);
 void session_setup_free(session_t *s);
 rt_status session_next_batch(void *ctx, int k, rt_batch_t *batch);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/check.h"
+#include "common/log.h"
 #include "trainer/ops/cpu_peak.h"
 #include "trainer/run/eval.h"
 #include "trainer/run/host_batch.h"
@@ -73,6 +74,15 @@ static rt_status open_replica(session_t *s)
     return replica_create(&s->rep, &rc);
 }
 
+rt_status session_open_data(session_t *s)
+{
+    s->spec.kind->describe(s->spec.cfg, &s->io);
+    TRY(host_batch_dataset_open(s->cfg.data, "data", &s->io, &s->train_ds));
+    if (s->cfg.eval)
+        TRY(host_batch_dataset_open(s->cfg.eval, "eval", &s->io, &s->eval_ds));
+    return RT_OK;
+}
+
 static rt_status setup_inner(session_t *s, ckpt_reader_t **rd)
 {
     train_config_t *a = &s->cfg;
@@ -80,10 +90,7 @@ static rt_status setup_inner(session_t *s, ckpt_reader_t **rd)
         TRY(session_resume_open(s, rd));
     else if (a->batch < 1)
         return rt_fail(RT_ERR_USAGE, "--batch is required when not resuming from a checkpoint");
-    s->spec.kind->describe(s->spec.cfg, &s->io);
-    TRY(host_batch_dataset_open(a->data, "data", &s->io, &s->train_ds));
-    if (a->eval)
-        TRY(host_batch_dataset_open(a->eval, "eval", &s->io, &s->eval_ds));
+    LOG_INFO("%s", s->device_why);
     /* records, or token windows */
     const int64_t count = dataset_info(s->train_ds)->count;
     const bool tokens = s->io.batch == RT_BATCH_TOKENS;
