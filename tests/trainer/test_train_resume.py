@@ -8,7 +8,7 @@ an epoch is 62 steps and the runs cross epoch boundaries):
   100) and resumed with --resume auto: the final /params datasets equal byte
   for byte (h5py), and every metrics line after step 100 equals the
   straight run's in all fields except the wall-clock ones (samples_per_s,
-  train_seconds);
+  mfu, train_seconds);
 - the same with --accum 2 and SGD momentum, killed at an epoch's last step
   (62): parameters and metrics after it identical; --keep 1 keeps only the
   final checkpoint;
@@ -76,7 +76,7 @@ def rel_diff(a, b):
                for k in a)
 
 
-WALL = ("samples_per_s", "train_seconds")
+WALL = ("samples_per_s", "tokens_per_s", "mfu", "train_seconds")
 
 
 def metrics_after(path, step):
