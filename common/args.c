@@ -70,6 +70,9 @@ static rt_status parse_value(arg_spec *s, const char *value)
             return rt_fail(RT_ERR_USAGE, "--%s: empty value", s->name);
         *(const char **)s->dest = value;
         return RT_OK;
+    case ARG_TEXT:
+        *(const char **)s->dest = value;
+        return RT_OK;
     case ARG_LIST: {
         arg_list_t *l = s->dest;
         if (l->count >= (int)(sizeof l->items / sizeof l->items[0]))

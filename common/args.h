@@ -20,7 +20,8 @@ typedef enum {
     ARG_INT,       /* int, decimal */
     ARG_I64,       /* int64_t; accepts K/M/G suffixes (powers of 1024) */
     ARG_DOUBLE,    /* double, finite */
-    ARG_STRING,    /* const char * pointing into argv */
+    ARG_STRING,    /* const char * pointing into argv; an empty value is refused */
+    ARG_TEXT,      /* const char * pointing into argv, "" allowed (free text) */
     ARG_FLAG,      /* bool set to true when present */
     ARG_LIST,      /* repeated string flag: arg_list_t */
 } arg_kind;

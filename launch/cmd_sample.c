@@ -29,7 +29,7 @@ int cmd_sample(int argc, char **argv)
     int64_t seed = 0;
     arg_spec specs[] = {
         {"ckpt", ARG_STRING, &c.ckpt, "F.h5", "parameters: a checkpoint or a train --export-params file", true, false},
-        {"prompt", ARG_STRING, &c.prompt, "TEXT", "the text to continue (\"\": start from a newline)", false, false},
+        {"prompt", ARG_TEXT, &c.prompt, "TEXT", "the text to continue (\"\": start from a newline)", false, false},
         {"tokens", ARG_INT, &c.tokens, "N", "bytes to generate (200)", false, false},
         {"temperature", ARG_DOUBLE, &c.temperature, "X", "softmax temperature; 0 always takes the most likely byte (1.0)", false, false},
         {"top-k", ARG_INT, &c.top_k, "K", "draw only from the K most likely bytes (0: all)", false, false},

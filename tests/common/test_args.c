@@ -36,6 +36,17 @@ int main(void)
     EXPECT(args_parse(&cmd, specs, 5, 2, missing) == RT_ERR_USAGE, "missing required");
     char *novalue[] = {"--name"};
     EXPECT(args_parse(&cmd, specs, 5, 1, novalue) == RT_ERR_USAGE, "missing value");
+    /* a free-text flag takes "", a string flag refuses it */
+    const char *text = "unset";
+    arg_spec text_specs[] = {
+        {"name", ARG_STRING, &name, "S", "a name", false, false},
+        {"prompt", ARG_TEXT, &text, "T", "text", false, false},
+    };
+    char *empty_text[] = {"--prompt", ""};
+    EXPECT(args_parse(&cmd, text_specs, 2, 2, empty_text) == RT_OK && !strcmp(text, ""),
+           "empty text: %s", rt_last_error());
+    char *empty_string[] = {"--name", ""};
+    EXPECT(args_parse(&cmd, text_specs, 2, 2, empty_string) == RT_ERR_USAGE, "empty string");
     char *twice[] = {"--name", "x", "--name", "y"};
     EXPECT(args_parse(&cmd, specs, 5, 4, twice) == RT_ERR_USAGE, "given twice");
     char *nan[] = {"--name", "x", "--lr", "nan"};
