@@ -90,7 +90,12 @@ static int do_write(const char *dir, int64_t step, const driver_opts *o)
     ckpt_meta_t m = synth_meta(step, o->spec);
     char path[4096];
     double t0 = rt_now();
-    rt_status st = ckpt_save(dir, o->keep, &m, s.arrays, s.n, path, sizeof path);
+    /* --keep: this write continues the directory's history (every lower
+     * step), so pruning may delete what it does not need to keep N */
+    ckpt_run_t run;
+    ckpt_run_init(&run, o->keep, step - 1, NULL, NULL);
+    rt_status st = ckpt_save(dir, o->keep > 0 ? &run : NULL, &m, s.arrays, s.n, path, sizeof path);
+    ckpt_run_free(&run);
     double t1 = rt_now();
     if (st != RT_OK) {
         fprintf(stderr, "ckpt_driver: %s\n", rt_last_error());

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/crc32c.h"
+#include "trainer/ckpt/ckpt_internal.h"
 #include "synth_state.h"
 #include "test_util.h"
 
@@ -48,7 +49,8 @@ static void path_join(char *out, size_t len, const char *dir, const char *name)
     snprintf(out, len, "%s/%s", dir, name);
 }
 
-static rt_status write_step(const char *dir, int64_t step, int keep)
+/* Writes the synthetic checkpoint of step; run NULL: no pruning. */
+static rt_status write_step(const char *dir, int64_t step, ckpt_run_t *run)
 {
     synth_state s;
     synth_layout(&s, 8, 16, 3);
@@ -56,7 +58,7 @@ static rt_status write_step(const char *dir, int64_t step, int keep)
         return RT_ERR_NOMEM;
     synth_fill(&s, step);
     ckpt_meta_t m = synth_meta(step, SPEC);
-    rt_status st = ckpt_save(dir, keep, &m, s.arrays, s.n, NULL, 0);
+    rt_status st = ckpt_save(dir, run, &m, s.arrays, s.n, NULL, 0);
     synth_free(&s);
     return st;
 }
@@ -175,6 +177,105 @@ static void test_roundtrip(void)
     EXPECT(ckpt_verify(path, NULL) == RT_OK, "empty verify: %s", rt_last_error());
 }
 
+typedef struct {
+    int n;
+    char text[8192];
+} note_log;
+
+static void note_collect(void *ctx, const char *line)
+{
+    note_log *log = ctx;
+    size_t o = strlen(log->text);
+    snprintf(log->text + o, sizeof log->text - o, "%s\n", line);
+    log->n++;
+}
+
+/* Pruning deletes only what the run may delete (docs/CHECKPOINTS.md,
+ * "Pruning"). The directory holds 40 (good), 50 (a flipped byte), 60
+ * (truncated), 70 (not HDF5) and a stale temporary file. */
+static void test_prune_rule(const char *dir, const char *p40, const char *p50, const char *p60,
+                            const char *junk, const char *tmp)
+{
+    char p80[400], p90[400], p100[400], p110[400], p115[400], p120[400];
+    ckpt_path_for_step(dir, 80, p80, sizeof p80);
+    ckpt_path_for_step(dir, 90, p90, sizeof p90);
+    ckpt_path_for_step(dir, 100, p100, sizeof p100);
+    ckpt_path_for_step(dir, 110, p110, sizeof p110);
+    ckpt_path_for_step(dir, 115, p115, sizeof p115);
+    ckpt_path_for_step(dir, 120, p120, sizeof p120);
+
+    /* A run that wrote nothing deletes no checkpoint, only the stale temp. */
+    note_log log = {0, ""};
+    ckpt_run_t a;
+    ckpt_run_init(&a, 1, -1, note_collect, &log);
+    int removed = -1;
+    EXPECT(ckpt_prune(dir, &a, &removed) == RT_OK && removed == 1, "no own checkpoint: removed %d", removed);
+    EXPECT(!file_exists(tmp) && file_exists(p40) && file_exists(p50) && file_exists(p60) && file_exists(junk),
+           "no own checkpoint: only the temp went");
+
+    /* A fresh run (no history) with --keep 1: the others are named once. */
+    EXPECT(write_step(dir, 80, &a) == RT_OK, "write 80: %s", rt_last_error());
+    EXPECT(log.n == 1 && strstr(log.text, "prune: left 4 checkpoints") && strstr(log.text, "ckpt-00000040.h5") &&
+           strstr(log.text, "ckpt-00000070.h5") && strstr(log.text, "not written by this run"),
+           "one line names 40..70: %s", log.text);
+    EXPECT(write_step(dir, 90, &a) == RT_OK, "write 90: %s", rt_last_error());
+    EXPECT(!file_exists(p80) && file_exists(p90) && file_exists(p40) && file_exists(junk),
+           "own 80 pruned, the others kept");
+    EXPECT(log.n == 1, "nothing new to name: %s", log.text);
+    ckpt_run_free(&a);
+
+    /* A run resumed from step 45 of this directory: 40 is its history and
+     * verifies, so it goes; 50..90 are above its history and not its own. */
+    memset(&log, 0, sizeof log);
+    ckpt_run_t b;
+    ckpt_run_init(&b, 1, 45, note_collect, &log);
+    EXPECT(write_step(dir, 100, &b) == RT_OK, "write 100: %s", rt_last_error());
+    EXPECT(!file_exists(p40) && file_exists(p50) && file_exists(p60) && file_exists(junk) && file_exists(p90) &&
+           file_exists(p100), "history 40 pruned, 50..90 kept");
+    EXPECT(log.n == 1 && strstr(log.text, "ckpt-00000090.h5") && !strstr(log.text, "ckpt-00000040.h5"),
+           "one line, 90 named: %s", log.text);
+    ckpt_run_free(&b);
+
+    /* History that does not verify is kept and named with the reason; a
+     * higher step too. */
+    memset(&log, 0, sizeof log);
+    ckpt_run_t c;
+    ckpt_run_init(&c, 1, 95, note_collect, &log);
+    EXPECT(write_step(dir, 110, &c) == RT_OK, "write 110: %s", rt_last_error());
+    EXPECT(file_exists(p50) && file_exists(p60) && file_exists(junk) && !file_exists(p90) && file_exists(p100),
+           "90 (history, verifies) pruned; 50, 60, 70 and 100 kept");
+    EXPECT(log.n == 1 && strstr(log.text, "ckpt-00000050.h5 (does not verify") &&
+           strstr(log.text, "ckpt-00000060.h5 (does not verify") &&
+           strstr(log.text, "ckpt-00000070.h5 (does not verify"), "unverifiable history named: %s", log.text);
+    ckpt_run_free(&c);
+
+    /* The run's newest checkpoint is cut short: nothing is deleted. */
+    memset(&log, 0, sizeof log);
+    ckpt_run_t d;
+    ckpt_run_init(&d, 1, -1, note_collect, &log);
+    EXPECT(write_step(dir, 115, &d) == RT_OK, "write 115: %s", rt_last_error());
+    EXPECT(write_step(dir, 120, NULL) == RT_OK && ckpt_run_add_own(&d, 120) == RT_OK, "write 120");
+    struct stat sb;
+    EXPECT(stat(p120, &sb) == 0 && truncate(p120, sb.st_size / 2) == 0, "truncate 120");
+    EXPECT(ckpt_prune(dir, &d, &removed) == RT_OK && removed == 0, "cut newest own: removed %d", removed);
+    EXPECT(file_exists(p115) && file_exists(p120) && file_exists(p110), "115 kept");
+    EXPECT(strstr(log.text, "deleting nothing") && strstr(log.text, "ckpt-00000120.h5"), "says why: %s", log.text);
+    ckpt_run_free(&d);
+
+    /* The same step under another spelling is not the run's. */
+    memset(&log, 0, sizeof log);
+    ckpt_run_t e;
+    ckpt_run_init(&e, 1, -1, note_collect, &log);
+    char p130[400], p130b[400];
+    ckpt_path_for_step(dir, 130, p130, sizeof p130);
+    snprintf(p130b, sizeof p130b, "%s/ckpt-000000130.h5", dir);
+    EXPECT(write_step(dir, 130, &e) == RT_OK && link(p130, p130b) == 0, "write 130, link");
+    EXPECT(write_step(dir, 140, &e) == RT_OK, "write 140: %s", rt_last_error());
+    EXPECT(!file_exists(p130) && file_exists(p130b), "own 130 pruned, ckpt-000000130.h5 kept");
+    EXPECT(strstr(log.text, "ckpt-000000130.h5 (not written by this run)"), "and named: %s", log.text);
+    ckpt_run_free(&e);
+}
+
 static void test_prune_and_latest(void)
 {
     char dir[300], p40[400], p50[400], p60[400], junk[400], tmp[400];
@@ -183,13 +284,16 @@ static void test_prune_and_latest(void)
     int64_t step = -1;
     EXPECT(ckpt_find_latest(dir, none, sizeof none, &step, NULL, NULL) == RT_OK && none[0] == '\0',
            "missing dir: no checkpoint");
+    ckpt_run_t run;
+    ckpt_run_init(&run, 2, -1, NULL, NULL);
     for (int64_t s = 10; s <= 50; s += 10)
-        EXPECT(write_step(dir, s, 2) == RT_OK, "write %" PRId64 ": %s", s, rt_last_error());
+        EXPECT(write_step(dir, s, &run) == RT_OK, "write %" PRId64 ": %s", s, rt_last_error());
     ckpt_path_for_step(dir, 40, p40, sizeof p40);
     ckpt_path_for_step(dir, 50, p50, sizeof p50);
     char p30[400];
     ckpt_path_for_step(dir, 30, p30, sizeof p30);
     EXPECT(file_exists(p40) && file_exists(p50) && !file_exists(p30), "keep 2 kept 40 and 50 only");
+    ckpt_run_free(&run);
 
     /* A flipped byte inside params/fc1.weight of the newest. */
     byte_flip(p50, (off_t)data_offset(p50, "params/fc1.weight") + 37);
@@ -215,7 +319,7 @@ static void test_prune_and_latest(void)
     }
 
     /* Newer still: a truncated file, a garbage file, an unfinished temp. */
-    EXPECT(write_step(dir, 60, 0) == RT_OK, "write 60");
+    EXPECT(write_step(dir, 60, NULL) == RT_OK, "write 60");
     ckpt_path_for_step(dir, 60, p60, sizeof p60);
     struct stat sb;
     stat(p60, &sb);
@@ -245,10 +349,7 @@ static void test_prune_and_latest(void)
     EXPECT(strstr(log.text, "ckpt-00000060.h5") && strstr(log.text, "truncated"), "60 truncated: %s", log.text);
     EXPECT(strstr(log.text, "tmp.999999999") && strstr(log.text, "unfinished"), "temp reported: %s", log.text);
 
-    /* Prune keeps the newest 2 by name (70 junk and 60) and drops the stale temp. */
-    int removed = 0;
-    EXPECT(ckpt_prune(dir, 2, &removed) == RT_OK && removed == 3, "pruned %d", removed);
-    EXPECT(!file_exists(tmp) && !file_exists(p50) && file_exists(p60) && file_exists(junk), "prune result");
+    test_prune_rule(dir, p40, p50, p60, junk, tmp);
 }
 
 /* HDF5 edit of a root integer attribute, as another tool might do. */
@@ -265,7 +366,7 @@ static void test_version_and_tamper(void)
 {
     char dir[300], p[400];
     path_join(dir, sizeof dir, root, "version");
-    EXPECT(write_step(dir, 5, 0) == RT_OK, "write");
+    EXPECT(write_step(dir, 5, NULL) == RT_OK, "write");
     ckpt_path_for_step(dir, 5, p, sizeof p);
     attr_set_i64(p, "format_version", 2);
     ckpt_reader_t *r = NULL;
@@ -283,13 +384,13 @@ static void test_unwritable(void)
 {
     char dir[300], p[400], bad[400];
     path_join(dir, sizeof dir, root, "full");
-    EXPECT(write_step(dir, 1, 0) == RT_OK, "write 1");
+    EXPECT(write_step(dir, 1, NULL) == RT_OK, "write 1");
     ckpt_path_for_step(dir, 1, p, sizeof p);
     uint32_t before = file_crc(p);
 
     /* A directory that cannot exist: its parent is a regular file. */
     snprintf(bad, sizeof bad, "%s/ckpt-00000001.h5/sub", dir);
-    rt_status st = write_step(bad, 2, 1);
+    rt_status st = write_step(bad, 2, NULL);
     EXPECT(st == RT_ERR_IO && strstr(rt_last_error(), "sub"), "unwritable dir: %s", rt_last_error());
 
     /* A file-size limit far below the checkpoint's size. */
@@ -299,7 +400,7 @@ static void test_unwritable(void)
     lim = old;
     lim.rlim_cur = 3000;
     setrlimit(RLIMIT_FSIZE, &lim);
-    st = write_step(dir, 2, 1);
+    st = write_step(dir, 2, NULL);
     setrlimit(RLIMIT_FSIZE, &old);
     EXPECT(st != RT_OK && strstr(rt_last_error(), "ckpt-00000002.h5"), "size limit: %s", rt_last_error());
     printf("size-limit error: %s\n", rt_last_error());

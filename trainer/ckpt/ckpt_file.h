@@ -91,8 +91,35 @@ rt_status ckpt_write(const char *dir, const ckpt_meta_t *meta,
                      const ckpt_array_t *arrays, int n,
                      char *path_out, size_t path_len);
 
-/* ckpt_write, then ckpt_prune(dir, keep) (keep <= 0: keep all). */
-rt_status ckpt_save(const char *dir, int keep, const ckpt_meta_t *meta,
+/* What pruning knows of the run that writes checkpoints into a directory
+ * (docs/CHECKPOINTS.md, "Pruning"): which checkpoints the run wrote itself,
+ * and up to which step the directory holds the history the run continues.
+ * Pruning deletes only the run's own checkpoints beyond its newest `keep`
+ * and history checkpoints that verify beyond what fills `keep`, and only
+ * while the run's newest checkpoint is in place and complete. Every other
+ * checkpoint (a higher step, one another run wrote, one that does not
+ * verify) is left alone and named once through note. Set up with ckpt_run_init, released
+ * with ckpt_run_free; the fields are the library's. */
+typedef void (*ckpt_note_fn)(void *ctx, const char *line);
+
+typedef struct {
+    int keep;               /* <= 0: keep every checkpoint */
+    int64_t history_step;   /* the run resumed from this directory's checkpoint of this step:
+                             * checkpoints up to it are its history; -1 none */
+    int64_t *own;           /* steps the run wrote that are still there, ascending */
+    int nown, own_cap;
+    char **noted;           /* names already reported as left alone */
+    int nnoted, noted_cap;
+    ckpt_note_fn note;      /* one line for each prune that leaves new files alone (may be NULL) */
+    void *note_ctx;
+} ckpt_run_t;
+
+void ckpt_run_init(ckpt_run_t *run, int keep, int64_t history_step, ckpt_note_fn note, void *ctx);
+void ckpt_run_free(ckpt_run_t *run);
+
+/* ckpt_write, then (run not NULL) records the checkpoint as the run's own
+ * and prunes with ckpt_prune(dir, run). */
+rt_status ckpt_save(const char *dir, ckpt_run_t *run, const ckpt_meta_t *meta,
                     const ckpt_array_t *arrays, int n,
                     char *path_out, size_t path_len);
 
@@ -155,10 +182,15 @@ typedef void (*ckpt_skip_fn)(void *ctx, const char *path, const char *reason);
 rt_status ckpt_find_latest(const char *dir, char *path_out, size_t path_len,
                            int64_t *step_out, ckpt_skip_fn skip, void *ctx);
 
-/* Deletes all but the keep newest checkpoints (by step in the file name)
- * and temporary files left by writers that no longer run on this host.
- * keep <= 0 keeps every checkpoint. removed (may be NULL) counts files. */
-rt_status ckpt_prune(const char *dir, int keep, int *removed);
+/* Deletes what run may delete (see ckpt_run_t): the run's own checkpoints
+ * beyond its newest run->keep, and history checkpoints (step up to
+ * run->history_step) that verify and are not needed to fill run->keep;
+ * nothing unless the run's newest own checkpoint opens as a complete
+ * checkpoint of its step (metadata checksum included). Also deletes
+ * temporary files left by writers that no longer run on this host.
+ * Checkpoints it leaves alone that it has not reported before are named on
+ * one line through run->note. removed (may be NULL) counts files. */
+rt_status ckpt_prune(const char *dir, ckpt_run_t *run, int *removed);
 
 /* File names: ckpt_path_for_step and ckpt_name_parse (ckpt_name.h). */
 

@@ -45,6 +45,9 @@ rt_status ckpt_h5_fail(rt_status code, const char *fmt, ...) __attribute__((form
 hid_t ckpt_reader_file(const ckpt_reader_t *r);
 int ckpt_reader_fd(const ckpt_reader_t *r);
 
+/* Records a checkpoint step the run wrote (ckpt_save). */
+rt_status ckpt_run_add_own(ckpt_run_t *run, int64_t step);
+
 /* Hints the kernel to read bytes [from, from+len) of contiguous dataset ds
  * ahead (POSIX_FADV_WILLNEED); does nothing when that is not possible. */
 void ckpt_readahead(int fd, hid_t ds, size_t from, size_t len);

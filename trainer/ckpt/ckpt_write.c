@@ -377,11 +377,12 @@ rt_status ckpt_write(const char *dir, const ckpt_meta_t *meta, const ckpt_array_
     return RT_OK;
 }
 
-rt_status ckpt_save(const char *dir, int keep, const ckpt_meta_t *meta, const ckpt_array_t *arrays, int n,
+rt_status ckpt_save(const char *dir, ckpt_run_t *run, const ckpt_meta_t *meta, const ckpt_array_t *arrays, int n,
                     char *path_out, size_t path_len)
 {
     TRY(ckpt_write(dir, meta, arrays, n, path_out, path_len));
-    if (keep > 0)
-        TRY(ckpt_prune(dir, keep, NULL));
-    return RT_OK;
+    if (!run)
+        return RT_OK;
+    TRY(ckpt_run_add_own(run, meta->step));
+    return ckpt_prune(dir, run, NULL);
 }

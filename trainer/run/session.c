@@ -379,6 +379,7 @@ rt_status session_run(const train_config_t *cfg, coll_comm_t *comm, const sessio
         loader_close(s->loader);
     }
     ckpt_state_free(&s->list);
+    ckpt_run_free(&s->ckpt_run);
     model_spec_free(&s->spec);
     ckpt_dir_unlock(s->lock_fd);
     free(s);

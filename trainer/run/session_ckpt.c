@@ -1,7 +1,7 @@
 /* session_ckpt.c - writing a session's checkpoint: rank 0 writes the state
- * of `done` steps (atomically, then prunes to --keep) from the host copies;
- * every rank then learns whether it worked, so that a failed write stops
- * the whole job rather than training on without checkpoints. Called only
+ * of `done` steps from the host copies (atomically, then prunes what the run
+ * may delete, keeping --keep of its own); every rank then learns whether it
+ * worked, so that a failed write stops the whole job rather than training on without checkpoints. Called only
  * between steps, after the parameters, optimizer state and step results
  * have been brought to the host. */
 #include <stdio.h>
@@ -45,7 +45,7 @@ rt_status session_checkpoint(session_t *s, int64_t done)
             train_config_json(a, s->spec.text, s->world, config, need);
             ckpt_meta_t meta = {.step = done, .epoch = ls.epoch, .model_spec = s->spec.text,
                                 .config_json = config, .world_size = s->world};
-            st = ckpt_save(a->ckpt_dir, a->keep, &meta, s->list.arrays, s->list.n, path,
+            st = ckpt_save(a->ckpt_dir, &s->ckpt_run, &meta, s->list.arrays, s->list.n, path,
                            sizeof path);
         }
         free(config);

@@ -55,6 +55,7 @@ typedef struct {
     char resume_path[4096];      /* "": a fresh run */
     ckpt_scalars_t sc;           /* the checkpoint's scalars (read, then written) */
     ckpt_state_t list;
+    ckpt_run_t ckpt_run;         /* rank 0: what pruning may delete (its own, its history) */
     uint64_t digest;             /* of what this rank loaded */
     int stop_signal;
     /* the loss since the last metrics line */

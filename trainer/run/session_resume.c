@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cluster/ckpt_lock.h"
@@ -23,6 +24,13 @@ static void resume_skip_report(void *ctx, const char *path, const char *reason)
     fflush(stderr);
 }
 
+static void prune_note(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "ringtrain train: %s\n", line);
+    fflush(stderr);
+}
+
 rt_status session_resume_choose(session_t *s)
 {
     const train_config_t *a = &s->cfg;
@@ -32,6 +40,8 @@ rt_status session_resume_choose(session_t *s)
      * launcher does not retry what a restart cannot fix) */
     if (a->ckpt_dir && ckpt_dir_lock(a->ckpt_dir, &s->lock_fd) != RT_OK)
         return rt_fail_context(RT_ERR_USAGE, "--ckpt-dir");
+    /* the history is known once the checkpoint is loaded */
+    ckpt_run_init(&s->ckpt_run, a->keep, -1, prune_note, NULL);
     if (!strcmp(a->resume, "never"))
         return RT_OK;
     if (!strcmp(a->resume, "auto")) {
@@ -84,6 +94,19 @@ rt_status session_resume_open(session_t *s, ckpt_reader_t **rd)
     return RT_OK;
 }
 
+/* Whether the run resumed from its own --ckpt-dir's checkpoint of that
+ * step: then the checkpoints up to it are the history the run continues,
+ * and pruning may treat them as its own (docs/CHECKPOINTS.md). */
+static bool resumed_from_dir(const session_t *s)
+{
+    char path[4096];
+    struct stat a, b;
+    return s->cfg.ckpt_dir &&
+           ckpt_path_for_step(s->cfg.ckpt_dir, s->sc.step, path, sizeof path) == RT_OK &&
+           stat(path, &a) == 0 && stat(s->resume_path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
 rt_status session_resume_load(session_t *s, ckpt_reader_t *rd)
 {
     const param_registry_t *reg = replica_registry(s->rep);
@@ -99,6 +122,8 @@ rt_status session_resume_load(session_t *s, ckpt_reader_t *rd)
         return rt_fail_context(RT_ERR_USAGE, "resuming from %s", s->resume_path);
     s->start_step = s->sc.step;
     s->digest = ckpt_digest(ckpt_reader_meta(rd), s->list.arrays, s->list.n);
+    if (s->rank == 0 && resumed_from_dir(s))
+        s->ckpt_run.history_step = s->start_step;
     return RT_OK;
 }
 
