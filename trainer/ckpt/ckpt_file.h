@@ -117,6 +117,12 @@ typedef struct {
 void ckpt_run_init(ckpt_run_t *run, int keep, int64_t history_step, ckpt_note_fn note, void *ctx);
 void ckpt_run_free(ckpt_run_t *run);
 
+/* RT_OK when a checkpoint can be written into the existing directory dir:
+ * it creates and removes a probe file (DIR/.write-probe.<pid>), so that a
+ * run finds out before its first step. RT_ERR_IO naming dir and the cause
+ * otherwise. */
+rt_status ckpt_dir_writable(const char *dir);
+
 /* ckpt_write, then (run not NULL) records the checkpoint as the run's own
  * and prunes with ckpt_prune(dir, run). */
 rt_status ckpt_save(const char *dir, ckpt_run_t *run, const ckpt_meta_t *meta,

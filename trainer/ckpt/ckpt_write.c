@@ -45,6 +45,27 @@ static rt_status dir_make(const char *dir)
     return RT_OK;
 }
 
+rt_status ckpt_dir_writable(const char *dir)
+{
+    CHECK_ARG(dir && *dir, "ckpt_dir_writable: no directory");
+    char probe[CKPT_PATH_MAX];
+    int n = snprintf(probe, sizeof probe, "%s/.write-probe.%ld", dir, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof probe)
+        return rt_fail(RT_ERR_INVALID, "checkpoint directory name too long: %s", dir);
+    /* What a checkpoint write does: create a file, and later remove one.
+     * access(W_OK) would not do: it says yes to root on a read-only or
+     * immutable directory, and knows nothing of NFS root squashing. */
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return rt_fail(RT_ERR_IO, "checkpoint directory %s is not writable: cannot create a file in it: %s", dir,
+                       strerror(errno));
+    close(fd);
+    if (unlink(probe) < 0)
+        return rt_fail(RT_ERR_IO, "checkpoint directory %s is not writable: cannot remove %s: %s", dir, probe,
+                       strerror(errno));
+    return RT_OK;
+}
+
 /* fsync of a file or directory by name. */
 static rt_status path_fsync(const char *path, int dir)
 {

@@ -1,13 +1,39 @@
 /* export.c - parameters to and from HDF5 by state_dict name (see export.h). */
+#define _POSIX_C_SOURCE 200809L /* O_CLOEXEC */
 #include "trainer/ckpt/export.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/check.h"
 #include "common/hdf5_util.h"
+
+rt_status params_export_check(const char *path)
+{
+    CHECK_ARG(path && *path, "params_export_check: no path");
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return rt_fail(RT_ERR_IO, "cannot write %s: it is a directory", path);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        return RT_OK;
+    }
+    if (errno != ENOENT)
+        return rt_fail(RT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return rt_fail(RT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    close(fd);
+    unlink(path);
+    return RT_OK;
+}
 
 rt_status params_export_h5(const param_registry_t *reg, const float *arena,
                            const char *model_spec, const char *path)

@@ -16,6 +16,13 @@
 rt_status params_export_h5(const param_registry_t *reg, const float *arena,
                            const char *model_spec, const char *path);
 
+/* RT_OK when params_export_h5 will be able to create path: an existing
+ * file must open for writing (it is not truncated here), otherwise the file
+ * is created and removed again. RT_ERR_IO naming path and the cause (a
+ * missing directory, a path below a regular file, a directory, no
+ * permission). For checking before training rather than after it. */
+rt_status params_export_check(const char *path);
+
 /* Reads the root attribute model_spec of an export (or of a checkpoint,
  * which has the same attribute and /params group) into buf. */
 rt_status params_read_spec_h5(const char *path, char *buf, size_t size);

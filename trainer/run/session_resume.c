@@ -15,6 +15,7 @@
 
 #include "cluster/ckpt_lock.h"
 #include "common/check.h"
+#include "trainer/ckpt/export.h"
 #include "trainer/run/session_internal.h"
 
 static void resume_skip_report(void *ctx, const char *path, const char *reason)
@@ -40,6 +41,13 @@ rt_status session_resume_choose(session_t *s)
      * launcher does not retry what a restart cannot fix) */
     if (a->ckpt_dir && ckpt_dir_lock(a->ckpt_dir, &s->lock_fd) != RT_OK)
         return rt_fail_context(RT_ERR_USAGE, "--ckpt-dir");
+    /* The lock opens an existing .lock in a directory the user cannot
+     * write to; the first checkpoint would fail only after training. The
+     * export likewise: both are found now (exit 2). */
+    if (a->ckpt_dir && ckpt_dir_writable(a->ckpt_dir) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "--ckpt-dir");
+    if (a->export_params && params_export_check(a->export_params) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "--export-params");
     /* the history is known once the checkpoint is loaded */
     ckpt_run_init(&s->ckpt_run, a->keep, -1, prune_note, NULL);
     if (!strcmp(a->resume, "never"))
