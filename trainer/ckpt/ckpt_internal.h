@@ -45,6 +45,10 @@ rt_status ckpt_h5_fail(rt_status code, const char *fmt, ...) __attribute__((form
 hid_t ckpt_reader_file(const ckpt_reader_t *r);
 int ckpt_reader_fd(const ckpt_reader_t *r);
 
+/* The bytes the checkpoint file of these arrays will take, as an upper
+ * bound close to it (the space ckpt_write reserves before writing). */
+int64_t ckpt_file_bytes(const ckpt_meta_t *m, const ckpt_array_t *arrays, int n);
+
 /* Records a checkpoint step the run wrote (ckpt_save). */
 rt_status ckpt_run_add_own(ckpt_run_t *run, int64_t step);
 

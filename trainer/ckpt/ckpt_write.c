@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,34 +280,85 @@ static void file_abandon(int fd)
     close(null_fd);
 }
 
+/* Distinct groups the array names create ("a/b/c" and "a/b/d": a, a/b). */
+static int64_t group_count(const ckpt_array_t *arrays, int n)
+{
+    int64_t count = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = arrays[i].name;
+        for (const char *slash = strchr(name, '/'); slash; slash = strchr(slash + 1, '/')) {
+            size_t len = (size_t)(slash - name);
+            bool seen = false;
+            for (int j = 0; j < i && !seen; j++)
+                seen = strncmp(arrays[j].name, name, len) == 0 && arrays[j].name[len] == '/';
+            count += !seen;
+        }
+    }
+    return count;
+}
+
+int64_t ckpt_file_bytes(const ckpt_meta_t *m, const ckpt_array_t *arrays, int n)
+{
+    const int64_t align = 4096, meta_block = 64 << 10;
+    /* Metadata, measured with plists_make's properties (HDF5 1.10, the 1.8
+     * format): about 305 bytes per dataset plus 1.05 per character of its
+     * name, some 1.5 KiB per group, 6 KiB for the root and the superblock;
+     * the bounds below are a little above. It is gathered in 64 KiB blocks;
+     * the first is whole in the file (the data follow it), later ones may
+     * be too, and each starts on a 4 KiB boundary. */
+    int64_t meta = 6144 + 1536 * group_count(arrays, n);
+    for (int i = 0; i < n; i++)
+        meta += 312 + (int64_t)strlen(arrays[i].name) * 9 / 8 + 8 * arrays[i].rank;
+    int64_t blocks = (meta + meta_block - 1) / meta_block;
+    int64_t need = align + blocks * meta_block + (blocks - 1) * align;
+    /* A long config attribute is stored apart from those blocks. */
+    need += (int64_t)(strlen(m->config_json ? m->config_json : "") + strlen(m->model_spec ? m->model_spec : ""));
+    /* The data, packed in write order, except that an array of 64 KiB or
+     * more starts on a 4 KiB boundary (H5Pset_alignment): up to 4 KiB of
+     * padding before it, and up to 2 KiB left in the small-data block (2
+     * KiB, HDF5's default) that the small arrays after it no longer
+     * extend. */
+    for (int i = 0; i < n; i++) {
+        int64_t bytes = ckpt_array_count(&arrays[i]) * (int64_t)rt_dtype_size(arrays[i].type);
+        need += bytes + (bytes >= meta_block ? align - 1 : 0);
+    }
+    return need;
+}
+
 /* Reserves the file's blocks before any data is written, so that a full
  * disk (or a file-size limit) fails here, cleanly, rather than inside
- * HDF5. The estimate is an upper bound: data rounded to the 4 KiB
- * alignment, 8 KiB of headers per dataset, 256 KiB for the metadata
- * blocks and the strings twice. KEEP_SIZE leaves the file's length to HDF5, so a truncated
- * file still shows as shorter than HDF5's recorded end; the unused part of
- * the reservation (a few hundred KB) may stay allocated past the end. */
+ * HDF5. ckpt_file_bytes is a bound that stays within a few per cent and a
+ * few KiB of the file (test_ckpt_reserve), so a checkpoint that fits is
+ * not refused; the part past the file's end is released after the write
+ * (file_release). KEEP_SIZE leaves the file's length to HDF5, so a
+ * truncated file still shows as shorter than HDF5's recorded end. */
 static rt_status reserve_space(int fd, const char *tmp, const ckpt_meta_t *m, const ckpt_array_t *arrays, int n)
 {
     if (fd < 0 || getenv("RT_CKPT_TEST_NO_RESERVE")) /* test hook: reach HDF5's own failure path */
         return RT_OK;
-    int64_t need = (256 << 10) + 2 * (int64_t)(strlen(m->config_json ? m->config_json : "") +
-                                             strlen(m->model_spec ? m->model_spec : ""));
-    for (int i = 0; i < n; i++) {
-        int64_t bytes = ckpt_array_count(&arrays[i]) * (int64_t)rt_dtype_size(arrays[i].type);
-        need += (bytes + 4095) / 4096 * 4096 + 8192;
-    }
+    int64_t need = ckpt_file_bytes(m, arrays, n);
     /* KEEP_SIZE allocations are not checked against RLIMIT_FSIZE. */
     struct rlimit lim;
     if (getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY && (rlim_t)need > lim.rlim_cur)
-        return rt_fail(RT_ERR_IO, "cannot write %s: about %.1f MB needed but the file-size limit (ulimit -f) is %.1f MB",
+        return rt_fail(RT_ERR_IO, "cannot write %s: about %.2f MB needed but the file-size limit (ulimit -f) is %.2f MB",
                        tmp, (double)need / 1e6, (double)lim.rlim_cur / 1e6);
     if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)need) == 0)
         return RT_OK;
     int e = errno;
     if (e == EOPNOTSUPP || e == ENOSYS)
         return RT_OK; /* a file system without fallocate: write and see */
-    return rt_fail(RT_ERR_IO, "cannot reserve %.1f MB for %s: %s", (double)need / 1e6, tmp, strerror(e));
+    return rt_fail(RT_ERR_IO, "cannot reserve %.2f MB for %s: %s", (double)need / 1e6, tmp, strerror(e));
+}
+
+/* Gives back the reserved blocks past the end of the written file: a
+ * truncate to its own length frees what KEEP_SIZE allocated beyond it,
+ * which would otherwise stay allocated as long as the checkpoint exists. */
+static rt_status file_release(const char *tmp)
+{
+    struct stat sb;
+    if (stat(tmp, &sb) < 0 || truncate(tmp, sb.st_size) < 0)
+        return rt_fail(RT_ERR_IO, "truncate %s: %s", tmp, strerror(errno));
+    return RT_OK;
 }
 
 static rt_status file_write(const char *tmp, const ckpt_meta_t *m, const ckpt_array_t *arrays, int n)
@@ -378,6 +430,8 @@ rt_status ckpt_write(const char *dir, const ckpt_meta_t *meta, const ckpt_array_
     TRY(dir_make(dir));
 
     rt_status st = file_write(tmp, &m, arrays, n);
+    if (st == RT_OK)
+        st = file_release(tmp);
     if (st == RT_OK)
         st = path_fsync(tmp, 0);
     if (st == RT_OK && rename(tmp, final_path) < 0)
