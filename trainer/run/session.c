@@ -180,8 +180,9 @@ static void print_step(const session_t *s, const metrics_step_t *m, const char *
     fflush(stdout);
 }
 
-/* The end of a run that trained to its last step: every replica must hold
- * the same parameters; then the summary, the export and the hook. */
+/* The end of a run that trained to its last step (or that resumed at or
+ * past it and trained nothing): every replica must hold the same
+ * parameters; then the summary, the export and the hook. */
 static rt_status session_finish(session_t *s, double seconds, int64_t global_batch)
 {
     const param_registry_t *reg = replica_registry(s->rep);
@@ -201,7 +202,13 @@ static rt_status session_finish(session_t *s, double seconds, int64_t global_bat
             return rt_fail(RT_ERR_INTERNAL, "replicas diverged: parameter hashes differ across ranks");
         s->consistent = false;
     }
-    if (s->rank == 0) {
+    if (s->rank == 0 && s->start_step >= s->total_steps) {
+        /* Resumed at or past --steps: no rate to report, and no summary
+         * line in the metrics file, whose last step is the checkpoint's. */
+        printf("done  no steps run (resumed at step %lld, --steps %lld) | replicas identical (%016llx)\n",
+               (long long)s->start_step, (long long)s->total_steps, (unsigned long long)mine);
+        fflush(stdout);
+    } else if (s->rank == 0) {
         const double rate = (double)global_batch * (double)(s->total_steps - s->start_step) / seconds;
         const bool tokens = s->io.batch == RT_BATCH_TOKENS;
         printf("done  %lld steps in %.1f s | %.0f %s/s | replicas identical (%016llx)%s\n",
@@ -211,9 +218,9 @@ static rt_status session_finish(session_t *s, double seconds, int64_t global_bat
         fflush(stdout);
         if (s->metrics)
             metrics_write_final(s->metrics, s->total_steps, seconds, s->skipped, (uint64_t)mine);
-        if (s->cfg.export_params)
-            TRY(params_export_h5(reg, params, s->spec.text, s->cfg.export_params));
     }
+    if (s->rank == 0 && s->cfg.export_params)
+        TRY(params_export_h5(reg, params, s->spec.text, s->cfg.export_params));
     if (s->hooks->on_end)
         TRY(s->hooks->on_end(s->hooks->ctx, reg, params));
     return RT_OK;
