@@ -8,18 +8,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/check.h"
 
 #define HOSTFILE_MAX_BYTES (1 << 20)
 #define HOSTFILE_LINE_MAX 4096
 
+/* Open MPI 4.1 takes node names of letters, digits, '.' and '-' only: its
+ * node-name regex refuses anything else ('_', the ':' of an IPv6 address)
+ * after the job has been set up (mpirun exit 1), so they are refused here. */
 static bool host_char_ok(char c)
 {
-    return isalnum((unsigned char)c) || c == '.' || c == '-' || c == '_' || c == ':';
+    return isalnum((unsigned char)c) || c == '.' || c == '-';
 }
 
-/* Parses a positive decimal int; returns false for anything else. */
+/* Parses a decimal int with an optional '-' (a value below 1 gets its own
+ * message); returns false for anything else, '+' included: Open MPI's
+ * hostfile parser reads "+2" as -1. */
 static bool parse_count(const char *s, size_t len, long *out)
 {
     if (len == 0 || len > 9)
@@ -27,8 +33,8 @@ static bool parse_count(const char *s, size_t len, long *out)
     long v = 0;
     size_t i = 0;
     bool neg = false;
-    if (s[0] == '-' || s[0] == '+') {
-        neg = s[0] == '-';
+    if (s[0] == '-') {
+        neg = true;
         i = 1;
         if (len == 1)
             return false;
@@ -72,8 +78,13 @@ static rt_status parse_line(const char *name, int lineno, const char *p, const c
             if (h[i] == '=')
                 return rt_fail(RT_ERR_USAGE, "%s:%d: line starts with '%.*s', not a host name",
                                name, lineno, (int)hlen, h);
+            if (h[i] == ':')
+                return rt_fail(RT_ERR_USAGE, "%s:%d: '%.*s' is an IPv6 address, which Open MPI's "
+                               "hostfile does not take; give the host's name", name, lineno,
+                               (int)hlen, h);
             return rt_fail(RT_ERR_USAGE, "%s:%d: host name '%.*s' has a character outside "
-                           "[A-Za-z0-9._:-]", name, lineno, (int)hlen, h);
+                           "[A-Za-z0-9.-] (Open MPI takes node names of letters, digits, '.' and "
+                           "'-' only)", name, lineno, (int)hlen, h);
         }
     for (int i = 0; i < out->count; i++)
         if (strlen(out->hosts[i].host) == hlen && !strncmp(out->hosts[i].host, h, hlen))
@@ -110,6 +121,10 @@ static rt_status parse_line(const char *name, int lineno, const char *p, const c
         if ((is_slots && seen_slots) || (is_max && seen_max))
             return rt_fail(RT_ERR_USAGE, "%s:%d: '%.*s' given twice", name, lineno, (int)klen, k);
         long n;
+        if (vlen > 0 && v[0] == '+')
+            return rt_fail(RT_ERR_USAGE, "%s:%d: %.*s='%.*s' has a sign; write %.*s=%.*s (Open "
+                           "MPI's hostfile parser reads a '+' value as -1)", name, lineno,
+                           (int)klen, k, (int)vlen, v, (int)klen, k, (int)vlen - 1, v + 1);
         if (!parse_count(v, vlen, &n))
             return rt_fail(RT_ERR_USAGE, "%s:%d: %.*s='%.*s' is not a number", name, lineno,
                            (int)klen, k, (int)vlen, v);
@@ -200,9 +215,48 @@ rt_status hostfile_load(const char *path, hostfile_t *out)
     else {
         buf[n] = '\0';
         st = hostfile_parse_text(path, buf, out);
+        if (st == RT_OK)
+            out->has_cr = memchr(buf, '\r', n) != NULL;
     }
     free(buf);
     return st;
+}
+
+rt_status hostfile_write_lf(const char *path, int fd)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return rt_fail(RT_ERR_USAGE, "%s: cannot open hostfile: %s", path, strerror(errno));
+    char *buf = malloc(HOSTFILE_MAX_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        return rt_fail(RT_ERR_NOMEM, "cannot allocate %d bytes", HOSTFILE_MAX_BYTES + 1);
+    }
+    size_t n = fread(buf, 1, HOSTFILE_MAX_BYTES + 1, f);
+    bool bad = ferror(f) || n > HOSTFILE_MAX_BYTES;
+    fclose(f);
+    /* "\r\n" becomes "\n"; any other '\r' a blank, as the parser reads it */
+    size_t o = 0;
+    for (size_t i = 0; !bad && i < n; i++) {
+        if (buf[i] == '\r' && i + 1 < n && buf[i + 1] == '\n')
+            continue;
+        buf[o++] = buf[i] == '\r' ? ' ' : buf[i];
+    }
+    for (size_t w = 0; !bad && w < o;) {
+        ssize_t k = write(fd, buf + w, o - w);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            bad = true;
+        else
+            w += (size_t)k;
+    }
+    int e = errno;
+    free(buf);
+    if (bad)
+        return rt_fail(RT_ERR_IO, "%s: cannot copy the hostfile without carriage returns: %s", path,
+                       strerror(e));
+    return RT_OK;
 }
 
 void hostfile_free(hostfile_t *hf)

@@ -4,12 +4,16 @@
  *   <host> slots=<N> [max_slots=<M>]
  *
  * Parsing is strict so that a mistake is reported with its file and line
- * before any rank starts: unknown keys, missing or non-positive slots,
- * non-numeric values, max_slots below slots, duplicate hosts, host names that
- * could be taken for options (leading '-') or that hold characters outside
- * [A-Za-z0-9._:-], and files without any host are all RT_ERR_USAGE with a
- * message "FILE:LINE: reason". Nothing here passes hostfile text to a shell;
- * the launcher hands the same file to mpirun with --hostfile. */
+ * before any rank starts, and what passes is what Open MPI 4.1's mpirun
+ * accepts: unknown keys, missing or non-positive slots, non-numeric or
+ * signed values ("slots=+2", which mpirun reads as -1), max_slots below
+ * slots, duplicate hosts, host names that could be taken for options
+ * (leading '-') or that hold characters outside [A-Za-z0-9.-] (mpirun's
+ * node-name rule: no '_', no IPv6 address), and files without any host are
+ * all RT_ERR_USAGE with a message "FILE:LINE: reason". CRLF line endings are
+ * accepted (the '\r' counts as a blank), but mpirun's parser refuses them,
+ * so the launcher gives it a copy without (hostfile_write_lf). Nothing here
+ * passes hostfile text to a shell. */
 #ifndef RT_CLUSTER_HOSTFILE_H
 #define RT_CLUSTER_HOSTFILE_H
 
@@ -31,6 +35,7 @@ typedef struct {
     hostfile_entry_t *hosts;
     int count;
     int total_slots;
+    bool has_cr;             /* the file holds '\r' (CRLF line endings) */
 } hostfile_t;
 
 /* Parses hostfile text; `name` is used in messages ("name:LINE: ..."). */
@@ -40,6 +45,10 @@ rt_status hostfile_parse_text(const char *name, const char *text, hostfile_t *ou
 rt_status hostfile_load(const char *path, hostfile_t *out);
 
 void hostfile_free(hostfile_t *hf);
+
+/* Writes the file at path to fd with "\r\n" turned into "\n" (and any
+ * other '\r' into a blank), the form mpirun reads. */
+rt_status hostfile_write_lf(const char *path, int fd);
 
 /* Checks that np ranks fit: np <= total slots unless oversubscribe, and
  * never beyond the sum of max_slots when every host gives one. The message

@@ -2,16 +2,19 @@
  * [--mpirun-arg A]... [--oversubscribe] [--grace S] [--dry-run] -- train ARGS`:
  * checks the request and the hostfile, then hands the run to launcher.h. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#include <errno.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "cluster/hostfile.h"
 #include "common/args.h"
+#include "common/check.h"
 #include "common/status.h"
 #include "launch/commands.h"
 #include "launch/launcher.h"
@@ -38,6 +41,32 @@ static int launch_usage(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return LAUNCH_EXIT_USAGE;
+}
+
+/* mpirun refuses a hostfile with CRLF line endings (a parse error on line
+ * 1), which the launcher accepts: mpirun gets a copy without the carriage
+ * returns, an in-memory file it opens as /proc/<launcher pid>/fd/<n>
+ * (path_out; the launcher holds it open, and nothing is left behind
+ * however the launcher ends). A dry run only says so and prints the
+ * user's file. */
+static rt_status hostfile_copy_for_mpirun(const char *hostfile, bool dry_run, char *path_out,
+                                          size_t len)
+{
+    path_out[0] = '\0';
+    if (dry_run) {
+        fprintf(stderr, "ringtrain launch: %s has CRLF line endings, which mpirun refuses; a run "
+                "gives it a copy without them\n", hostfile);
+        return RT_OK;
+    }
+    int fd = memfd_create("ringtrain-hostfile", MFD_CLOEXEC);
+    if (fd < 0)
+        return rt_fail(RT_ERR_IO, "%s has CRLF line endings, which mpirun refuses, and no copy "
+                       "without them could be made (memfd_create: %s)", hostfile, strerror(errno));
+    TRY(hostfile_write_lf(hostfile, fd));
+    snprintf(path_out, len, "/proc/%ld/fd/%d", (long)getpid(), fd);
+    fprintf(stderr, "ringtrain launch: %s has CRLF line endings, which mpirun refuses; it reads a "
+            "copy without them (%s)\n", hostfile, path_out);
+    return RT_OK;
 }
 
 int cmd_launch(int argc, char **argv)
@@ -110,15 +139,21 @@ int cmd_launch(int argc, char **argv)
 
     hostfile_t hf = {0};
     int cpus = usable_cpus();
+    static char hostfile_lf[64];
     if (hostfile) {
         if (hostfile_load(hostfile, &hf) != RT_OK)
             return cmd_report("launch", RT_ERR_USAGE);
         if (np == 0)
             np = hf.total_slots;
         st = hostfile_check_np(&hf, np, oversubscribe);
+        bool crlf = hf.has_cr;
         hostfile_free(&hf);
         if (st != RT_OK)
             return cmd_report("launch", st);
+        if (crlf && (st = hostfile_copy_for_mpirun(hostfile, dry_run, hostfile_lf, sizeof hostfile_lf)) != RT_OK)
+            return cmd_report("launch", st);
+        if (hostfile_lf[0])
+            hostfile = hostfile_lf;
     } else {
         if (!specs[0].seen)
             return launch_usage("give -np N (ranks on this host) or --hostfile F");

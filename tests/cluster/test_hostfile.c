@@ -1,7 +1,10 @@
 /* test_hostfile.c - the hostfile parser: good files give the hosts, slots
- * and lines written in them; each class of bad file is RT_ERR_USAGE with a
- * message naming "file:line"; -np beyond the slots needs --oversubscribe. */
+ * and lines written in them; each class of bad file (mpirun's refusals:
+ * signed values, IPv6 addresses, '_') is RT_ERR_USAGE with a message naming
+ * "file:line"; CRLF is accepted and copied without '\r' for mpirun; -np
+ * beyond the slots needs --oversubscribe. */
 #define _DEFAULT_SOURCE /* mkstemp */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,14 +35,14 @@ static void test_good(void)
                        "node01 slots=4\n"
                        "  node02\tslots = 2 max_slots=3   # trailing comment\n"
                        "10.0.0.12 max-slots=8 slots=8\r\n"
-                       "fe80::1 slots=1";
+                       "node-3.example.org slots=1";
     rt_status st = hostfile_parse_text("good", text, &hf);
     EXPECT(st == RT_OK, "good hostfile rejected: %s", rt_last_error());
     if (st != RT_OK)
         return;
     EXPECT(hf.count == 4, "count %d, want 4", hf.count);
     EXPECT(hf.total_slots == 15, "total %d, want 15", hf.total_slots);
-    const char *names[] = {"node01", "node02", "10.0.0.12", "fe80::1"};
+    const char *names[] = {"node01", "node02", "10.0.0.12", "node-3.example.org"};
     int slots[] = {4, 2, 8, 1}, maxs[] = {0, 3, 8, 0}, lines[] = {3, 4, 5, 6};
     for (int i = 0; i < 4 && i < hf.count; i++) {
         EXPECT(!strcmp(hf.hosts[i].host, names[i]), "host %d is '%s'", i, hf.hosts[i].host);
@@ -86,6 +89,13 @@ static void test_bad(void)
     expect_bad("a;rm slots=1\n", "1", "character outside");
     expect_bad("$(id) slots=1\n", "1", "character outside");
     expect_bad("slots=2\n", "1", "not a host name");
+    /* what Open MPI 4.1's mpirun refuses after the launcher would have
+     * started it: a signed value (read as -1), IPv6 addresses, '_' */
+    expect_bad("a slots=+2\n", "1", "slots='+2' has a sign; write slots=2");
+    expect_bad("a slots=1 max_slots=+2\n", "1", "max_slots='+2' has a sign");
+    expect_bad("::1 slots=2\n", "1", "'::1' is an IPv6 address");
+    expect_bad("a slots=1\r\nfe80::1 slots=1\r\n", "2", "'fe80::1' is an IPv6 address");
+    expect_bad("my_host slots=1\n", "1", "letters, digits, '.' and '-' only");
 }
 
 static void test_file(void)
@@ -101,7 +111,27 @@ static void test_file(void)
     hostfile_t hf;
     EXPECT(hostfile_load(path, &hf) == RT_OK, "load: %s", rt_last_error());
     EXPECT(hf.total_slots == 4 && !strcmp(hf.path, path), "loaded %d slots", hf.total_slots);
+    EXPECT(!hf.has_cr, "no carriage return seen");
     hostfile_free(&hf);
+
+    /* CRLF: accepted, and copied for mpirun without the carriage returns */
+    const char *crlf = "# c\r\nh1 slots=2\r\nh2\rslots=2\r\n";
+    fd = open(path, O_WRONLY | O_TRUNC);
+    EXPECT(fd >= 0 && write(fd, crlf, strlen(crlf)) == (ssize_t)strlen(crlf), "write CRLF");
+    close(fd);
+    EXPECT(hostfile_load(path, &hf) == RT_OK && hf.has_cr && hf.total_slots == 4, "CRLF load: %s",
+           rt_last_error());
+    hostfile_free(&hf);
+    char copy[] = "/tmp/rt_hostfile_lf_XXXXXX";
+    int cfd = mkstemp(copy);
+    EXPECT(cfd >= 0 && hostfile_write_lf(path, cfd) == RT_OK, "copy: %s", rt_last_error());
+    char got[128] = "";
+    ssize_t n = cfd >= 0 ? pread(cfd, got, sizeof got - 1, 0) : -1;
+    got[n > 0 ? n : 0] = '\0';
+    EXPECT(!strcmp(got, "# c\nh1 slots=2\nh2 slots=2\n"), "copy without CR: '%s'", got);
+    if (cfd >= 0)
+        close(cfd);
+    unlink(copy);
     unlink(path);
     EXPECT(hostfile_load(path, &hf) == RT_ERR_USAGE && strstr(rt_last_error(), path),
            "missing file: %s", rt_last_error());
