@@ -106,7 +106,8 @@ void launch_cause_scan_line(const char *line, launch_result_t *res);
  * mpirun exit 137"). */
 void launch_result_describe(const launch_result_t *res, char *out, int size);
 
-/* Runs argv once (fork, setpgid, stdin from /dev/null, execvp), relays its
+/* Runs argv once (fork, PR_SET_PDEATHSIG(SIGTERM) so that it dies with the
+ * launcher, setpgid, stdin from /dev/null, execvp), relays its
  * stderr to ours while scanning it, forwards SIGINT/SIGTERM (a second one
  * sends SIGKILL), and waits. When mpirun is still there stop_kill_s seconds
  * after a forwarded signal, its process group gets SIGKILL (stop_kill_s <= 0:

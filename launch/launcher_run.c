@@ -1,6 +1,7 @@
-/* launcher_run.c - runs mpirun (fork + execvp, never a shell), relays its
- * stderr while reading the failure cause from it, forwards SIGINT/SIGTERM,
- * and restarts a failed job from its newest checkpoint. */
+/* launcher_run.c - runs mpirun (fork + execvp, never a shell; it gets
+ * SIGTERM if the launcher dies), relays its stderr while reading the
+ * failure cause from it, forwards SIGINT/SIGTERM, and restarts a failed job
+ * from its newest checkpoint. */
 #define _DEFAULT_SOURCE /* kill, setpgid, sigaction, sigprocmask */
 #include "launch/launcher.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -162,8 +164,16 @@ void launch_result_describe(const launch_result_t *res, char *out, int size)
         snprintf(out, (size_t)size, "%s; no rank said why", how);
 }
 
-static void child_exec(const launch_argv_t *a, int err_fd, int report_fd)
+static void child_exec(const launch_argv_t *a, int err_fd, int report_fd, pid_t launcher)
 {
+    /* mpirun dies with the launcher: a launcher killed with SIGKILL (an OOM
+     * kill, a scheduler's) cannot forward anything, and an orphaned mpirun
+     * would keep its ranks running and the checkpoint directory locked.
+     * SIGTERM gives mpirun its usual stop sequence (ranks write a final
+     * checkpoint). The setting survives exec; if the launcher died before
+     * it was made, the child is already orphaned and must not start. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != launcher)
+        _exit(128 + SIGTERM);
     setpgid(0, 0); /* our own group: a terminal's ^C reaches mpirun once, through us */
     int null_fd = open("/dev/null", O_RDONLY);
     if (null_fd >= 0) {
@@ -227,6 +237,7 @@ rt_status launch_run_once(const launch_argv_t *a, double stop_kill_s, launch_res
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     sigprocmask(SIG_BLOCK, &stop, &old);
+    const pid_t self = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -239,7 +250,7 @@ rt_status launch_run_once(const launch_argv_t *a, double stop_kill_s, launch_res
         signal(SIGTERM, SIG_DFL);
         sigprocmask(SIG_SETMASK, &old, NULL);
         close(rep[0]);
-        child_exec(a, errp[1], rep[1]);
+        child_exec(a, errp[1], rep[1], self);
     }
     setpgid(pid, pid); /* also here, so that the group exists before any kill */
     g_child = pid;
