@@ -94,6 +94,7 @@ static rt_status comm_wrap(MPI_Comm mpi, coll_comm_t **out)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->yield_when_idle = cores > 0 && c->local_size > cores;
     c->timeout = rt_timeout_default();
+    c->spin_s = 1e-6 * env_double("RT_COLL_SPIN_US", 50, 0, 1e7);
     c->segment_bytes = (size_t)env_double("RT_COLL_SEGMENT", 256 * 1024, 64, 1 << 30);
     c->window = (int)env_double("RT_COLL_WINDOW", 4, 1, 64);
     c->small_bytes = (size_t)env_double("RT_COLL_SMALL", 64 * 1024, 0, 1 << 30);
@@ -132,6 +133,7 @@ rt_status coll_comm_split(coll_comm_t *parent, int color, int key, coll_comm_t *
     rt_status st = comm_wrap(sub, out);
     if (st == RT_OK) {
         (*out)->timeout = parent->timeout;
+        (*out)->spin_s = parent->spin_s;
         (*out)->segment_bytes = parent->segment_bytes;
         (*out)->window = parent->window;
         (*out)->small_bytes = parent->small_bytes;

@@ -72,6 +72,7 @@ struct coll_comm {
     int window;                /* RT_COLL_WINDOW: segments in flight per direction */
     size_t small_bytes;        /* RT_COLL_SMALL: all-reduce/broadcast payload at or below
                                   which the handshake carries the data */
+    double spin_s;             /* RT_COLL_SPIN_US: busy polling before a wait backs off */
 };
 
 static inline int coll_tag(const coll_comm_t *c, uint64_t seq, int data)

@@ -4,7 +4,11 @@
  * `timeout` seconds without progress; at three quarters of that time the
  * waiting rank asks every other rank "are you here?" (a roll call that ranks
  * answer from inside any wait on the communicator), so the error can name
- * the ranks that never arrived rather than only the neighbour it waits on. */
+ * the ranks that never arrived rather than only the neighbour it waits on.
+ *
+ * A wait spins only briefly: then it yields and sleeps with growing naps
+ * (up to 1 ms), so that a rank blocked on a stalled peer leaves its core to
+ * others instead of burning it for the whole timeout. */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <sched.h>
@@ -12,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "collectives/coll_internal.h"
 #include "common/check.h"
@@ -286,13 +291,29 @@ rt_status coll_test(coll_request_t *r, int *done)
     return st;
 }
 
+/* The back-off of an idle wait, timed from the start of the idle stretch
+ * (any progress starts it over): spin for spin_s (RT_COLL_SPIN_US), where a
+ * message that is about to arrive costs no wake-up; then sched_yield() for
+ * COLL_YIELD_S, which hands the core to a runnable peer on a crowded node;
+ * then nanosleep with naps doubling from COLL_NAP_MIN_NS to COLL_NAP_MAX_NS.
+ * A rank waiting on a stalled peer then polls about once a millisecond and
+ * uses around 1 % of a core; the price is up to one nap of extra latency
+ * when a peer arrives more than ~0.3 ms late. */
+#define COLL_YIELD_S 200e-6
+#define COLL_NAP_MIN_NS 20000L
+#define COLL_NAP_MAX_NS 1000000L
+enum { WAIT_SPIN, WAIT_YIELD, WAIT_NAP };
+
 rt_status coll_wait(coll_request_t *r)
 {
     if (!r)
         return rt_fail(RT_ERR_INVALID, "coll_wait: NULL request");
     coll_comm_t *c = r->comm;
     double next_poll = rt_now() + 1e-3;
-    unsigned idle_spins = 0;
+    double idle_start = 0;
+    unsigned idle_polls = 0;
+    int phase = WAIT_SPIN;
+    long nap_ns = COLL_NAP_MIN_NS;
     int moved = 0;  /* progress since the clock was last read */
     for (;;) {
         int progressed = progress_all(c);
@@ -300,30 +321,52 @@ rt_status coll_wait(coll_request_t *r)
             break;
         if (progressed) {
             moved = 1;
-            idle_spins = 0;
+            idle_polls = 0;
+            phase = WAIT_SPIN;
             continue;
         }
-        /* Oversubscribed ranks must let their peers run; otherwise spin, as
-         * MPI does: a yield can hand the core to another job for a whole
-         * time slice. */
-        if (c->yield_when_idle && idle_spins > 64)
-            sched_yield();
-        /* The clock and the slow checks every 16 idle spins. */
-        if (++idle_spins % 16)
-            continue;
+        if (phase == WAIT_SPIN) {
+            /* Oversubscribed ranks must let their peers run at once. */
+            if (c->yield_when_idle && idle_polls > 64)
+                sched_yield();
+            /* While spinning, the clock and the slow checks every 16 polls. */
+            if (++idle_polls % 16)
+                continue;
+        }
         double now = rt_now();
         if (moved) {
             for (coll_request_t *q = c->active_head; q; q = q->next)
                 q->last_progress = now;
             moved = 0;
         }
-        if (now < next_poll)
-            continue;
-        next_poll = now + 1e-3;
-        int done = 0;
-        rt_status st = coll_test(r, &done);
-        if (done)
-            return st;
+        if (phase == WAIT_SPIN && idle_polls == 16)
+            idle_start = now;
+        double idle = now - idle_start;
+        if (phase == WAIT_SPIN && idle >= c->spin_s)
+            phase = WAIT_YIELD;
+        if (phase == WAIT_YIELD && idle >= c->spin_s + COLL_YIELD_S) {
+            phase = WAIT_NAP;
+            nap_ns = COLL_NAP_MIN_NS;
+        }
+        if (now >= next_poll) {
+            next_poll = now + 1e-3;
+            int done = 0;
+            rt_status st = coll_test(r, &done);
+            if (done)
+                return st;
+            if (r->last_progress >= now) {  /* the test moved something */
+                idle_polls = 0;
+                phase = WAIT_SPIN;
+                continue;
+            }
+        }
+        if (phase == WAIT_YIELD) {
+            sched_yield();
+        } else if (phase == WAIT_NAP) {
+            struct timespec nap = {0, nap_ns};
+            nanosleep(&nap, NULL);
+            nap_ns = nap_ns * 2 < COLL_NAP_MAX_NS ? nap_ns * 2 : COLL_NAP_MAX_NS;
+        }
     }
     int done = 0;
     return coll_test(r, &done);
