@@ -100,6 +100,9 @@ static const coll_request_t *find_active(const coll_comm_t *c, uint64_t seq)
     return NULL;
 }
 
+/* At level WARN, not ERROR: the history explains an error that the caller
+ * reports; the launcher takes a rank's first ERROR line as the cause of a
+ * failed run. */
 void coll_hist_print(coll_comm_t *c, const char *why)
 {
     if (c->history_printed)
@@ -107,9 +110,9 @@ void coll_hist_print(coll_comm_t *c, const char *why)
     c->history_printed = 1;
     uint64_t total = c->seq, first = total > COLL_HISTORY ? total - COLL_HISTORY : 0;
     double now = rt_now();
-    LOG_ERROR("rank %d: collective history, last %" PRIu64 " of %" PRIu64
-              " calls on this communicator (size %d), oldest first, %s:",
-              c->rank, total - first, total, c->size, why);
+    LOG_WARN("rank %d: collective history, last %" PRIu64 " of %" PRIu64
+             " calls on this communicator (size %d), oldest first, %s:",
+             c->rank, total - first, total, c->size, why);
     for (uint64_t s = first; s < total; s++) {
         const coll_hist_t *h = hist_slot(c, s);
         if (!h->state || h->seq != s)
@@ -131,12 +134,12 @@ void coll_hist_print(coll_comm_t *c, const char *why)
         if (peer >= 0)
             snprintf(peer_s, sizeof peer_s, "%d", peer);
         int typed = h->kind != 0 && h->kind != COLL_KIND_BARRIER;
-        LOG_ERROR("rank %d:   seq=%" PRIu64 " kind=%s count=%" PRIu64 " dtype=%s bytes=%" PRIu64
-                  " peer=%s state=%s duration=%.6fs%s",
-                  c->rank, h->seq, coll_kind_name(h->kind), h->count,
-                  typed ? rt_dtype_name((rt_dtype)h->dtype) : "-",
-                  typed ? desc_bytes(h->count, h->dtype) : 0, peer_s, hist_state_name(h->state),
-                  end - h->start, where);
+        LOG_WARN("rank %d:   seq=%" PRIu64 " kind=%s count=%" PRIu64 " dtype=%s bytes=%" PRIu64
+                 " peer=%s state=%s duration=%.6fs%s",
+                 c->rank, h->seq, coll_kind_name(h->kind), h->count,
+                 typed ? rt_dtype_name((rt_dtype)h->dtype) : "-",
+                 typed ? desc_bytes(h->count, h->dtype) : 0, peer_s, hist_state_name(h->state),
+                 end - h->start, where);
     }
 }
 
@@ -396,7 +399,7 @@ void coll_dump_everywhere(coll_request_t *r)
         sb_t *b = r->peers[p].printed ? &a : &m;
         sb_add(b, "%s%d", b->used ? ", " : "", p);
     }
-    LOG_ERROR("rank %d: asked every rank to print its collective history: printed by rank(s) %s; "
-              "no answer from rank(s) %s (waited up to %.1f s for those that answered the roll call)",
-              c->rank, printed[0] ? printed : "none", missing[0] ? missing : "none", grace);
+    LOG_WARN("rank %d: asked every rank to print its collective history: printed by rank(s) %s; "
+             "no answer from rank(s) %s (waited up to %.1f s for those that answered the roll call)",
+             c->rank, printed[0] ? printed : "none", missing[0] ? missing : "none", grace);
 }
