@@ -224,21 +224,29 @@ rt_status coll_test(coll_request_t *r, int *done)
         for (coll_request_t *q = c->active_head; q; q = q->next)
             q->last_progress = now;
     if (r->stage != REQ_DONE) {
-        double idle = now - r->last_progress;
-        double warn_at = c->warn_fraction * c->timeout;
         coll_ctl_serve(c, r);
-        if (r->rollcall_round)
-            coll_rollcall_collect(r);
+        /* The stall checks concern the oldest unfinished call: the later
+         * ones queue behind it, so one stall gives one roll call and one
+         * warning however many calls are in flight. It has been idle
+         * longest (progress updates every call), so it also times out
+         * first, and failing it fails r with its message. */
+        coll_request_t *s = c->active_head;
+        while (s->stage == REQ_DONE)
+            s = s->next;
+        double idle = now - s->last_progress;
+        double warn_at = c->warn_fraction * c->timeout;
+        if (s->rollcall_round)
+            coll_rollcall_collect(s);
         /* round 1 early enough that its answers are in for the warning;
          * round 2 fresh for the timeout's message */
-        if (warn_at > 0 && idle > 0.5 * warn_at && r->rollcall_round < 1)
-            coll_rollcall_send(r, 1);
-        if (idle > 0.75 * c->timeout && r->rollcall_round < 2)
-            coll_rollcall_send(r, 2);
-        if (warn_at > 0 && idle > warn_at && !r->warned && idle <= c->timeout)
-            coll_stall_warn(r, idle);
+        if (warn_at > 0 && idle > 0.5 * warn_at && s->rollcall_round < 1)
+            coll_rollcall_send(s, 1);
+        if (idle > 0.75 * c->timeout && s->rollcall_round < 2)
+            coll_rollcall_send(s, 2);
+        if (warn_at > 0 && idle > warn_at && !s->warned && idle <= c->timeout)
+            coll_stall_warn(s, idle);
         if (idle > c->timeout)
-            timeout_fail(r, idle);
+            timeout_fail(s, idle);
     }
     if (r->stage != REQ_DONE)
         return RT_OK;

@@ -7,9 +7,12 @@
  *         field; the earlier calls done, the stalled one waiting); fail with
  *         RT_ERR_TIMEOUT naming itself and the call; and use under 10 % of a
  *         core (getrusage) while it waits.
- *   dump  (np 3, RT_COLL_TIMEOUT=4)   rank 0 times out first; rank 1 (timeout
- *         8 s), still waiting, must print its history at rank 0's request
- *         before rank 0's call returns, and only once.
+ *   dump  (np 3, RT_COLL_TIMEOUT=4)   ranks 0 and 1 keep two calls in
+ *         flight (#3 large, #4 small) and poll both with coll_test; each
+ *         must warn once, for #3 only, and fail both with #3's timeout.
+ *         Rank 0 times out first; rank 1 (timeout 8 s), still waiting, must
+ *         print its history at rank 0's request before rank 0's call
+ *         returns, and only once.
  * Each rank's stderr goes through a pipe read by a thread that timestamps
  * every line, so the test can tell when the library printed what. The
  * stopped rank is woken with SIGCONT at the end (and by a watchdog child if
@@ -291,6 +294,52 @@ static void check_observer(rt_status st, const char *msg, double t0, double took
            "no line about the history request to rank 1");
 }
 
+/* Dump mode: two calls in flight, #3 (4 MiB) and #4 (7 floats), polled with
+ * coll_test like the trainer's gradient buckets until both end. */
+static rt_status two_in_flight(coll_comm_t *c, float *big, float *small, rt_status *st_small,
+                               char *msg, char *msg_small)
+{
+    coll_request_t *rq[2] = {NULL, NULL};
+    rt_status st[2] = {RT_OK, RT_OK};
+    char *m[2] = {msg, msg_small};
+    msg[0] = msg_small[0] = '\0';
+    st[0] = coll_allreduce_start(c, big, big, COUNT, RT_DTYPE_F32, COLL_SUM, &rq[0]);
+    st[1] = coll_allreduce_start(c, small, small, 7, RT_DTYPE_F32, COLL_SUM, &rq[1]);
+    for (int left = (rq[0] != NULL) + (rq[1] != NULL); left;) {
+        for (int i = 1; i >= 0; i--) { /* the newer one first, as a bucket poll may */
+            if (!rq[i])
+                continue;
+            int done = 0;
+            st[i] = coll_test(rq[i], &done);
+            if (done) {
+                snprintf(m[i], 1024, "%s", rt_last_error());
+                rq[i] = NULL;
+                left--;
+            }
+        }
+        usleep(200);
+    }
+    *st_small = st[1];
+    return st[0];
+}
+
+/* One stall, one warning (for the oldest call, #3), and both calls fail
+ * with the timeout of #3. */
+static void check_two_in_flight(rt_status st, const char *msg, rt_status st_small,
+                                const char *msg_small)
+{
+    char me[32];
+    snprintf(me, sizeof me, "rank %d: ", g_rank);
+    EXPECT(st == RT_ERR_TIMEOUT && contains(msg, "allreduce #3 timed out"), "rank %d, #3: %s: %s",
+           g_rank, rt_status_name(st), msg);
+    EXPECT(st_small == RT_ERR_TIMEOUT && contains(msg_small, "allreduce #3 timed out"),
+           "rank %d, #4: %s: %s", g_rank, rt_status_name(st_small), msg_small);
+    int n3 = count_lines(NULL, me, "allreduce #3 ", "stalled");
+    int n4 = count_lines(NULL, me, "allreduce #4 ", "stalled");
+    EXPECT(n3 == 1 && n4 == 0, "rank %d: %d warnings for #3 and %d for #4, want 1 and 0", g_rank, n3,
+           n4);
+}
+
 int main(int argc, char **argv)
 {
     if (coll_init(&argc, &argv) != RT_OK) {
@@ -346,17 +395,22 @@ int main(int argc, char **argv)
         stop_inside_call(c, buf);
     } else {
         double t0 = rt_now(), cpu0 = cpu_seconds();
-        rt_status st = coll_allreduce(c, buf, buf, COUNT, RT_DTYPE_F32, COLL_SUM);
+        rt_status st, st_small = RT_OK;
+        char msg[1024], msg_small[1024] = "";
+        if (!dump) {
+            st = coll_allreduce(c, buf, buf, COUNT, RT_DTYPE_F32, COLL_SUM);
+            snprintf(msg, sizeof msg, "%s", rt_last_error());
+        } else {
+            st = two_in_flight(c, buf, small, &st_small, msg, msg_small);
+        }
         double took = rt_now() - t0, cpu = cpu_seconds() - cpu0;
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", rt_last_error());
         fflush(stderr);
         usleep(100 * 1000); /* let the reader take the last lines */
         pthread_mutex_lock(&g_mu);
         if (!dump) {
             check_observer(st, msg, t0, took, cpu, timeout, seq);
         } else if (g_rank == 0) {
-            EXPECT(st == RT_ERR_TIMEOUT, "rank 0: %s: %s", rt_status_name(st), msg);
+            check_two_in_flight(st, msg, st_small, msg_small);
             EXPECT(took >= timeout && took < timeout + 0.4 + 1.0, "rank 0 took %.2f s", took);
             EXPECT(count_lines(NULL, "rank 0: asked every rank to print", "printed by rank(s) 1",
                                "no answer from rank(s) 2 ") == 1,
@@ -379,7 +433,7 @@ int main(int argc, char **argv)
                    "rank 1's history lacks the waiting call");
             if (e >= 0)
                 check_history_line(g_lines[e].text, "rank 1");
-            EXPECT(st == RT_ERR_TIMEOUT, "rank 1: %s: %s", rt_status_name(st), msg);
+            check_two_in_flight(st, msg, st_small, msg_small);
         }
         pthread_mutex_unlock(&g_mu);
         /* rank 0 wakes the stopped rank, after rank 1 (dump) is done */
