@@ -12,6 +12,7 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "common/timeout.h"
+#include "common/timer.h"
 
 static int coll_started_mpi;
 
@@ -244,6 +245,42 @@ int coll_scratch_get(coll_comm_t *c, size_t bytes, void **ptr)
     s->busy = 1;
     *ptr = s->ptr;
     return pick;
+}
+
+void coll_scratch_drop(coll_comm_t *c, int slot)
+{
+    /* Left to MPI: neither reused nor freed (a broken communicator leaks
+     * it), since a transfer still in flight may write or read it. */
+    if (slot >= 0 && slot < COLL_SCRATCH_SLOTS)
+        c->scratch[slot] = (coll_scratch_t){NULL, 0, 0};
+}
+
+int coll_recv_settle(MPI_Request *q, double until)
+{
+    for (;;) {
+        int flag = 0;
+        if (*q == MPI_REQUEST_NULL || MPI_Test(q, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS || flag)
+            break;
+        if (rt_now() >= until) {
+            MPI_Request_free(q);
+            return 1;
+        }
+    }
+    *q = MPI_REQUEST_NULL;
+    return 0;
+}
+
+int coll_send_release(MPI_Request *q)
+{
+    int flag = 0;
+    if (*q == MPI_REQUEST_NULL)
+        return 0;
+    if (MPI_Test(q, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && flag)
+        return 0;
+    /* a send to a stopped or dead peer: released, never waited for */
+    if (*q != MPI_REQUEST_NULL)
+        MPI_Request_free(q);
+    return 1;
 }
 
 void coll_scratch_put(coll_comm_t *c, int slot, void *ptr)

@@ -202,6 +202,8 @@ struct coll_request {
     int rollcall_round;            /* roll calls sent for this call (0, 1, 2) */
     int warned;                    /* the stall warning has been printed */
     coll_peer_t *peers;            /* per rank, from the roll calls (size entries) */
+    int abandoned;                 /* cancelled with transfers left in flight: its
+                                      scratch is dropped, not reused */
 };
 
 /* coll_comm.c */
@@ -209,6 +211,17 @@ rt_status coll_comm_usable(const coll_comm_t *c, const char *what);
 void coll_comm_break(coll_comm_t *c, const char *msg);
 int coll_scratch_get(coll_comm_t *c, size_t bytes, void **ptr);
 void coll_scratch_put(coll_comm_t *c, int slot, void *ptr);
+/* Forgets a slot whose memory a released transfer may still touch. */
+void coll_scratch_drop(coll_comm_t *c, int slot);
+/* Cancelling without waiting on a peer: a receive that has already matched
+ * a message from a stopped peer cannot be cancelled, and MPI_Wait on it
+ * would wait for that peer. coll_recv_settle polls a cancelled receive
+ * until `until` (rt_now() clock), then frees it; coll_send_release tests a
+ * send once, then frees it. Both return 1 when the transfer was left in
+ * flight, so that its memory is not reused (coll_scratch_drop). */
+#define COLL_CANCEL_WAIT_S 0.02
+int coll_recv_settle(MPI_Request *q, double until);
+int coll_send_release(MPI_Request *q);
 
 /* coll_reduce.c: the element types the collectives take (coll.h: F32, F64,
  * BF16, U8, I32, I64); other rt_dtype values are refused by the argument

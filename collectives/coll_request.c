@@ -71,7 +71,10 @@ void coll_request_free(coll_request_t *r)
             c->active_tail = prev;
     }
     coll_hist_end(r);
-    coll_scratch_put(c, r->hs.scratch_slot, r->hs.sendpack);
+    if (r->abandoned)
+        coll_scratch_drop(c, r->hs.scratch_slot);
+    else
+        coll_scratch_put(c, r->hs.scratch_slot, r->hs.sendpack);
     coll_pl_release(r);
     free(r->peers);
     if (!c->spare)

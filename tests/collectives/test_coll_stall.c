@@ -13,6 +13,8 @@
  *         Rank 0 times out first; rank 1 (timeout 8 s), still waiting, must
  *         print its history at rank 0's request before rank 0's call
  *         returns, and only once.
+ * The stopped rank has sent its first ring segments, so its peers hold
+ * receives that MPI can no longer cancel: the timeout must still return.
  * Each rank's stderr goes through a pipe read by a thread that timestamps
  * every line, so the test can tell when the library printed what. The
  * stopped rank is woken with SIGCONT at the end (and by a watchdog child if
@@ -168,13 +170,17 @@ static pid_t watchdog(int seconds)
 
 static void stop_inside_call(coll_comm_t *c, float *buf)
 {
+    /* Late by 0.1 s, so that the peers' headers are here: one test then
+     * completes this rank's handshake and posts its first ring segments
+     * before it stops. The peers stall in the ring with receives that have
+     * matched those segments and can no longer be cancelled, the hardest
+     * case for failing cleanly at the timeout. */
+    usleep(100 * 1000);
     coll_request_t *req = NULL;
     rt_status st = coll_allreduce_start(c, buf, buf, COUNT, RT_DTYPE_F32, COLL_SUM, &req);
     EXPECT(st == RT_OK, "start: %s", rt_last_error());
     if (st != RT_OK)
         return;
-    /* one test posts this rank's handshake header, so the peers get past
-     * the handshake and stall in the ring */
     int done = 0;
     coll_test(req, &done);
     pid_t w = watchdog(45);
