@@ -270,8 +270,8 @@ rt_status coll_test(coll_request_t *r, int *done)
  * COLL_YIELD_S, which hands the core to a runnable peer on a crowded node;
  * then nanosleep with naps doubling from COLL_NAP_MIN_NS to COLL_NAP_MAX_NS.
  * A rank waiting on a stalled peer then polls about once a millisecond and
- * uses around 1 % of a core; the price is up to one nap of extra latency
- * when a peer arrives more than ~0.3 ms late. */
+ * uses a few per cent of a core (2-4 % in coll_stall_np2); the price is up
+ * to one nap of extra latency when a peer arrives more than ~0.3 ms late. */
 #define COLL_YIELD_S 200e-6
 #define COLL_NAP_MIN_NS 20000L
 #define COLL_NAP_MAX_NS 1000000L
