@@ -6,7 +6,11 @@
  * operation, count, type and root (a small header exchange, folded into the
  * data for small messages), and every wait has a timeout: a peer that makes
  * no progress for `timeout` seconds ends the call with RT_ERR_TIMEOUT and a
- * message naming the rank(s) that never arrived. After a timeout or an MPI
+ * message naming the rank(s) that never arrived. A call that makes no
+ * progress warns once, at a fraction of the timeout, naming the call and the
+ * rank it waits on; at the timeout every reachable rank prints its history
+ * of recent calls. Blocked waits back off to short sleeps instead of
+ * spinning. After a timeout or an MPI
  * error the communicator is unusable (later calls fail at once); the caller
  * ends the job with coll_abort(). A mismatch (RT_ERR_MISMATCH) leaves the
  * communicator usable: every rank learns of it in the same call.
@@ -57,6 +61,14 @@ int coll_local_size(const coll_comm_t *c);
  * RT_COLL_TIMEOUT seconds, else 300. */
 void coll_set_timeout(coll_comm_t *c, double seconds);
 double coll_timeout(const coll_comm_t *c);
+
+/* A call without progress for fraction * timeout seconds logs one warning
+ * (the call, its size, the rank it waits on, what a roll call learnt of the
+ * others). A new communicator starts with rt_timeout_warn_fraction():
+ * RT_COLL_WARN_FRACTION, else 0.1. fraction in [0, 1); 0 turns it off; other
+ * values are ignored. */
+void coll_set_warn_fraction(coll_comm_t *c, double fraction);
+double coll_warn_fraction(const coll_comm_t *c);
 
 /* recv[i] = op over ranks of send[i]; send == recv means in place. Every rank
  * gets bit-identical results. */

@@ -1,6 +1,6 @@
 /* coll_comm.c - communicators: MPI start-up and shut-down, the private
- * duplicate each communicator talks on, node-local rank and size, timeouts
- * and tuning from the environment, the scratch-buffer cache, and the broken
+ * duplicate each communicator talks on, node-local rank and size, timeouts,
+ * the stall warning and tuning from the environment, the scratch-buffer cache, and the broken
  * state a communicator enters after a timeout or an MPI failure. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "common/timeout.h"
+#include "common/timer.h"
 
 static int coll_started_mpi;
 
@@ -94,6 +95,8 @@ static rt_status comm_wrap(MPI_Comm mpi, coll_comm_t **out)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->yield_when_idle = cores > 0 && c->local_size > cores;
     c->timeout = rt_timeout_default();
+    c->warn_fraction = rt_timeout_warn_fraction();
+    c->spin_s = 1e-6 * env_double("RT_COLL_SPIN_US", 50, 0, 1e7);
     c->segment_bytes = (size_t)env_double("RT_COLL_SEGMENT", 256 * 1024, 64, 1 << 30);
     c->window = (int)env_double("RT_COLL_WINDOW", 4, 1, 64);
     c->small_bytes = (size_t)env_double("RT_COLL_SMALL", 64 * 1024, 0, 1 << 30);
@@ -132,6 +135,8 @@ rt_status coll_comm_split(coll_comm_t *parent, int color, int key, coll_comm_t *
     rt_status st = comm_wrap(sub, out);
     if (st == RT_OK) {
         (*out)->timeout = parent->timeout;
+        (*out)->warn_fraction = parent->warn_fraction;
+        (*out)->spin_s = parent->spin_s;
         (*out)->segment_bytes = parent->segment_bytes;
         (*out)->window = parent->window;
         (*out)->small_bytes = parent->small_bytes;
@@ -152,6 +157,7 @@ void coll_comm_free(coll_comm_t *c)
     for (int i = 0; i < COLL_SCRATCH_SLOTS; i++)
         free(c->scratch[i].ptr);
     free(c->spare);
+    free(c->ctl_answers);
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized)
@@ -171,6 +177,14 @@ void coll_set_timeout(coll_comm_t *c, double seconds)
 }
 
 double coll_timeout(const coll_comm_t *c) { return c ? c->timeout : 0; }
+
+void coll_set_warn_fraction(coll_comm_t *c, double fraction)
+{
+    if (c && fraction >= 0 && fraction < 1)
+        c->warn_fraction = fraction;
+}
+
+double coll_warn_fraction(const coll_comm_t *c) { return c ? c->warn_fraction : 0; }
 
 void coll_abort(coll_comm_t *c, int code)
 {
@@ -231,6 +245,42 @@ int coll_scratch_get(coll_comm_t *c, size_t bytes, void **ptr)
     s->busy = 1;
     *ptr = s->ptr;
     return pick;
+}
+
+void coll_scratch_drop(coll_comm_t *c, int slot)
+{
+    /* Left to MPI: neither reused nor freed (a broken communicator leaks
+     * it), since a transfer still in flight may write or read it. */
+    if (slot >= 0 && slot < COLL_SCRATCH_SLOTS)
+        c->scratch[slot] = (coll_scratch_t){NULL, 0, 0};
+}
+
+int coll_recv_settle(MPI_Request *q, double until)
+{
+    for (;;) {
+        int flag = 0;
+        if (*q == MPI_REQUEST_NULL || MPI_Test(q, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS || flag)
+            break;
+        if (rt_now() >= until) {
+            MPI_Request_free(q);
+            return 1;
+        }
+    }
+    *q = MPI_REQUEST_NULL;
+    return 0;
+}
+
+int coll_send_release(MPI_Request *q)
+{
+    int flag = 0;
+    if (*q == MPI_REQUEST_NULL)
+        return 0;
+    if (MPI_Test(q, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && flag)
+        return 0;
+    /* a send to a stopped or dead peer: released, never waited for */
+    if (*q != MPI_REQUEST_NULL)
+        MPI_Request_free(q);
+    return 1;
 }
 
 void coll_scratch_put(coll_comm_t *c, int slot, void *ptr)

@@ -11,11 +11,13 @@
  * whose rank set is disjoint from its own; if both sets were uniform, the
  * union is uniform exactly when the two ranks' own descriptors agree, so
  * comparing those (and OR-ing the partner's flag) is enough. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "collectives/coll_internal.h"
+#include "common/timer.h"
 
 const char *coll_kind_name(int kind)
 {
@@ -238,8 +240,7 @@ void coll_hs_cancel(coll_request_t *r)
     coll_hs_t *hs = &r->hs;
     if (hs->rreq != MPI_REQUEST_NULL) {
         MPI_Cancel(&hs->rreq);
-        MPI_Wait(&hs->rreq, MPI_STATUS_IGNORE);
+        r->abandoned |= coll_recv_settle(&hs->rreq, rt_now() + COLL_CANCEL_WAIT_S);
     }
-    if (hs->sreq != MPI_REQUEST_NULL)
-        MPI_Request_free(&hs->sreq);
+    r->abandoned |= coll_send_release(&hs->sreq);
 }

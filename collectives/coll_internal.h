@@ -11,11 +11,28 @@
 
 #include "collectives/coll.h"
 
-/* Tags on the private communicator: the roll call has fixed tags; each call
- * uses two tags derived from its sequence number (handshake, then data), so
- * calls in flight together never match each other's messages and a late
- * message of a failed call never matches a later one. */
-enum { COLL_TAG_ROLLCALL = 2, COLL_TAG_ROLLREPLY = 3, COLL_TAG_CALLS = 16 };
+/* Tags on the private communicator: the control channel (roll calls and
+ * history requests, and their answers) has fixed tags; each call uses two
+ * tags derived from its sequence number (handshake, then data), so calls in
+ * flight together never match each other's messages and a late message of
+ * a failed call never matches a later one. */
+enum { COLL_TAG_CTL = 2, COLL_TAG_CTL_REPLY = 3, COLL_TAG_CALLS = 16 };
+
+/* Control messages, sent by a rank whose call makes no progress and answered
+ * by peers from inside any wait on the communicator (coll_trace.c). */
+enum {
+    COLL_CTL_ROLLCALL = 1,  /* "which call are you in?" */
+    COLL_CTL_HERE,          /* answer: in call seq/kind */
+    COLL_CTL_DUMP,          /* "my call timed out: print your history" */
+    COLL_CTL_DUMPED         /* answer: printed */
+};
+typedef struct {
+    uint64_t type;          /* COLL_CTL_* */
+    uint64_t seq, kind;     /* the sender's call (kind 0: none in flight) */
+    uint64_t round;         /* roll-call round asked, or answered */
+    uint64_t echo_seq;      /* answers: the asker's call */
+    uint64_t pad;
+} coll_ctl_t;
 
 
 typedef enum {
@@ -45,6 +62,29 @@ typedef struct {
 } coll_hdr_t;
 _Static_assert(sizeof(coll_hdr_t) == 128, "header is 128 bytes");
 
+/* What the roll call learnt about one peer. */
+typedef struct {
+    uint64_t seq;              /* the call it was in when it answered */
+    int32_t kind;              /* of that call (0: invalid arguments) */
+    int32_t round;             /* the latest round it answered; 0: none */
+    int printed;               /* answered this rank's history request */
+} coll_peer_t;
+
+/* One entry of a communicator's call history (the flight recorder that a
+ * timeout prints). */
+typedef enum {
+    COLL_HIST_WAITING = 1, COLL_HIST_DONE, COLL_HIST_MISMATCH, COLL_HIST_INVALID,
+    COLL_HIST_TIMEOUT, COLL_HIST_FAILED, COLL_HIST_CANCELLED
+} coll_hist_state;
+typedef struct {
+    uint64_t seq, count;
+    int32_t kind, dtype;
+    int peer;                  /* the last rank the call waited on; -1: none */
+    int state;                 /* coll_hist_state; 0: unused slot */
+    double start, end;
+} coll_hist_t;
+#define COLL_HISTORY 16
+
 /* A cached scratch buffer, handed to one request at a time. */
 typedef struct {
     void *ptr;
@@ -58,6 +98,7 @@ struct coll_comm {
     MPI_Comm mpi;              /* private duplicate: our tags never meet others' */
     int rank, size, local_rank, local_size;
     double timeout;
+    double warn_fraction;      /* warn once after this fraction of timeout; 0: never */
     uint64_t seq;
     int tag_span;              /* number of distinct per-call tag pairs */
     int broken;                /* set after a timeout or MPI failure */
@@ -66,12 +107,18 @@ struct coll_comm {
     coll_request_t *active_head, *active_tail; /* in start order */
     coll_request_t *spare;     /* a freed request kept for reuse */
     coll_scratch_t scratch[COLL_SCRATCH_SLOTS];
-    uint64_t reply_buf[2];     /* roll-call answer (must outlive its Isend) */
+    coll_hist_t history[COLL_HISTORY]; /* call seq lives in slot seq % COLL_HISTORY */
+    int history_printed;       /* printed once per communicator, at the first timeout */
+    /* control messages must outlive their Isend: one buffer for this rank's
+     * roll calls, one for its history request, one answer slot per peer */
+    coll_ctl_t ctl_rollcall, ctl_dump;
+    coll_ctl_t *ctl_answers;   /* size entries, allocated at the first answer */
     /* tuning, from the environment at creation (see docs/COLLECTIVES.md) */
     size_t segment_bytes;      /* RT_COLL_SEGMENT */
     int window;                /* RT_COLL_WINDOW: segments in flight per direction */
     size_t small_bytes;        /* RT_COLL_SMALL: all-reduce/broadcast payload at or below
                                   which the handshake carries the data */
+    double spin_s;             /* RT_COLL_SPIN_US: busy polling before a wait backs off */
 };
 
 static inline int coll_tag(const coll_comm_t *c, uint64_t seq, int data)
@@ -152,8 +199,11 @@ struct coll_request {
     coll_pl_t pl;
     int waiting_for;               /* rank the last stalled request waits on */
     double last_progress;
-    int rollcall_sent;
-    unsigned char *replied;        /* roll-call: which ranks answered */
+    int rollcall_round;            /* roll calls sent for this call (0, 1, 2) */
+    int warned;                    /* the stall warning has been printed */
+    coll_peer_t *peers;            /* per rank, from the roll calls (size entries) */
+    int abandoned;                 /* cancelled with transfers left in flight: its
+                                      scratch is dropped, not reused */
 };
 
 /* coll_comm.c */
@@ -161,6 +211,17 @@ rt_status coll_comm_usable(const coll_comm_t *c, const char *what);
 void coll_comm_break(coll_comm_t *c, const char *msg);
 int coll_scratch_get(coll_comm_t *c, size_t bytes, void **ptr);
 void coll_scratch_put(coll_comm_t *c, int slot, void *ptr);
+/* Forgets a slot whose memory a released transfer may still touch. */
+void coll_scratch_drop(coll_comm_t *c, int slot);
+/* Cancelling without waiting on a peer: a receive that has already matched
+ * a message from a stopped peer cannot be cancelled, and MPI_Wait on it
+ * would wait for that peer. coll_recv_settle polls a cancelled receive
+ * until `until` (rt_now() clock), then frees it; coll_send_release tests a
+ * send once, then frees it. Both return 1 when the transfer was left in
+ * flight, so that its memory is not reused (coll_scratch_drop). */
+#define COLL_CANCEL_WAIT_S 0.02
+int coll_recv_settle(MPI_Request *q, double until);
+int coll_send_release(MPI_Request *q);
 
 /* coll_reduce.c: the element types the collectives take (coll.h: F32, F64,
  * BF16, U8, I32, I64); other rt_dtype values are refused by the argument
@@ -184,6 +245,29 @@ const char *coll_kind_name(int kind);
 rt_status coll_pl_progress(coll_request_t *r, int *progressed);
 void coll_pl_cancel(coll_request_t *r);
 void coll_pl_release(coll_request_t *r);
+
+/* coll_trace.c: the call history, the stall warning, roll calls and the
+ * history requests of a timeout. */
+void coll_hist_begin(coll_request_t *r);
+void coll_hist_end(coll_request_t *r);
+/* Prints the history (at most once per communicator); `why` ends the title. */
+void coll_hist_print(coll_comm_t *c, const char *why);
+/* Answers roll calls and history requests that reached this rank. */
+void coll_ctl_serve(coll_comm_t *c, const coll_request_t *current);
+void coll_rollcall_send(coll_request_t *r, int round);
+void coll_rollcall_collect(coll_request_t *r);
+void coll_stall_warn(coll_request_t *r, double idle);
+/* Writes what the roll calls say about the other ranks, e.g. "rank 2 never
+ * arrived; rank 3 is in barrier #7", counting a rank as silent unless it
+ * answered round min_round or later; returns the number of silent ranks and
+ * sets *elsewhere (may be NULL) to the number in other calls. */
+int coll_rollcall_summary(const coll_request_t *r, char *buf, size_t len, int min_round,
+                          const char *silent_word, int *elsewhere);
+/* After a timeout: asks every rank to print its history and waits a short
+ * grace for the ranks that answered the latest roll call. */
+void coll_dump_everywhere(coll_request_t *r);
+/* "pipeline: 3/16 sends, 2/16 receives done" or "handshake step 1 of 2". */
+void coll_request_where(const coll_request_t *r, char *buf, size_t len);
 
 /* coll_request.c */
 rt_status coll_request_new(coll_comm_t *c, const coll_desc_t *d, coll_request_t **out);

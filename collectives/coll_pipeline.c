@@ -11,9 +11,11 @@
  * of the same segment (forwarding a reduced partial sum), and a receive into
  * memory that a pending send still reads waits for that send; both point to
  * smaller k, so the pipeline cannot deadlock. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <stdlib.h>
 
 #include "collectives/coll_internal.h"
+#include "common/timer.h"
 
 static size_t seg_len(const coll_pl_t *p, int chunk, int seg)
 {
@@ -183,22 +185,28 @@ rt_status coll_pl_progress(coll_request_t *r, int *progressed)
 void coll_pl_cancel(coll_request_t *r)
 {
     coll_pl_t *p = &r->pl;
-    for (int i = 0; p->rreq && i < p->r_count; i++) {
-        MPI_Request *q = &p->rreq[(p->r_head + i) % p->window];
-        MPI_Cancel(q);
-        MPI_Wait(q, MPI_STATUS_IGNORE);
-    }
+    /* all cancels first, so that they settle together within one wait */
+    for (int i = 0; p->rreq && i < p->r_count; i++)
+        MPI_Cancel(&p->rreq[(p->r_head + i) % p->window]);
+    double until = rt_now() + COLL_CANCEL_WAIT_S;
+    for (int i = 0; p->rreq && i < p->r_count; i++)
+        r->abandoned |= coll_recv_settle(&p->rreq[(p->r_head + i) % p->window], until);
     p->r_count = 0;
     for (int i = 0; p->sreq && i < p->s_count; i++)
-        MPI_Request_free(&p->sreq[(p->s_head + i) % p->window]);
+        r->abandoned |= coll_send_release(&p->sreq[(p->s_head + i) % p->window]);
     p->s_count = 0;
 }
 
 void coll_pl_release(coll_request_t *r)
 {
     coll_pl_t *p = &r->pl;
-    coll_scratch_put(r->comm, p->scratch_slot, p->tmp);
-    coll_scratch_put(r->comm, p->out_scratch_slot, p->out);
+    if (r->abandoned) {
+        coll_scratch_drop(r->comm, p->scratch_slot);
+        coll_scratch_drop(r->comm, p->out_scratch_slot);
+    } else {
+        coll_scratch_put(r->comm, p->scratch_slot, p->tmp);
+        coll_scratch_put(r->comm, p->out_scratch_slot, p->out);
+    }
     p->scratch_slot = p->out_scratch_slot = -1;
     free(p->alloc);
     p->alloc = NULL;

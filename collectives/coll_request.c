@@ -1,10 +1,16 @@
 /* coll_request.c - the life of one collective call: its place in the
  * communicator's queue, progress of every call in flight (in start order),
  * and the wait with a timeout. A call fails with RT_ERR_TIMEOUT after
- * `timeout` seconds without progress; at three quarters of that time the
- * waiting rank asks every other rank "are you here?" (a roll call that ranks
- * answer from inside any wait on the communicator), so the error can name
- * the ranks that never arrived rather than only the neighbour it waits on. */
+ * `timeout` seconds without progress. Before that it warns once (at
+ * warn_fraction of the timeout) and asks every other rank "which call are
+ * you in?" (a roll call, answered from inside any wait on the communicator),
+ * so the warning and the error can name the ranks that never arrived rather
+ * than only the neighbour it waits on; on the timeout every reachable rank
+ * prints its call history (coll_trace.c).
+ *
+ * A wait spins only briefly: then it yields and sleeps with growing naps
+ * (up to 1 ms), so that a rank blocked on a stalled peer leaves its core to
+ * others instead of burning it for the whole timeout. */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <sched.h>
@@ -12,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "collectives/coll_internal.h"
 #include "common/check.h"
@@ -38,6 +45,7 @@ rt_status coll_request_new(coll_comm_t *c, const coll_desc_t *d, coll_request_t 
     r->hs.scratch_slot = -1;
     r->pl.scratch_slot = r->pl.out_scratch_slot = -1;
     r->last_progress = rt_now();
+    coll_hist_begin(r);
     if (c->active_tail)
         c->active_tail->next = r;
     else
@@ -62,9 +70,13 @@ void coll_request_free(coll_request_t *r)
         if (c->active_tail == r)
             c->active_tail = prev;
     }
-    coll_scratch_put(c, r->hs.scratch_slot, r->hs.sendpack);
+    coll_hist_end(r);
+    if (r->abandoned)
+        coll_scratch_drop(c, r->hs.scratch_slot);
+    else
+        coll_scratch_put(c, r->hs.scratch_slot, r->hs.sendpack);
     coll_pl_release(r);
-    free(r->replied);
+    free(r->peers);
     if (!c->spare)
         c->spare = r;
     else
@@ -166,56 +178,6 @@ static int progress_all(coll_comm_t *c)
     return progressed;
 }
 
-/* Answers roll calls from ranks that are timing out: "I am here, in call
- * #seq". Checked about once a millisecond while waiting. */
-static void rollcall_answer(coll_comm_t *c, uint64_t seq)
-{
-    for (;;) {
-        int flag = 0;
-        MPI_Status status;
-        if (MPI_Iprobe(MPI_ANY_SOURCE, COLL_TAG_ROLLCALL, c->mpi, &flag, &status) != MPI_SUCCESS || !flag)
-            return;
-        uint64_t their_seq = 0;
-        MPI_Recv(&their_seq, 1, MPI_UINT64_T, status.MPI_SOURCE, COLL_TAG_ROLLCALL, c->mpi,
-                 MPI_STATUS_IGNORE);
-        c->reply_buf[0] = seq;
-        MPI_Request q;
-        if (MPI_Isend(c->reply_buf, 1, MPI_UINT64_T, status.MPI_SOURCE, COLL_TAG_ROLLREPLY, c->mpi,
-                      &q) == MPI_SUCCESS)
-            MPI_Request_free(&q);
-    }
-}
-
-static void rollcall_send(coll_request_t *r)
-{
-    coll_comm_t *c = r->comm;
-    r->rollcall_sent = 1;
-    r->replied = calloc((size_t)c->size, 1);
-    c->reply_buf[1] = r->desc.seq;
-    for (int p = 0; p < c->size; p++) {
-        if (p == c->rank)
-            continue;
-        MPI_Request q;
-        if (MPI_Isend(&c->reply_buf[1], 1, MPI_UINT64_T, p, COLL_TAG_ROLLCALL, c->mpi, &q) == MPI_SUCCESS)
-            MPI_Request_free(&q);
-    }
-}
-
-static void rollcall_collect(coll_request_t *r)
-{
-    coll_comm_t *c = r->comm;
-    for (;;) {
-        int flag = 0;
-        MPI_Status status;
-        if (MPI_Iprobe(MPI_ANY_SOURCE, COLL_TAG_ROLLREPLY, c->mpi, &flag, &status) != MPI_SUCCESS || !flag)
-            return;
-        uint64_t seq = 0;
-        MPI_Recv(&seq, 1, MPI_UINT64_T, status.MPI_SOURCE, COLL_TAG_ROLLREPLY, c->mpi, MPI_STATUS_IGNORE);
-        if (r->replied)
-            r->replied[status.MPI_SOURCE] = 1;
-    }
-}
-
 /* Cancels everything in flight on c and marks it broken. */
 static void comm_fail_all(coll_comm_t *c, coll_request_t *failed)
 {
@@ -231,25 +193,26 @@ static void comm_fail_all(coll_comm_t *c, coll_request_t *failed)
 static void timeout_fail(coll_request_t *r, double idle)
 {
     coll_comm_t *c = r->comm;
-    char missing[256] = "";
-    size_t n = 0;
-    int nmissing = 0;
-    for (int p = 0; p < c->size && r->replied; p++) {
-        if (p == c->rank || r->replied[p])
-            continue;
-        int w = snprintf(missing + n, sizeof missing - n, "%s%d", nmissing ? ", " : "", p);
-        if (w > 0 && (size_t)w < sizeof missing - n)
-            n += (size_t)w;
-        nmissing++;
-    }
-    char who[320];
-    if (nmissing)
-        snprintf(who, sizeof who, "; rank%s %s never arrived", nmissing > 1 ? "s" : "", missing);
+    /* the history first, while the call still shows where it waits */
+    coll_dump_everywhere(r);
+    char who[400];
+    /* past the handshake every rank did arrive: a silent one stopped later */
+    int elsewhere = 0;
+    int silent = coll_rollcall_summary(r, who, sizeof who, r->rollcall_round,
+                                       r->stage == REQ_HANDSHAKE ? "never arrived"
+                                                                 : "stopped answering",
+                                       &elsewhere);
+    char tail[480];
+    if (!r->peers)
+        snprintf(tail, sizeof tail, "%s", "");
+    else if (silent)
+        snprintf(tail, sizeof tail, "; %s", who);
     else
-        snprintf(who, sizeof who, "; every rank answered the roll call, so they wait in different calls");
+        snprintf(tail, sizeof tail, "; every rank answered the roll call%s: %s",
+                 elsewhere ? ", so they wait in different calls" : "", who);
     coll_request_fail(r, RT_ERR_TIMEOUT,
                       "rank %d: %s #%" PRIu64 " timed out after %.1f s waiting for rank %d%s",
-                      c->rank, coll_kind_name(r->desc.kind), r->desc.seq, idle, r->waiting_for, who);
+                      c->rank, coll_kind_name(r->desc.kind), r->desc.seq, idle, r->waiting_for, tail);
     comm_fail_all(c, r);
 }
 
@@ -264,14 +227,29 @@ rt_status coll_test(coll_request_t *r, int *done)
         for (coll_request_t *q = c->active_head; q; q = q->next)
             q->last_progress = now;
     if (r->stage != REQ_DONE) {
-        double idle = now - r->last_progress;
-        rollcall_answer(c, r->desc.seq);
-        if (r->rollcall_sent)
-            rollcall_collect(r);
-        if (idle > 0.75 * c->timeout && !r->rollcall_sent)
-            rollcall_send(r);
+        coll_ctl_serve(c, r);
+        /* The stall checks concern the oldest unfinished call: the later
+         * ones queue behind it, so one stall gives one roll call and one
+         * warning however many calls are in flight. It has been idle
+         * longest (progress updates every call), so it also times out
+         * first, and failing it fails r with its message. */
+        coll_request_t *s = c->active_head;
+        while (s->stage == REQ_DONE)
+            s = s->next;
+        double idle = now - s->last_progress;
+        double warn_at = c->warn_fraction * c->timeout;
+        if (s->rollcall_round)
+            coll_rollcall_collect(s);
+        /* round 1 early enough that its answers are in for the warning;
+         * round 2 fresh for the timeout's message */
+        if (warn_at > 0 && idle > 0.5 * warn_at && s->rollcall_round < 1)
+            coll_rollcall_send(s, 1);
+        if (idle > 0.75 * c->timeout && s->rollcall_round < 2)
+            coll_rollcall_send(s, 2);
+        if (warn_at > 0 && idle > warn_at && !s->warned && idle <= c->timeout)
+            coll_stall_warn(s, idle);
         if (idle > c->timeout)
-            timeout_fail(r, idle);
+            timeout_fail(s, idle);
     }
     if (r->stage != REQ_DONE)
         return RT_OK;
@@ -286,13 +264,29 @@ rt_status coll_test(coll_request_t *r, int *done)
     return st;
 }
 
+/* The back-off of an idle wait, timed from the start of the idle stretch
+ * (any progress starts it over): spin for spin_s (RT_COLL_SPIN_US), where a
+ * message that is about to arrive costs no wake-up; then sched_yield() for
+ * COLL_YIELD_S, which hands the core to a runnable peer on a crowded node;
+ * then nanosleep with naps doubling from COLL_NAP_MIN_NS to COLL_NAP_MAX_NS.
+ * A rank waiting on a stalled peer then polls about once a millisecond and
+ * uses a few per cent of a core (2-4 % in coll_stall_np2); the price is up
+ * to one nap of extra latency when a peer arrives more than ~0.3 ms late. */
+#define COLL_YIELD_S 200e-6
+#define COLL_NAP_MIN_NS 20000L
+#define COLL_NAP_MAX_NS 1000000L
+enum { WAIT_SPIN, WAIT_YIELD, WAIT_NAP };
+
 rt_status coll_wait(coll_request_t *r)
 {
     if (!r)
         return rt_fail(RT_ERR_INVALID, "coll_wait: NULL request");
     coll_comm_t *c = r->comm;
     double next_poll = rt_now() + 1e-3;
-    unsigned idle_spins = 0;
+    double idle_start = 0;
+    unsigned idle_polls = 0;
+    int phase = WAIT_SPIN;
+    long nap_ns = COLL_NAP_MIN_NS;
     int moved = 0;  /* progress since the clock was last read */
     for (;;) {
         int progressed = progress_all(c);
@@ -300,30 +294,52 @@ rt_status coll_wait(coll_request_t *r)
             break;
         if (progressed) {
             moved = 1;
-            idle_spins = 0;
+            idle_polls = 0;
+            phase = WAIT_SPIN;
             continue;
         }
-        /* Oversubscribed ranks must let their peers run; otherwise spin, as
-         * MPI does: a yield can hand the core to another job for a whole
-         * time slice. */
-        if (c->yield_when_idle && idle_spins > 64)
-            sched_yield();
-        /* The clock and the slow checks every 16 idle spins. */
-        if (++idle_spins % 16)
-            continue;
+        if (phase == WAIT_SPIN) {
+            /* Oversubscribed ranks must let their peers run at once. */
+            if (c->yield_when_idle && idle_polls > 64)
+                sched_yield();
+            /* While spinning, the clock and the slow checks every 16 polls. */
+            if (++idle_polls % 16)
+                continue;
+        }
         double now = rt_now();
         if (moved) {
             for (coll_request_t *q = c->active_head; q; q = q->next)
                 q->last_progress = now;
             moved = 0;
         }
-        if (now < next_poll)
-            continue;
-        next_poll = now + 1e-3;
-        int done = 0;
-        rt_status st = coll_test(r, &done);
-        if (done)
-            return st;
+        if (phase == WAIT_SPIN && idle_polls == 16)
+            idle_start = now;
+        double idle = now - idle_start;
+        if (phase == WAIT_SPIN && idle >= c->spin_s)
+            phase = WAIT_YIELD;
+        if (phase == WAIT_YIELD && idle >= c->spin_s + COLL_YIELD_S) {
+            phase = WAIT_NAP;
+            nap_ns = COLL_NAP_MIN_NS;
+        }
+        if (now >= next_poll) {
+            next_poll = now + 1e-3;
+            int done = 0;
+            rt_status st = coll_test(r, &done);
+            if (done)
+                return st;
+            if (r->last_progress >= now) {  /* the test moved something */
+                idle_polls = 0;
+                phase = WAIT_SPIN;
+                continue;
+            }
+        }
+        if (phase == WAIT_YIELD) {
+            sched_yield();
+        } else if (phase == WAIT_NAP) {
+            struct timespec nap = {0, nap_ns};
+            nanosleep(&nap, NULL);
+            nap_ns = nap_ns * 2 < COLL_NAP_MAX_NS ? nap_ns * 2 : COLL_NAP_MAX_NS;
+        }
     }
     int done = 0;
     return coll_test(r, &done);

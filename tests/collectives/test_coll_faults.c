@@ -217,6 +217,19 @@ int main(int argc, char **argv)
         }
         coll_set_timeout(c, 20);
         EXPECT(coll_timeout(c) == 20, "coll_set_timeout(20) gave %g", coll_timeout(c));
+        /* the stall warning's fraction: RT_COLL_WARN_FRACTION or 0.1; the
+         * setter takes [0, 1) and ignores anything else */
+        const char *wenv = getenv("RT_COLL_WARN_FRACTION");
+        double wwant = wenv ? strtod(wenv, NULL) : 0.1;
+        EXPECT(coll_warn_fraction(c) == wwant, "RT_COLL_WARN_FRACTION=%s gave %g, want %g",
+               wenv ? wenv : "(unset)", coll_warn_fraction(c), wwant);
+        coll_set_warn_fraction(c, 0.25);
+        EXPECT(coll_warn_fraction(c) == 0.25, "coll_set_warn_fraction(0.25) gave %g", coll_warn_fraction(c));
+        coll_set_warn_fraction(c, 1.0);
+        coll_set_warn_fraction(c, -0.5);
+        EXPECT(coll_warn_fraction(c) == 0.25, "out-of-range fractions were taken: %g", coll_warn_fraction(c));
+        coll_set_warn_fraction(c, 0);
+        EXPECT(coll_warn_fraction(c) == 0, "fraction 0 (no warning) refused: %g", coll_warn_fraction(c));
         if (!strcmp(mode, "mismatch") && g_size >= 2)
             run_mismatch(c);
         else if (!strcmp(mode, "badinput"))
