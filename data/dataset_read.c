@@ -162,6 +162,63 @@ static rt_status required_int(hid_t file, const char *name, int64_t lo, int64_t 
     return RT_OK;
 }
 
+/* Labels are validated in 64 bits, pieces at a time, before they are
+ * narrowed to int32: HDF5's conversion to int32 would clamp a label of 2^40
+ * to 2147483647 and the message would name a value the file does not hold.
+ * uint64 labels are read as uint64 so that values above INT64_MAX are named
+ * exactly too. */
+#define LABEL_PIECE ((hsize_t)1 << 16)
+
+static rt_status read_labels(hid_t dset, bool unsigned64, int64_t count, int num_classes,
+                             int32_t *out)
+{
+    rt_status st = RT_OK;
+    hid_t fspace = H5Dget_space(dset), mspace = H5I_INVALID_HID;
+    int64_t *buf = malloc(LABEL_PIECE * sizeof *buf);
+    if (fspace < 0 || !buf) {
+        st = buf ? rt_hdf5_error("H5Dget_space(/labels)", __FILE__, __LINE__)
+                 : rt_fail(RT_ERR_NOMEM, "cannot allocate %zu bytes",
+                           (size_t)(LABEL_PIECE * sizeof *buf));
+        goto done;
+    }
+    for (int64_t first = 0; first < count; first += (int64_t)LABEL_PIECE) {
+        hsize_t off = (hsize_t)first;
+        hsize_t n = (hsize_t)(count - first) < LABEL_PIECE ? (hsize_t)(count - first) : LABEL_PIECE;
+        if (mspace >= 0)
+            H5Sclose(mspace);
+        mspace = H5Screate_simple(1, &n, NULL);
+        if (mspace < 0 || H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &off, NULL, &n, NULL) < 0 ||
+            H5Dread(dset, unsigned64 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64, mspace, fspace,
+                    H5P_DEFAULT, buf) < 0) {
+            st = rt_hdf5_error("H5Dread(/labels)", __FILE__, __LINE__);
+            goto done;
+        }
+        for (hsize_t k = 0; k < n; k++) {
+            uint64_t u = (uint64_t)buf[k];
+            bool ok = unsigned64 ? u < (uint64_t)num_classes
+                                 : buf[k] >= 0 && buf[k] < (int64_t)num_classes;
+            if (!ok) {
+                char value[32];
+                if (unsigned64)
+                    snprintf(value, sizeof value, "%llu", (unsigned long long)u);
+                else
+                    snprintf(value, sizeof value, "%lld", (long long)buf[k]);
+                st = rt_fail(RT_ERR_FORMAT, "label %s of record %lld is outside [0, %d)", value,
+                             (long long)(first + (int64_t)k), num_classes);
+                goto done;
+            }
+            out[first + (int64_t)k] = (int32_t)buf[k];
+        }
+    }
+done:
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    if (fspace >= 0)
+        H5Sclose(fspace);
+    free(buf);
+    return st;
+}
+
 static rt_status open_classification(dataset_t *d, hid_t file, const dataset_options_t *opt)
 {
     rt_status st = RT_OK;
@@ -235,16 +292,8 @@ static rt_status open_classification(dataset_t *d, hid_t file, const dataset_opt
         st = rt_fail(RT_ERR_NOMEM, "labels of %lld records", (long long)info->count);
         goto done;
     }
-    if (H5Dread(labels, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->labels) < 0) {
-        st = rt_hdf5_error("H5Dread(/labels)", __FILE__, __LINE__);
-        goto done;
-    }
-    for (int64_t i = 0; i < info->count; i++)
-        if (d->labels[i] < 0 || d->labels[i] >= info->num_classes) {
-            st = rt_fail(RT_ERR_FORMAT, "label %d of record %lld is outside [0, %d)",
-                         (int)d->labels[i], (long long)i, info->num_classes);
-            goto done;
-        }
+    TRY_GOTO(st, read_labels(labels, info->label_type == RT_DTYPE_U64, info->count,
+                             info->num_classes, d->labels), done);
     d->elem_size = rt_dtype_size(info->input_type);
     TRY_GOTO(st, load_array(d, inputs, "/inputs", info->count * info->features, opt), done);
 done:
