@@ -76,6 +76,22 @@ void rt_clear_error(void)
     last_message[0] = '\0';
 }
 
+rt_status rt_input_status(rt_status st)
+{
+    switch (st) {
+    case RT_ERR_USAGE:
+    case RT_ERR_INVALID:
+    case RT_ERR_IO:
+    case RT_ERR_FORMAT:
+    case RT_ERR_HDF5:
+    case RT_ERR_MISMATCH:
+    case RT_ERR_UNSUPPORTED:
+        return RT_ERR_USAGE;
+    default:
+        return st;
+    }
+}
+
 int rt_exit_code(rt_status st)
 {
     if (st == RT_OK || st == RT_HELP)

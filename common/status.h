@@ -55,6 +55,14 @@ void rt_clear_error(void);
 /* Process exit code for a status: 0 ok/help, 2 usage, 1 otherwise. */
 int rt_exit_code(rt_status st);
 
+/* The code for a failure while reading an input the user named (a dataset,
+ * a checkpoint): a file that is missing, unreadable or not what it claims
+ * (usage, invalid, i/o, format, hdf5, mismatch, unsupported) becomes
+ * RT_ERR_USAGE, exit 2, which a launcher does not retry since a restart
+ * cannot fix it; a failure of the run itself (out of memory, MPI, CUDA,
+ * NCCL, a timeout, numeric, internal) keeps its code and exits 1. */
+rt_status rt_input_status(rt_status st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -62,13 +62,16 @@ rt_status host_batch_dataset_open(const char *path, const char *flag, const mode
 {
     const bool tokens = io->batch == RT_BATCH_TOKENS;
     rt_status st = dataset_open(path, out);
+    const rt_status opened = st;
     if (st == RT_OK && dataset_info(*out)->kind != (tokens ? DATASET_TOKENS : DATASET_CLASSIFICATION))
         st = rt_fail(RT_ERR_USAGE, "%s is a %s dataset but the model is a %s model (it needs %s)",
                      path, dataset_kind_name(dataset_info(*out)->kind),
                      tokens ? "language" : "classification",
                      tokens ? "tokens: data import-text or import-tokens" : "classification records");
+    /* a bad file is a usage error; running out of memory reading it is not */
     if (st != RT_OK)
-        return rt_fail_context(RT_ERR_USAGE, "--%s", flag);
+        return rt_fail_context(opened != RT_OK ? rt_input_status(opened) : RT_ERR_USAGE, "--%s",
+                               flag);
     const dataset_info_t *info = dataset_info(*out);
     if (tokens)
         return check_tokens(path, flag, io, info);
