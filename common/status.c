@@ -23,6 +23,7 @@ static const char *const status_names[RT_STATUS_COUNT] = {
     [RT_ERR_MISMATCH] = "mismatch",
     [RT_ERR_UNSUPPORTED] = "unsupported",
     [RT_ERR_NUMERIC] = "numeric",
+    [RT_ERR_CORRUPT] = "corrupt",
     [RT_ERR_INTERNAL] = "internal",
     [RT_HELP] = "help",
 };

@@ -17,7 +17,7 @@ typedef struct {
 } command_entry;
 
 static const command_entry commands[] = {
-    {"data", cmd_data, "import and inspect datasets (import-idx, import-text, info)"},
+    {"data", cmd_data, "import, inspect and verify datasets (import-idx, import-text, import-tokens, info, verify)"},
     {"train", cmd_train, "train a model data-parallel (run under mpirun for several ranks)"},
     {"eval", cmd_eval, "loss (and accuracy) of saved parameters over a dataset"},
     {"sample", cmd_sample, "generate text from a trained byte-level language model"},

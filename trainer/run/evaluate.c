@@ -53,6 +53,8 @@ rt_status evaluate_run(const eval_config_t *cfg, coll_comm_t *comm, eval_result_
     rt_status st = ranks_agree(comm, setup(&e, cfg, threads), &speak);
     if (st == RT_OK) {
         speak = !comm || coll_rank(comm) == 0;
+        if (speak)
+            host_batch_note_unchecked(e.ds);
         snprintf(res->model_spec, sizeof res->model_spec, "%s", e.saved.spec.text);
         res->tokens = e.saved.io.batch == RT_BATCH_TOKENS;
         res->byte_level = res->tokens && dataset_info(e.ds)->input_type == RT_DTYPE_U8 &&

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/check.h"
+#include "common/log.h"
 
 void host_batch_bytes(const model_io_t *io, int rows, size_t *input_bytes, size_t *target_bytes)
 {
@@ -55,6 +56,14 @@ static rt_status check_tokens(const char *path, const char *flag, const model_io
                        "--%s %s has %lld tokens, not enough for one window of ctx %lld + 1", flag,
                        path, (long long)info->count, (long long)io->context);
     return RT_OK;
+}
+
+void host_batch_note_unchecked(const dataset_t *d)
+{
+    const dataset_info_t *info = dataset_info(d);
+    if (info->unchecked[0])
+        LOG_WARN("note: %s: no checksums for %s (written before ringtrain stored them); its "
+                 "data is not verified", dataset_path(d), info->unchecked);
 }
 
 rt_status host_batch_dataset_open(const char *path, const char *flag, const model_io_t *io,

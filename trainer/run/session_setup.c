@@ -82,6 +82,11 @@ rt_status session_open_data(session_t *s)
     TRY(host_batch_dataset_open(s->cfg.data, "data", &s->io, &s->train_ds));
     if (s->cfg.eval)
         TRY(host_batch_dataset_open(s->cfg.eval, "eval", &s->io, &s->eval_ds));
+    if (s->rank == 0) {
+        host_batch_note_unchecked(s->train_ds);
+        if (s->eval_ds)
+            host_batch_note_unchecked(s->eval_ds);
+    }
     return RT_OK;
 }
 
