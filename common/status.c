@@ -23,6 +23,7 @@ static const char *const status_names[RT_STATUS_COUNT] = {
     [RT_ERR_MISMATCH] = "mismatch",
     [RT_ERR_UNSUPPORTED] = "unsupported",
     [RT_ERR_NUMERIC] = "numeric",
+    [RT_ERR_CORRUPT] = "corrupt",
     [RT_ERR_INTERNAL] = "internal",
     [RT_HELP] = "help",
 };
@@ -74,6 +75,22 @@ const char *rt_last_error(void)
 void rt_clear_error(void)
 {
     last_message[0] = '\0';
+}
+
+rt_status rt_input_status(rt_status st)
+{
+    switch (st) {
+    case RT_ERR_USAGE:
+    case RT_ERR_INVALID:
+    case RT_ERR_IO:
+    case RT_ERR_FORMAT:
+    case RT_ERR_HDF5:
+    case RT_ERR_MISMATCH:
+    case RT_ERR_UNSUPPORTED:
+        return RT_ERR_USAGE;
+    default:
+        return st;
+    }
 }
 
 int rt_exit_code(rt_status st)

@@ -29,6 +29,7 @@ typedef enum {
     RT_ERR_MISMATCH,     /* ranks called a collective with different arguments */
     RT_ERR_UNSUPPORTED,  /* feature not compiled in (CPU-only build) */
     RT_ERR_NUMERIC,      /* non-finite loss or gradient */
+    RT_ERR_CORRUPT,      /* data that fails its checksum: exit 1 (a copy or a re-read may be fine) */
     RT_ERR_INTERNAL,
     RT_HELP,             /* --help was printed: not an error, exit 0 */
     RT_STATUS_COUNT
@@ -54,6 +55,15 @@ void rt_clear_error(void);
 
 /* Process exit code for a status: 0 ok/help, 2 usage, 1 otherwise. */
 int rt_exit_code(rt_status st);
+
+/* The code for a failure while reading an input the user named (a dataset,
+ * a checkpoint): a file that is missing, unreadable or not what it claims
+ * (usage, invalid, i/o, format, hdf5, mismatch, unsupported) becomes
+ * RT_ERR_USAGE, exit 2, which a launcher does not retry since a restart
+ * cannot fix it; a failure of the run itself (out of memory, MPI, CUDA,
+ * NCCL, a timeout, numeric, corrupt data, internal) keeps its code and
+ * exits 1. */
+rt_status rt_input_status(rt_status st);
 
 #ifdef __cplusplus
 }

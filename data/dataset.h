@@ -9,6 +9,13 @@
  * (sets up to max_memory_bytes) or from pread() at the raw offset of the
  * contiguous dataset. So the loader's background thread may read while the
  * main thread uses HDF5 for checkpoints (the Debian HDF5 is not thread-safe).
+ *
+ * Checksums (docs/FORMATS.md, "Checksums"): an array held in memory is
+ * checked against its crc32c at open; one read by offset is checked block
+ * by block (1 MiB) the first time a record in the block is read, before the
+ * record is handed out, or whole at open when the file has no block table.
+ * A mismatch is RT_ERR_CORRUPT naming the array. Arrays without checksums
+ * load unverified and are listed in dataset_info()->unchecked.
  */
 #ifndef RT_DATA_DATASET_H
 #define RT_DATA_DATASET_H
@@ -39,12 +46,16 @@ typedef struct {
     int num_classes;                   /* classification */
     int vocab_size;                    /* tokens */
     bool in_memory;                    /* false: records are read by offset */
+    char unchecked[48];                /* arrays without a checksum ("/inputs, /labels"):
+                                          loaded unverified; "" when every one has one */
 } dataset_info_t;
 
 typedef struct {
     /* Inputs (or tokens) up to this many bytes are read whole at open; larger
      * ones are read per record by offset. Negative: the default, 1 GiB. */
     int64_t max_memory_bytes;
+    /* Leave the checksums unchecked (dataset_verify has checked them). */
+    bool skip_checksums;
 } dataset_options_t;
 
 typedef struct dataset dataset_t;
@@ -76,5 +87,18 @@ rt_status dataset_gather(const dataset_t *d, const int64_t *indices, int64_t n,
 /* Tokens: tokens [offset, offset + n) as int32, checked < vocab_size.
  * Thread-safe. */
 rt_status dataset_read_tokens(const dataset_t *d, int64_t offset, int64_t n, int32_t *out);
+
+/* `ringtrain data verify`: every array's checksums (whole and per block)
+ * against the data, all of them, then the checks of dataset_open. */
+typedef struct {
+    int arrays;           /* /inputs, /labels, /tokens found */
+    int checked;          /* of them with a checksum, all matching */
+    int64_t bytes;        /* data bytes read and checked */
+    char unchecked[48];   /* arrays without a checksum, "" when none */
+} dataset_verify_report_t;
+
+/* RT_ERR_CORRUPT naming every array that fails its checksum (and which of
+ * its blocks), the file's other faults as dataset_open reports them. */
+rt_status dataset_verify(const char *path, dataset_verify_report_t *report);
 
 #endif

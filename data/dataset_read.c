@@ -1,5 +1,6 @@
-/* dataset_read.c - opening and validating dataset files, and reading records
- * from memory or by offset (pread) without calling HDF5 after open. */
+/* dataset_read.c - opening and validating dataset files (checksums
+ * included), and reading records from memory or by offset (pread, checking
+ * each block's checksum at its first read) without calling HDF5 after open. */
 /* POSIX 2008: pread, strdup, O_CLOEXEC, O_DIRECTORY */
 #define _POSIX_C_SOURCE 200809L
 #include "data/dataset.h"
@@ -7,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,9 @@
 #include <unistd.h>
 
 #include "common/check.h"
+#include "common/crc32c.h"
 #include "common/hdf5_util.h"
+#include "data/dataset_crc.h"
 #include "data/dataset_h5.h"
 
 #define DATASET_DEFAULT_MEMORY (1LL << 30)
@@ -27,6 +31,15 @@ struct dataset {
     int fd;                /* when not in memory: raw reads at data_offset */
     int64_t data_offset;
     size_t elem_size;
+    /* read by offset with a block table: each block is checked against its
+     * CRC the first time a read touches it (any thread; a block checked
+     * twice at once is harmless) */
+    const char *array;     /* "/inputs" or "/tokens" */
+    int64_t array_bytes;
+    uint32_t *blocks;
+    int64_t block_bytes, nblocks;
+    atomic_uchar *checked;
+    unsigned unchecked_mask;  /* arrays without a checksum, bits of array_names */
 };
 
 const char *dataset_kind_name(dataset_kind kind)
@@ -67,6 +80,131 @@ rt_status dataset_expect_kind(const dataset_t *d, dataset_kind kind)
     return RT_OK;
 }
 
+/* The arrays a file may hold, in the order notes list them. */
+static const char *const array_names[] = {"/inputs", "/labels", "/tokens"};
+
+/* Notes an array that has no checksum to check (listed at the end of open). */
+static void note_unchecked(dataset_t *d, const char *name)
+{
+    for (unsigned i = 0; i < sizeof array_names / sizeof array_names[0]; i++)
+        if (!strcmp(name, array_names[i]))
+            d->unchecked_mask |= 1u << i;
+}
+
+static void list_unchecked(dataset_t *d)
+{
+    char *u = d->info.unchecked;
+    u[0] = '\0';
+    for (unsigned i = 0; i < sizeof array_names / sizeof array_names[0]; i++)
+        if (d->unchecked_mask & 1u << i) {
+            size_t len = strlen(u);
+            snprintf(u + len, sizeof d->info.unchecked - len, "%s%s", len ? ", " : "",
+                     array_names[i]);
+        }
+}
+
+static rt_status checksum_mismatch(const char *name, uint32_t want, uint32_t got)
+{
+    return rt_fail(RT_ERR_CORRUPT,
+                   "%s fails its checksum (crc32c stored 0x%08x, computed 0x%08x): the file is "
+                   "corrupt", name, want, got);
+}
+
+/* pread of exactly len bytes at off, retrying short reads. */
+static rt_status pread_full(const char *path, int fd, void *buf, size_t len, off_t off)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t got = pread(fd, p, len, off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return rt_fail(RT_ERR_IO, "%s: read at byte %lld: %s", path, (long long)off,
+                           got < 0 ? strerror(errno) : "unexpected end of file");
+        p += got;
+        off += got;
+        len -= (size_t)got;
+    }
+    return RT_OK;
+}
+
+/* An array read by offset: its block table, so that reads check blocks as
+ * they come; without one, the whole array now, against its crc32c. */
+static rt_status checks_by_offset(dataset_t *d, hid_t file, hid_t dset, const char *name,
+                                  int64_t bytes)
+{
+    uint32_t want = 0;
+    bool present = false;
+    TRY(dataset_crc_read_attr(dset, &want, &present));
+    TRY(dataset_crc_read_blocks(file, name + 1, bytes, &d->blocks, &d->block_bytes,
+                                &d->nblocks));
+    if (d->blocks) {
+        d->array = name;
+        d->array_bytes = bytes;
+        d->checked = calloc((size_t)(d->nblocks > 0 ? d->nblocks : 1), sizeof *d->checked);
+        CHECK_ALLOC(d->checked, (size_t)d->nblocks);
+        return RT_OK;
+    }
+    if (!present) {
+        note_unchecked(d, name);
+        return RT_OK;
+    }
+    dataset_crc_t c;
+    TRY(dataset_crc_init(&c, bytes, 0));
+    const size_t piece = (size_t)8 << 20;
+    char *buf = malloc(piece);
+    CHECK_ALLOC(buf, piece);
+    rt_status st = RT_OK;
+    for (int64_t done = 0; done < bytes && st == RT_OK;) {
+        size_t k = bytes - done < (int64_t)piece ? (size_t)(bytes - done) : piece;
+        st = pread_full(d->path, d->fd, buf, k, (off_t)(d->data_offset + done));
+        if (st == RT_OK)
+            dataset_crc_feed(&c, buf, k, 1);  /* the file's bytes are little-endian */
+        done += (int64_t)k;
+    }
+    free(buf);
+    if (st == RT_OK && c.whole != want)
+        st = checksum_mismatch(name, want, c.whole);
+    dataset_crc_free(&c);
+    return st;
+}
+
+/* Checks the blocks of the array that bytes [off, off + len) fall in and
+ * that no read has checked yet. */
+static rt_status check_blocks(const dataset_t *d, int64_t off, int64_t len)
+{
+    if (!d->blocks || len <= 0)
+        return RT_OK;
+    rt_status st = RT_OK;
+    char *buf = NULL;
+    for (int64_t b = off / d->block_bytes; b <= (off + len - 1) / d->block_bytes; b++) {
+        if (atomic_load_explicit(&d->checked[b], memory_order_acquire))
+            continue;
+        int64_t start = b * d->block_bytes;
+        int64_t n = d->array_bytes - start < d->block_bytes ? d->array_bytes - start
+                                                             : d->block_bytes;
+        if (!buf && !(buf = malloc((size_t)d->block_bytes))) {
+            st = rt_fail(RT_ERR_NOMEM, "cannot allocate %lld bytes", (long long)d->block_bytes);
+            break;
+        }
+        st = pread_full(d->path, d->fd, buf, (size_t)n, (off_t)(d->data_offset + start));
+        if (st != RT_OK)
+            break;
+        uint32_t got = crc32c(buf, (size_t)n);
+        if (got != d->blocks[b]) {
+            st = rt_fail(RT_ERR_CORRUPT,
+                         "%s: %s fails its checksum in block %lld of %lld (bytes %lld to %lld "
+                         "of the array; crc32c stored 0x%08x, computed 0x%08x): the file is "
+                         "corrupt", d->path, d->array, (long long)b, (long long)d->nblocks,
+                         (long long)start, (long long)(start + n), d->blocks[b], got);
+            break;
+        }
+        atomic_store_explicit(&d->checked[b], 1, memory_order_release);
+    }
+    free(buf);
+    return st;
+}
+
 /* Opens /name and returns its dims; fails when missing. */
 static rt_status open_array(hid_t file, const char *name, hid_t *dset, int *rank, hsize_t *dims)
 {
@@ -91,9 +229,10 @@ static rt_status open_array(hid_t file, const char *name, hid_t *dset, int *rank
 
 /* Decides memory or offset reads for the big array and loads what is held
  * in memory. */
-static rt_status load_array(dataset_t *d, hid_t dset, const char *name, int64_t elems,
-                            const dataset_options_t *opt)
+static rt_status load_array(dataset_t *d, hid_t file, hid_t dset, const char *name,
+                            int64_t elems, const dataset_options_t *opt)
 {
+    const bool verify = !(opt && opt->skip_checksums);
     int64_t limit = opt && opt->max_memory_bytes >= 0 ? opt->max_memory_bytes
                                                       : DATASET_DEFAULT_MEMORY;
     int64_t bytes = elems * (int64_t)d->elem_size;
@@ -127,14 +266,54 @@ static rt_status load_array(dataset_t *d, hid_t dset, const char *name, int64_t 
         if (fstat(d->fd, &sb) != 0 || sb.st_size < d->data_offset + bytes)
             return rt_fail(RT_ERR_FORMAT, "dataset %s extends past the end of the file", name);
         d->info.in_memory = false;
-        return RT_OK;
+        return verify ? checks_by_offset(d, file, dset, name, bytes) : RT_OK;
     }
     d->data = malloc(bytes > 0 ? (size_t)bytes : 1);
     CHECK_ALLOC(d->data, bytes);
     CHECK_HDF5(H5Dread(dset, h5_native_type(d->info.input_type), H5S_ALL, H5S_ALL,
                        H5P_DEFAULT, d->data));
     d->info.in_memory = true;
-    return RT_OK;
+    if (!verify)
+        return RT_OK;
+    /* in memory already: the whole array against its crc32c, now */
+    uint32_t want = 0;
+    bool present = false;
+    TRY(dataset_crc_read_attr(dset, &want, &present));
+    if (!present) {
+        note_unchecked(d, name);
+        return RT_OK;
+    }
+    dataset_crc_t c;
+    TRY(dataset_crc_init(&c, bytes, 0));
+    dataset_crc_feed(&c, d->data, (size_t)elems, d->elem_size);
+    uint32_t got = c.whole;
+    dataset_crc_free(&c);
+    return got == want ? RT_OK : checksum_mismatch(name, want, got);
+}
+
+/* /labels against its crc32c, read as stored, before their values are
+ * judged: a flipped bit reads as corruption, not as a label out of range. */
+static rt_status check_labels_crc(dataset_t *d, hid_t dset, const dataset_options_t *opt)
+{
+    if (opt && opt->skip_checksums)
+        return RT_OK;
+    uint32_t want = 0;
+    bool present = false;
+    TRY(dataset_crc_read_attr(dset, &want, &present));
+    if (!present) {
+        note_unchecked(d, "/labels");
+        return RT_OK;
+    }
+    int64_t bytes;
+    TRY(dataset_crc_array_bytes(dset, &bytes));
+    dataset_crc_t c;
+    TRY(dataset_crc_init(&c, bytes, 0));
+    rt_status st = dataset_crc_stream(dset, &c);
+    uint32_t got = c.whole;
+    dataset_crc_free(&c);
+    if (st != RT_OK)
+        return st;
+    return got == want ? RT_OK : checksum_mismatch("/labels", want, got);
 }
 
 static rt_status check_attr_match(hid_t file, const char *name, int64_t want)
@@ -160,6 +339,63 @@ static rt_status required_int(hid_t file, const char *name, int64_t lo, int64_t 
         return rt_fail(RT_ERR_FORMAT, "attribute %s=%lld is outside [%lld, %lld]", name,
                        (long long)*out, (long long)lo, (long long)hi);
     return RT_OK;
+}
+
+/* Labels are validated in 64 bits, pieces at a time, before they are
+ * narrowed to int32: HDF5's conversion to int32 would clamp a label of 2^40
+ * to 2147483647 and the message would name a value the file does not hold.
+ * uint64 labels are read as uint64 so that values above INT64_MAX are named
+ * exactly too. */
+#define LABEL_PIECE ((hsize_t)1 << 16)
+
+static rt_status read_labels(hid_t dset, bool unsigned64, int64_t count, int num_classes,
+                             int32_t *out)
+{
+    rt_status st = RT_OK;
+    hid_t fspace = H5Dget_space(dset), mspace = H5I_INVALID_HID;
+    int64_t *buf = malloc(LABEL_PIECE * sizeof *buf);
+    if (fspace < 0 || !buf) {
+        st = buf ? rt_hdf5_error("H5Dget_space(/labels)", __FILE__, __LINE__)
+                 : rt_fail(RT_ERR_NOMEM, "cannot allocate %zu bytes",
+                           (size_t)(LABEL_PIECE * sizeof *buf));
+        goto done;
+    }
+    for (int64_t first = 0; first < count; first += (int64_t)LABEL_PIECE) {
+        hsize_t off = (hsize_t)first;
+        hsize_t n = (hsize_t)(count - first) < LABEL_PIECE ? (hsize_t)(count - first) : LABEL_PIECE;
+        if (mspace >= 0)
+            H5Sclose(mspace);
+        mspace = H5Screate_simple(1, &n, NULL);
+        if (mspace < 0 || H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &off, NULL, &n, NULL) < 0 ||
+            H5Dread(dset, unsigned64 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64, mspace, fspace,
+                    H5P_DEFAULT, buf) < 0) {
+            st = rt_hdf5_error("H5Dread(/labels)", __FILE__, __LINE__);
+            goto done;
+        }
+        for (hsize_t k = 0; k < n; k++) {
+            uint64_t u = (uint64_t)buf[k];
+            bool ok = unsigned64 ? u < (uint64_t)num_classes
+                                 : buf[k] >= 0 && buf[k] < (int64_t)num_classes;
+            if (!ok) {
+                char value[32];
+                if (unsigned64)
+                    snprintf(value, sizeof value, "%llu", (unsigned long long)u);
+                else
+                    snprintf(value, sizeof value, "%lld", (long long)buf[k]);
+                st = rt_fail(RT_ERR_FORMAT, "label %s of record %lld is outside [0, %d)", value,
+                             (long long)(first + (int64_t)k), num_classes);
+                goto done;
+            }
+            out[first + (int64_t)k] = (int32_t)buf[k];
+        }
+    }
+done:
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    if (fspace >= 0)
+        H5Sclose(fspace);
+    free(buf);
+    return st;
 }
 
 static rt_status open_classification(dataset_t *d, hid_t file, const dataset_options_t *opt)
@@ -235,18 +471,12 @@ static rt_status open_classification(dataset_t *d, hid_t file, const dataset_opt
         st = rt_fail(RT_ERR_NOMEM, "labels of %lld records", (long long)info->count);
         goto done;
     }
-    if (H5Dread(labels, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->labels) < 0) {
-        st = rt_hdf5_error("H5Dread(/labels)", __FILE__, __LINE__);
-        goto done;
-    }
-    for (int64_t i = 0; i < info->count; i++)
-        if (d->labels[i] < 0 || d->labels[i] >= info->num_classes) {
-            st = rt_fail(RT_ERR_FORMAT, "label %d of record %lld is outside [0, %d)",
-                         (int)d->labels[i], (long long)i, info->num_classes);
-            goto done;
-        }
+    TRY_GOTO(st, check_labels_crc(d, labels, opt), done);
+    TRY_GOTO(st, read_labels(labels, info->label_type == RT_DTYPE_U64, info->count,
+                             info->num_classes, d->labels), done);
     d->elem_size = rt_dtype_size(info->input_type);
-    TRY_GOTO(st, load_array(d, inputs, "/inputs", info->count * info->features, opt), done);
+    TRY_GOTO(st, load_array(d, file, inputs, "/inputs", info->count * info->features, opt),
+             done);
 done:
     if (ftype >= 0)
         H5Tclose(ftype);
@@ -303,7 +533,7 @@ static rt_status open_tokens(dataset_t *d, hid_t file, const dataset_options_t *
     }
     TRY_GOTO(st, check_attr_match(file, "num_tokens", info->count), done);
     d->elem_size = rt_dtype_size(info->input_type);
-    TRY_GOTO(st, load_array(d, tokens, "/tokens", info->count, opt), done);
+    TRY_GOTO(st, load_array(d, file, tokens, "/tokens", info->count, opt), done);
     if (d->data)
         TRY_GOTO(st, check_tokens(d, d->data, 0, info->count), done);
 done:
@@ -386,6 +616,7 @@ rt_status dataset_open_opts(const char *path, const dataset_options_t *opt, data
     }
     st = open_file(d, file, opt);
     H5Fclose(file);
+    list_unchecked(d);
     if (st != RT_OK) {
         rt_fail_context(st, "%s", path);
         goto fail;
@@ -408,30 +639,21 @@ void dataset_close(dataset_t *d)
         return;
     if (d->fd >= 0)
         close(d->fd);
+    free(d->blocks);
+    free(d->checked);
     free(d->data);
     free(d->labels);
     free(d->path);
     free(d);
 }
 
-/* pread that retries short reads; offsets are relative to the array start. */
+/* Elements [elem, elem + n) of the array read by offset, after the blocks
+ * they lie in have passed their checksums. */
 static rt_status read_at(const dataset_t *d, int64_t elem, int64_t n, void *buf)
 {
-    size_t want = (size_t)n * d->elem_size;
-    off_t off = (off_t)(d->data_offset + elem * (int64_t)d->elem_size);
-    char *p = buf;
-    while (want > 0) {
-        ssize_t got = pread(d->fd, p, want, off);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return rt_fail(RT_ERR_IO, "%s: read at byte %lld: %s", d->path, (long long)off,
-                           got < 0 ? strerror(errno) : "unexpected end of file");
-        p += got;
-        off += got;
-        want -= (size_t)got;
-    }
-    return RT_OK;
+    const int64_t first = elem * (int64_t)d->elem_size, len = n * (int64_t)d->elem_size;
+    TRY(check_blocks(d, first, len));
+    return pread_full(d->path, d->fd, buf, (size_t)len, (off_t)(d->data_offset + first));
 }
 
 static void convert_row(const dataset_t *d, const void *src, float *dst)

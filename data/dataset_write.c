@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,28 @@
 
 #include "common/check.h"
 #include "common/hdf5_util.h"
+#include "data/dataset_crc.h"
 #include "data/dataset_h5.h"
+
+/* The checksums of one array, computed as its rows are put in order; rows
+ * put out of order (or missing) make commit read the array back instead. */
+typedef struct {
+    char name[16];        /* "inputs", "labels", "tokens"; "" unused */
+    int64_t rows;
+    size_t row_bytes;
+    size_t elem_size;
+    int64_t next_row;     /* rows [0, next_row) fed in order */
+    bool in_order;
+    dataset_crc_t crc;
+} writer_array_t;
+
+#define WRITER_ARRAYS 2
 
 struct dataset_writer {
     char *path;
     char *tmp;
     hid_t file;
+    writer_array_t arrays[WRITER_ARRAYS];
 };
 
 rt_status dataset_writer_create(const char *path, dataset_writer_t **out)
@@ -75,6 +92,12 @@ static rt_status common_attrs(dataset_writer_t *w, const char *kind)
 static rt_status create_array(dataset_writer_t *w, const char *name, int rank,
                               const hsize_t *dims, rt_dtype type)
 {
+    writer_array_t *a = NULL;
+    for (int i = 0; i < WRITER_ARRAYS && !a; i++)
+        if (!w->arrays[i].name[0])
+            a = &w->arrays[i];
+    if (!a)
+        return rt_fail(RT_ERR_INVALID, "%s: more arrays than a dataset file holds", name);
     hid_t ftype;
     switch (type) {
     case RT_DTYPE_U8: ftype = H5T_STD_U8LE; break;
@@ -90,7 +113,24 @@ static rt_status create_array(dataset_writer_t *w, const char *name, int rank,
     H5Sclose(space);
     CHECK_HDF5(dset);
     H5Dclose(dset);
-    return RT_OK;
+    /* the arrays that may be read by offset get per-block checksums too */
+    snprintf(a->name, sizeof a->name, "%s", name + 1);
+    a->rows = (int64_t)dims[0];
+    a->elem_size = rt_dtype_size(type);
+    a->row_bytes = a->elem_size;
+    for (int i = 1; i < rank; i++)
+        a->row_bytes *= (size_t)dims[i];
+    a->in_order = true;
+    return dataset_crc_init(&a->crc, a->rows * (int64_t)a->row_bytes,
+                            strcmp(name, "/labels") ? DATASET_CRC_BLOCK_BYTES : 0);
+}
+
+static writer_array_t *find_array(dataset_writer_t *w, const char *name)
+{
+    for (int i = 0; i < WRITER_ARRAYS; i++)
+        if (w->arrays[i].name[0] && !strcmp(w->arrays[i].name, name))
+            return &w->arrays[i];
+    return NULL;
 }
 
 rt_status dataset_writer_classification(dataset_writer_t *w, int64_t n, int dims,
@@ -164,8 +204,18 @@ rt_status dataset_writer_put(dataset_writer_t *w, const char *name, int64_t star
     mspace = H5Screate_simple(rank, cnt, NULL);
     hid_t mtype = h5_native_type(h5_type_classify(ftype, NULL));
     if (mspace < 0 || H5Sselect_hyperslab(fspace, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
-        H5Dwrite(dset, mtype, mspace, fspace, H5P_DEFAULT, data) < 0)
+        H5Dwrite(dset, mtype, mspace, fspace, H5P_DEFAULT, data) < 0) {
         st = writer_fail(w, rt_hdf5_error("H5Dwrite", __FILE__, __LINE__));
+    } else {
+        writer_array_t *a = find_array(w, name);
+        if (a && a->in_order && start == a->next_row) {
+            dataset_crc_feed(&a->crc, data, (size_t)count * (a->row_bytes / a->elem_size),
+                             a->elem_size);
+            a->next_row += count;
+        } else if (a) {
+            a->in_order = false;
+        }
+    }
 done:
     if (mspace >= 0)
         H5Sclose(mspace);
@@ -195,9 +245,40 @@ static rt_status fsync_path(const char *path, int flags)
     return RT_OK;
 }
 
+/* Each array's checksums, from the rows as they were put or, when they came
+ * out of order or not all, from the array read back. */
+static rt_status write_checksums(dataset_writer_t *w)
+{
+    for (int i = 0; i < WRITER_ARRAYS; i++) {
+        writer_array_t *a = &w->arrays[i];
+        if (!a->name[0])
+            continue;
+        char path[32];
+        snprintf(path, sizeof path, "/%s", a->name);
+        hid_t dset = H5Dopen2(w->file, path, H5P_DEFAULT);
+        CHECK_HDF5(dset);
+        rt_status st = RT_OK;
+        if (!a->in_order || a->next_row != a->rows) {
+            int64_t block = a->crc.block_bytes;
+            dataset_crc_free(&a->crc);
+            st = dataset_crc_init(&a->crc, a->rows * (int64_t)a->row_bytes, block);
+            if (st == RT_OK)
+                st = dataset_crc_stream(dset, &a->crc);
+        }
+        if (st == RT_OK)
+            st = dataset_crc_write(w->file, dset, a->name, &a->crc);
+        H5Dclose(dset);
+        if (st != RT_OK)
+            return writer_fail(w, st);
+    }
+    return RT_OK;
+}
+
 rt_status dataset_writer_commit(dataset_writer_t *w)
 {
-    rt_status st = RT_OK;
+    rt_status st = write_checksums(w);
+    if (st != RT_OK)
+        goto fail;
     herr_t rc = H5Fclose(w->file);
     w->file = H5I_INVALID_HID;
     if (rc < 0) {
@@ -231,6 +312,8 @@ void dataset_writer_abort(dataset_writer_t *w)
         H5Fclose(w->file);
     if (w->tmp)
         unlink(w->tmp);
+    for (int i = 0; i < WRITER_ARRAYS; i++)
+        dataset_crc_free(&w->arrays[i].crc);
     free(w->tmp);
     free(w->path);
     free(w);

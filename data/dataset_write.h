@@ -4,7 +4,8 @@
  * leaves a partial file under the real name: dataset_writer_commit() closes,
  * fsyncs and renames it into place (then fsyncs the directory);
  * dataset_writer_abort() removes it. Datasets are contiguous (no chunking),
- * so readers can address records by offset.
+ * so readers can address records by offset. Commit stores each array's
+ * CRC-32C checksums (dataset_crc.h), computed as rows are put in order.
  */
 #ifndef RT_DATA_DATASET_WRITE_H
 #define RT_DATA_DATASET_WRITE_H

@@ -8,6 +8,7 @@
 #include "common/check.h"
 #include "data/dataset_write.h"
 #include "data/idx.h"
+#include "data/import_paths.h"
 
 rt_status import_idx(const char *images_path, const char *labels_path, const char *out_path,
                      import_idx_summary_t *summary)
@@ -16,6 +17,9 @@ rt_status import_idx(const char *images_path, const char *labels_path, const cha
     dataset_writer_t *w = NULL;
     rt_status st;
     memset(&labels, 0, sizeof labels);
+    const import_path_t ins[] = {{"images", images_path}, {"labels", labels_path}};
+    const import_path_t outs[] = {{"out", out_path}};
+    TRY(import_check_paths(ins, 2, outs, 1));
     TRY(idx_read(images_path, 0, &images));
     TRY_GOTO(st, idx_read(labels_path, 1, &labels), done);
     if (images.dims < 2) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/check.h"
+#include "data/import_paths.h"
 #include "data/import_split.h"
 
 static rt_status copy_file(import_split_t *s, const char *path, int64_t expect, uint8_t *buf)
@@ -44,6 +45,7 @@ rt_status import_text(const char *const *inputs, int ninputs, const char *out_pa
 {
     CHECK_ARG(ninputs > 0, "no input files");
     TRY(import_split_check(out_path, val_path, val_fraction));
+    TRY(import_check_outputs(inputs, ninputs, out_path, val_path));
     int64_t *sizes = calloc((size_t)ninputs, sizeof *sizes);
     CHECK_ALLOC(sizes, (size_t)ninputs * sizeof *sizes);
     int64_t total = 0;

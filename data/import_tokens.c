@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/check.h"
+#include "data/import_paths.h"
 #include "data/import_split.h"
 
 /* llm.c (dev/data/data_common.py): 256 little-endian int32, then the tokens */
@@ -158,6 +159,7 @@ rt_status import_tokens(const char *const *inputs, int ninputs, import_tokens_fo
     if (vocab_size < 1 || vocab_size > 65536)
         return rt_fail(RT_ERR_USAGE, "--vocab must be in 1..65536, got %d", vocab_size);
     TRY(import_split_check(out_path, val_path, val_fraction));
+    TRY(import_check_outputs(inputs, ninputs, out_path, val_path));
     token_file *files = calloc((size_t)ninputs, sizeof *files);
     CHECK_ALLOC(files, (size_t)ninputs * sizeof *files);
     rt_status st = RT_OK;

@@ -1,10 +1,11 @@
-/* cmd_data.c - `ringtrain data`: import-idx, import-text, import-tokens and
- * info.
+/* cmd_data.c - `ringtrain data`: import-idx, import-text, import-tokens,
+ * info and verify.
  *
  * Bad input (a missing, empty, truncated or corrupt file, a wrong magic, an
  * HDF5 file of another kind or a newer format version) exits with code 2
  * and one line naming the file and the problem; importers leave no output
- * file behind. */
+ * file behind. Data that fails its checksum exits 1 (RT_ERR_CORRUPT), as
+ * from `ringtrain train`. */
 #include <stdio.h>
 #include <string.h>
 
@@ -17,7 +18,8 @@
 #define ARRAY_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* Exit code 2 for usage errors and for files that are missing or not what
- * they claim to be; 1 for everything else (out of memory, internal). */
+ * they claim to be; 1 for everything else (a checksum mismatch, out of
+ * memory, internal). */
 static int data_report(const char *sub, rt_status st)
 {
     if (st == RT_OK || st == RT_HELP)
@@ -159,6 +161,13 @@ static void print_shape(const char *name, const dataset_info_t *info, rt_dtype t
     printf("]\n");
 }
 
+/* The one-line note for a file whose arrays carry no checksums. */
+static void print_unchecked_note(const char *sub, const char *path, const char *arrays)
+{
+    fprintf(stderr, "ringtrain data %s: note: %s: no checksums for %s (written before ringtrain "
+            "stored them); its data is not verified\n", sub, path, arrays);
+}
+
 static int run_info(int argc, char **argv)
 {
     const char *path = NULL;
@@ -196,7 +205,41 @@ static int run_info(int argc, char **argv)
         printf("token count: %lld\n", (long long)info->count);
         printf("vocab size: %d\n", info->vocab_size);
     }
+    if (info->unchecked[0]) {
+        printf("checksums: none for %s\n", info->unchecked);
+        print_unchecked_note("info", path, info->unchecked);
+    } else {
+        printf("checksums: crc32c, %s\n",
+               info->in_memory ? "checked" : "checked per block as records are read");
+    }
     dataset_close(d);
+    return 0;
+}
+
+static int run_verify(int argc, char **argv)
+{
+    const char *path = NULL;
+    arg_command cmd = {.prog = "ringtrain data verify",
+                       .summary = "Check every array of a dataset file against its CRC-32C "
+                                  "checksums, then the file's structure. Exit 0 ok, 1 corrupt "
+                                  "(naming each bad array), 2 not a readable dataset.",
+                       .positional = "F.h5", .min_positional = 1, .max_positional = 1,
+                       .positional_out = &path};
+    rt_status st = args_parse(&cmd, NULL, 0, argc, argv);
+    if (st != RT_OK)
+        return data_report("verify", st);
+    dataset_verify_report_t rep;
+    st = dataset_verify(path, &rep);
+    if (st != RT_OK)
+        return data_report("verify", st);
+    if (rep.unchecked[0]) {
+        print_unchecked_note("verify", path, rep.unchecked);
+        printf("%s: ok, %d of %d arrays checked (%lld bytes); no checksums for %s\n", path,
+               rep.checked, rep.arrays, (long long)rep.bytes, rep.unchecked);
+    } else {
+        printf("%s: ok, %d arrays, %lld bytes checked\n", path, rep.arrays,
+               (long long)rep.bytes);
+    }
     return 0;
 }
 
@@ -209,7 +252,8 @@ static void print_usage(FILE *f)
                "                 [--val-out V.h5 --val-fraction X]\n"
                "  import-tokens  --input F [--input F]... --format bin|llmc --vocab N --out F.h5\n"
                "                 [--val-out V.h5 --val-fraction X]\n"
-               "  info           F.h5\n");
+               "  info           F.h5\n"
+               "  verify         F.h5   (checksums: exit 0 ok, 1 corrupt)\n");
 }
 
 int cmd_data(int argc, char **argv)
@@ -231,7 +275,9 @@ int cmd_data(int argc, char **argv)
         return run_import_tokens(argc - 1, argv + 1);
     if (!strcmp(sub, "info"))
         return run_info(argc - 1, argv + 1);
+    if (!strcmp(sub, "verify"))
+        return run_verify(argc - 1, argv + 1);
     fprintf(stderr, "ringtrain data: unknown subcommand '%s' (import-idx, import-text, "
-            "import-tokens, info)\n", sub);
+            "import-tokens, info, verify)\n", sub);
     return 2;
 }

@@ -14,6 +14,7 @@
 #include "common/hdf5_util.h"
 #include "launch/commands.h"
 #include "trainer/ops/cpu_env.h"
+#include "trainer/ops/cpu_threads.h"
 #include "trainer/run/evaluate.h"
 
 static rt_status eval_flags_parse(eval_config_t *c, bool *json, int argc, char **argv)
@@ -32,8 +33,10 @@ static rt_status eval_flags_parse(eval_config_t *c, bool *json, int argc, char *
     TRY(args_parse(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv));
     if (c->batch < 0 || (c->batch == 0 && specs[2].seen))
         return rt_fail(RT_ERR_USAGE, "--batch must be at least 1, got %d", c->batch);
-    if (c->threads < 0)
-        return rt_fail(RT_ERR_USAGE, "--threads must not be negative, got %d", c->threads);
+    if (c->threads < 0 || c->threads > CPU_MAX_THREADS)
+        return rt_fail(RT_ERR_USAGE,
+                       "--threads must be in 0..%d (0: cores / ranks on the node), got %d",
+                       CPU_MAX_THREADS, c->threads);
     return RT_OK;
 }
 
@@ -87,7 +90,9 @@ int cmd_eval(int argc, char **argv)
 finalize:
     coll_finalize();
 report:
-    if (!out.speak)
+    if (!out.speak) {
+        cmd_exit_if_out_of_memory(st);
         return rt_exit_code(st);
+    }
     return cmd_report("eval", st);
 }

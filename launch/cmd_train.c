@@ -202,7 +202,9 @@ finalize:
 report:
     if (st == RT_OK && out.stop_signal)
         return 128 + out.stop_signal;  /* stopped by SIGTERM/SIGINT, checkpoint written */
-    if (!out.speak)
+    if (!out.speak) {
+        cmd_exit_if_out_of_memory(st);
         return rt_exit_code(st);
+    }
     return cmd_report("train", st);
 }

@@ -13,7 +13,16 @@ int cmd_eval(int argc, char **argv);   /* cmd_eval.c: ringtrain eval */
 int cmd_sample(int argc, char **argv); /* cmd_sample.c: ringtrain sample */
 
 /* Prints "ringtrain <cmd>: <message>" for a failed status and returns the
- * exit code for it; the message is the one recorded by rt_fail(). */
+ * exit code for it; the message is the one recorded by rt_fail(). Out of
+ * memory ends the process there (cmd_exit_if_out_of_memory). */
 int cmd_report(const char *cmd, int status);
+
+/* For RT_ERR_NOMEM: flushes stdio and ends the process with _exit(1)
+ * instead of returning to exit(). A thread of OpenBLAS's pool that could
+ * not map its buffer retries forever, and exit() would join it in
+ * OpenBLAS's destructor and never return; by the time a command reports,
+ * its files are closed and MPI is finalised, so nothing else is skipped.
+ * Returns for any other status. */
+void cmd_exit_if_out_of_memory(int status);
 
 #endif

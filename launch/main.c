@@ -1,6 +1,9 @@
 /* main.c - the `ringtrain` executable: dispatches to subcommands. */
+/* POSIX: _exit */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "trainer/ops/device.h"
 #include "common/log.h"
@@ -14,7 +17,7 @@ typedef struct {
 } command_entry;
 
 static const command_entry commands[] = {
-    {"data", cmd_data, "import and inspect datasets (import-idx, import-text, info)"},
+    {"data", cmd_data, "import, inspect and verify datasets (import-idx, import-text, import-tokens, info, verify)"},
     {"train", cmd_train, "train a model data-parallel (run under mpirun for several ranks)"},
     {"eval", cmd_eval, "loss (and accuracy) of saved parameters over a dataset"},
     {"sample", cmd_sample, "generate text from a trained byte-level language model"},
@@ -32,11 +35,20 @@ static void print_usage(FILE *out)
     fprintf(out, "  %-8s %s\n", "version", "print the version and build options");
 }
 
+void cmd_exit_if_out_of_memory(int status)
+{
+    if ((rt_status)status != RT_ERR_NOMEM)
+        return;
+    fflush(NULL);
+    _exit(rt_exit_code(RT_ERR_NOMEM));
+}
+
 int cmd_report(const char *cmd, int status)
 {
     rt_status st = (rt_status)status;
     if (st != RT_OK && st != RT_HELP)
         fprintf(stderr, "ringtrain %s: %s\n", cmd, rt_last_error());
+    cmd_exit_if_out_of_memory(st);
     return rt_exit_code(st);
 }
 

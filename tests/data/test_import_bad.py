@@ -2,7 +2,9 @@
 with one line naming the file and the problem, and leaves no output (nor a
 temporary file) behind. Corrupt files are made here with gzip/struct/h5py;
 a valid h5py-written file (float32 inputs, int32 labels, fixed-length string
-attributes) is the positive control showing the documented layout suffices."""
+attributes) is the positive control showing the documented layout suffices.
+A label outside [0, num_classes) is named with its value as stored, also
+beyond int32 (2^40 in int64 labels, 2^63 + 5 in uint64 ones)."""
 import os
 import subprocess
 import sys
@@ -127,6 +129,36 @@ def main():
         info(h5("nolabels.h5", base, {"inputs": x}), "missing dataset /labels")
         info(h5("badlabel.h5", base, {"inputs": x, "labels": np.array([0, 3, 1, 1], np.int32)}),
              "label 3", "outside")
+        # a label beyond int32 is named with its own value, not a clamped one
+        for name, lab, value in (("i64", np.array([0, 2**40, 1, 1], np.int64), "1099511627776"),
+                                 ("i64neg", np.array([0, 1, -2**40, 1], np.int64),
+                                  "-1099511627776"),
+                                 ("i64wrap", np.array([0, 1, 1, 2**32 + 1], np.int64),
+                                  "4294967297"),
+                                 ("u64", np.array([2**63 + 5, 0, 1, 1], np.uint64),
+                                  "9223372036854775813"),
+                                 ("u32", np.array([0, 1, 2**31, 1], np.uint32), "2147483648")):
+            record = int(np.flatnonzero((lab < 0) | (lab >= 3))[0])
+            info(h5(f"label-{name}.h5", base, {"inputs": x, "labels": lab}),
+                 f"label {value} of record {record} is outside [0, 3)")
+        # labels are checked piece by piece: a bad one far into a long file
+        many = np.arange(200000, dtype=np.int64) % 3
+        many[150001] = 2**40 + 7
+        info(h5("label-far.h5", base, {"inputs": np.zeros((200000, 1), np.uint8),
+                                       "labels": many}),
+             "label 1099511627783 of record 150001 is outside")
+        many[150001] = 2
+        r = subprocess.run([RINGTRAIN, "data", "info",
+                            h5("far-ok.h5", base, {"inputs": np.zeros((200000, 1), np.uint8),
+                                                   "labels": many})],
+                           capture_output=True, text=True)
+        check(r.returncode == 0 and "class histogram: 0:66667 1:66666 2:66667" in r.stdout,
+              f"200000 int64 labels load: {r.stdout} {r.stderr}")
+        r = subprocess.run([RINGTRAIN, "data", "info",
+                            h5("i64ok.h5", base, {"inputs": x, "labels": y.astype(np.int64)})],
+                           capture_output=True, text=True)
+        check(r.returncode == 0 and "labels: int64 [4]" in r.stdout
+              and "class histogram: 0:1 1:1 2:2" in r.stdout, f"int64 labels load: {r.stdout}")
         info(h5("mismatch.h5", base, {"inputs": x, "labels": y[:3]}), "/labels")
         info(h5("bigtoken.h5", {"format": "ringtrain-dataset", "format_version": 1,
                                 "kind": "tokens", "vocab_size": 10},

@@ -2,7 +2,12 @@
  * values against the formula they were written from (x / 255.0f), order
  * against the sampler, epochs, exact resume, evaluation coverage across
  * simulated ranks, offset reads equal to in-memory reads, token windows,
- * a read error reaching the caller, and clean shutdown mid-stream. */
+ * a read error reaching the caller, and clean shutdown mid-stream. The
+ * checksums: the writer's, rows put in order or not, equal crc32c() of the
+ * data; a flipped byte in an array read by offset fails the first read of
+ * its 1 MiB block (naming the array and the block, in dataset_gather and
+ * through the loader) and no other block; without a block table the whole
+ * array is checked at open; without checksums the file opens, noted. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
+#include "common/crc32c.h"
 #include "data/dataset.h"
 #include "data/dataset_write.h"
 #include "data/loader.h"
@@ -333,6 +341,152 @@ static void test_error_reaches_caller(const char *src)
     dataset_close(d);
 }
 
+/* The crc32c attribute of /name (-1 when absent) and the offset of its data. */
+static int64_t stored_crc(const char *path, const char *name, int64_t *offset)
+{
+    int64_t crc = -1;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = f >= 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+    if (ds >= 0 && H5Aexists(ds, "crc32c") > 0) {
+        uint32_t v;
+        hid_t a = H5Aopen(ds, "crc32c", H5P_DEFAULT);
+        if (a >= 0 && H5Aread(a, H5T_NATIVE_UINT32, &v) >= 0)
+            crc = v;
+        if (a >= 0)
+            H5Aclose(a);
+    }
+    if (offset)
+        *offset = ds >= 0 ? (int64_t)H5Dget_offset(ds) : -1;
+    if (ds >= 0)
+        H5Dclose(ds);
+    if (f >= 0)
+        H5Fclose(f);
+    return crc;
+}
+
+static void unlink_h5(const char *path, const char *link)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    EXPECT(f >= 0 && H5Ldelete(f, link, H5P_DEFAULT) >= 0, "delete %s", link);
+    if (f >= 0)
+        H5Fclose(f);
+}
+
+static void flip_byte(const char *path, int64_t at)
+{
+    FILE *f = fopen(path, "r+b");
+    int c = f && fseek(f, (long)at, SEEK_SET) == 0 ? fgetc(f) : EOF;
+    EXPECT(c != EOF && fseek(f, (long)at, SEEK_SET) == 0 && fputc(c ^ 0xFF, f) != EOF,
+           "flip byte %lld of %s", (long long)at, path);
+    if (f)
+        fclose(f);
+}
+
+#define BR 3000   /* records of BF bytes: 3 072 000 bytes, three 1 MiB blocks */
+#define BF 1024
+
+static int write_blocks_file(const char *path, const uint8_t *in, const uint8_t *lab,
+                             bool in_order)
+{
+    dataset_writer_t *w;
+    int64_t f = BF;
+    rt_status st = dataset_writer_create(path, &w);
+    if (st == RT_OK) st = dataset_writer_classification(w, BR, 1, &f, RT_DTYPE_U8, RT_DTYPE_U8, C);
+    if (in_order) {
+        if (st == RT_OK) st = dataset_writer_put(w, "inputs", 0, 1000, in);
+        if (st == RT_OK) st = dataset_writer_put(w, "inputs", 1000, BR - 1000, in + 1000 * BF);
+    } else {
+        if (st == RT_OK) st = dataset_writer_put(w, "inputs", 1000, BR - 1000, in + 1000 * BF);
+        if (st == RT_OK) st = dataset_writer_put(w, "inputs", 0, 1000, in);
+    }
+    if (st == RT_OK) st = dataset_writer_put(w, "labels", 0, BR, lab);
+    if (st == RT_OK) st = dataset_writer_commit(w);
+    else dataset_writer_abort(w);
+    EXPECT(st == RT_OK, "write %s: %s", path, rt_last_error());
+    return st == RT_OK;
+}
+
+/* Checksums written, and checked block by block on reads by offset. */
+static void test_checksums(void)
+{
+    static uint8_t in[BR * BF], lab[BR];
+    for (int64_t i = 0; i < BR; i++) {
+        for (int64_t k = 0; k < BF; k++)
+            in[i * BF + k] = pixel(i, k);
+        lab[i] = (uint8_t)(i % C);
+    }
+    char good[300], shuffled[300], bad[300], cmd[700];
+    snprintf(good, sizeof good, "%s/crc.h5", dir);
+    snprintf(shuffled, sizeof shuffled, "%s/crc-unordered.h5", dir);
+    snprintf(bad, sizeof bad, "%s/crc-bad.h5", dir);
+    if (!write_blocks_file(good, in, lab, true) || !write_blocks_file(shuffled, in, lab, false))
+        return;
+    int64_t off = -1;
+    const int64_t want = crc32c(in, sizeof in);
+    EXPECT(stored_crc(good, "/inputs", &off) == want && stored_crc(good, "/labels", NULL) ==
+           crc32c(lab, sizeof lab), "crc32c attributes of rows put in order");
+    EXPECT(stored_crc(shuffled, "/inputs", NULL) == want, "crc32c of rows put out of order");
+
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", good, bad);
+    EXPECT(system(cmd) == 0 && off > 0, "copy");
+    flip_byte(bad, off + 2 * (1 << 20) + 10);  /* block 2: records 2048.. */
+    dataset_options_t direct = {.max_memory_bytes = 0};
+    dataset_t *d = NULL;
+    EXPECT(dataset_open_opts(bad, &direct, &d) == RT_OK, "open by offset: %s", rt_last_error());
+    if (d) {
+        EXPECT(!dataset_info(d)->in_memory && !dataset_info(d)->unchecked[0], "by offset, checked");
+        static float row[BF];
+        int32_t l;
+        EXPECT(dataset_gather(d, (int64_t[]){5}, 1, row, &l) == RT_OK, "block 0 reads");
+        rt_status st = dataset_gather(d, (int64_t[]){2100}, 1, row, &l);
+        EXPECT(st == RT_ERR_CORRUPT && strstr(rt_last_error(), "/inputs") &&
+               strstr(rt_last_error(), "block 2 of 3") && strstr(rt_last_error(), "crc-bad.h5"),
+               "a record of the bad block: %d %s", st, rt_last_error());
+        EXPECT(dataset_gather(d, (int64_t[]){1500}, 1, row, &l) == RT_OK, "block 1 reads");
+        EXPECT(dataset_gather(d, (int64_t[]){2999}, 1, row, &l) == RT_ERR_CORRUPT,
+               "the bad block stays bad");
+        /* through the loader: the batch holding a bad record never arrives */
+        loader_config_t cfg = base_config(16);
+        cfg.workers = 2;
+        loader_t *ld;
+        EXPECT(loader_open(&ld, d, &cfg) == RT_OK, "open loader");
+        static float ins[16 * BF];
+        int32_t labs[16];
+        int count, got = 0;
+        while ((st = loader_next(ld, ins, labs, &count)) == RT_OK && got < 1000)
+            got++;
+        EXPECT(st == RT_ERR_CORRUPT && strstr(rt_last_error(), "/inputs"),
+               "the loader reports the bad block: %d %s", st, rt_last_error());
+        loader_close(ld);
+        dataset_close(d);
+    }
+    /* the same file held in memory: caught at open */
+    EXPECT(dataset_open(bad, &d) == RT_ERR_CORRUPT && strstr(rt_last_error(), "/inputs"),
+           "in memory: corrupt at open: %s", rt_last_error());
+    /* no block table: the whole array is checked at open */
+    unlink_h5(bad, "/crc32c_blocks/inputs");
+    EXPECT(dataset_open_opts(bad, &direct, &d) == RT_ERR_CORRUPT &&
+           strstr(rt_last_error(), "/inputs fails its checksum"),
+           "without a block table, at open: %s", rt_last_error());
+    EXPECT(dataset_open_opts(good, &direct, &d) == RT_OK, "intact, by offset");
+    dataset_close(d);
+    /* no checksums at all: opens, and says so */
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", good, bad);
+    EXPECT(system(cmd) == 0, "copy");
+    unlink_h5(bad, "/crc32c_blocks");
+    hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+    EXPECT(f >= 0 && H5Adelete_by_name(f, "/inputs", "crc32c", H5P_DEFAULT) >= 0, "drop crc");
+    if (f >= 0)
+        H5Fclose(f);
+    EXPECT(dataset_open_opts(bad, &direct, &d) == RT_OK &&
+           !strcmp(dataset_info(d)->unchecked, "/inputs"), "unchecked /inputs: %s",
+           d ? dataset_info(d)->unchecked : rt_last_error());
+    dataset_close(d);
+    dataset_verify_report_t rep;
+    EXPECT(dataset_verify(good, &rep) == RT_OK && rep.arrays == 2 && rep.checked == 2 &&
+           rep.bytes == BR * BF + BR, "verify: %s", rt_last_error());
+}
+
 static int allocs, frees;
 static void *count_alloc(size_t bytes, void *ctx) { (void)ctx; allocs++; return malloc(bytes); }
 static void count_free(void *p, void *ctx) { (void)ctx; frees++; free(p); }
@@ -404,6 +558,7 @@ int main(void)
     test_tokens(tok, false);
     test_tokens(tok, true);
     test_error_reaches_caller(u8);
+    test_checksums();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

@@ -55,6 +55,11 @@ bool cpu_env_needs_reexec(void)
         setenv("OMP_WAIT_POLICY", "passive", 0);
         need = true;
     }
+    /* the pool grows later, in cpu_set_threads, once the room is checked */
+    if (!getenv("OPENBLAS_NUM_THREADS")) {
+        setenv("OPENBLAS_NUM_THREADS", "1", 0);
+        need = true;
+    }
     return need;
 }
 

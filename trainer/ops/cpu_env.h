@@ -10,6 +10,11 @@
  * - OMP_WAIT_POLICY=passive: OpenMP workers that spin after our loops steal
  *   the cores from OpenBLAS's threads during the next sgemm (a 2-thread
  *   training step went from 28 ms to 58 ms).
+ * - OPENBLAS_NUM_THREADS=1: OpenBLAS starts a pool of one thread per core
+ *   when it loads, each mapping a 128 MiB buffer; the commands size the pool
+ *   themselves (cpu_set_threads, after checking the address space), so it
+ *   starts empty instead of hanging at load under a tight ulimit -v on a
+ *   many-core machine.
  * Variables the user has set are never changed; RT_CPU_ENV=keep disables all
  * of this, and so does running under valgrind. */
 #ifndef RT_TRAINER_OPS_CPU_ENV_H

@@ -7,6 +7,7 @@
 
 #include "common/check.h"
 #include "trainer/model/model.h"
+#include "trainer/ops/cpu_threads.h"
 #include "trainer/optim/optim.h"
 #include "trainer/optim/schedule.h"
 
@@ -74,8 +75,10 @@ rt_status train_config_check(const train_config_t *c)
         return rt_fail(RT_ERR_USAGE, "--log-every must be at least 1, got %d", c->log_every);
     if (c->eval_every < 0)
         return rt_fail(RT_ERR_USAGE, "--eval-every must not be negative, got %d", c->eval_every);
-    if (c->threads < 0)
-        return rt_fail(RT_ERR_USAGE, "--threads must not be negative, got %d", c->threads);
+    if (c->threads < 0 || c->threads > CPU_MAX_THREADS)
+        return rt_fail(RT_ERR_USAGE,
+                       "--threads must be in 0..%d (0: cores / ranks on the node), got %d",
+                       CPU_MAX_THREADS, c->threads);
     if (c->seed < 0)
         return rt_fail(RT_ERR_USAGE, "--seed must not be negative, got %d", c->seed);
     if (!(c->bucket_mb > 0.0 && c->bucket_mb <= 4096.0))

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/check.h"
+#include "common/log.h"
 
 void host_batch_bytes(const model_io_t *io, int rows, size_t *input_bytes, size_t *target_bytes)
 {
@@ -57,18 +58,29 @@ static rt_status check_tokens(const char *path, const char *flag, const model_io
     return RT_OK;
 }
 
+void host_batch_note_unchecked(const dataset_t *d)
+{
+    const dataset_info_t *info = dataset_info(d);
+    if (info->unchecked[0])
+        LOG_WARN("note: %s: no checksums for %s (written before ringtrain stored them); its "
+                 "data is not verified", dataset_path(d), info->unchecked);
+}
+
 rt_status host_batch_dataset_open(const char *path, const char *flag, const model_io_t *io,
                                   dataset_t **out)
 {
     const bool tokens = io->batch == RT_BATCH_TOKENS;
     rt_status st = dataset_open(path, out);
+    const rt_status opened = st;
     if (st == RT_OK && dataset_info(*out)->kind != (tokens ? DATASET_TOKENS : DATASET_CLASSIFICATION))
         st = rt_fail(RT_ERR_USAGE, "%s is a %s dataset but the model is a %s model (it needs %s)",
                      path, dataset_kind_name(dataset_info(*out)->kind),
                      tokens ? "language" : "classification",
                      tokens ? "tokens: data import-text or import-tokens" : "classification records");
+    /* a bad file is a usage error; running out of memory reading it is not */
     if (st != RT_OK)
-        return rt_fail_context(RT_ERR_USAGE, "--%s", flag);
+        return rt_fail_context(opened != RT_OK ? rt_input_status(opened) : RT_ERR_USAGE, "--%s",
+                               flag);
     const dataset_info_t *info = dataset_info(*out);
     if (tokens)
         return check_tokens(path, flag, io, info);

@@ -29,7 +29,12 @@ void host_batch_from_loader(const model_io_t *io, const loader_batch_t *lb, int3
  * kind, or sizes that do not match (features and classes; a context not
  * below the number of tokens, tokens beyond the model's vocabulary) fail
  * with RT_ERR_USAGE (exit 2) and a one-line message naming the flag and the
- * file. */
+ * file. Data that fails its checksum (RT_ERR_CORRUPT) and running out of
+ * memory keep their codes (exit 1). */
+/* Logs the one-line note for a file whose arrays have no checksums (files
+ * written before they were stored); nothing for a checksummed one. */
+void host_batch_note_unchecked(const dataset_t *d);
+
 rt_status host_batch_dataset_open(const char *path, const char *flag, const model_io_t *io,
                                   dataset_t **out);
 

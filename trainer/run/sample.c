@@ -70,8 +70,9 @@ static rt_status check_config(const sample_config_t *c)
                        c->temperature);
     if (c->top_k < 0)
         return rt_fail(RT_ERR_USAGE, "--top-k must not be negative, got %d", c->top_k);
-    if (c->threads < 0)
-        return rt_fail(RT_ERR_USAGE, "--threads must not be negative, got %d", c->threads);
+    if (c->threads < 0 || c->threads > CPU_MAX_THREADS)
+        return rt_fail(RT_ERR_USAGE, "--threads must be in 0..%d (0: all cores), got %d",
+                       CPU_MAX_THREADS, c->threads);
     return RT_OK;
 }
 
@@ -124,7 +125,6 @@ out:
 rt_status sample_run(const sample_config_t *cfg, sample_emit_fn emit, void *ctx)
 {
     TRY(check_config(cfg));
-    cpu_set_threads(cfg->threads ? cfg->threads : cpu_default_threads(1));
     saved_model_t sm;
     rt_status st = saved_model_load(&sm, cfg->ckpt, "ckpt");
     if (st == RT_OK && (sm.io.batch != RT_BATCH_TOKENS || sm.io.vocab != 256 || !sm.spec.kind->logits))
@@ -134,6 +134,9 @@ rt_status sample_run(const sample_config_t *cfg, sample_emit_fn emit, void *ctx)
                      cfg->ckpt, sm.spec.text[0] ? sm.spec.text : "no model");
     if (st == RT_OK)
         st = saved_model_open(&sm, 1);
+    /* after the model is in memory, before the first product (cpu_threads.h) */
+    if (st == RT_OK)
+        st = cpu_set_threads(cfg->threads ? cfg->threads : cpu_default_threads(1));
     if (st == RT_OK)
         st = generate(&sm, cfg, emit, ctx);
     saved_model_free(&sm);

@@ -28,8 +28,8 @@ static rt_status load_ckpt(saved_model_t *sm, ckpt_reader_t *rd, const char *fla
     optim_config_t none = optim_config_default(OPTIM_SGD);
     float *state[2] = {NULL, NULL};
     rt_status st = ckpt_state_all(&list, &sm->reg, sm->params, &none, state, &unused);
-    if (st == RT_OK && ckpt_read_arrays(rd, list.arrays, sm->reg.count) != RT_OK)
-        st = rt_fail_context(RT_ERR_USAGE, "--%s", flag);
+    if (st == RT_OK && (st = ckpt_read_arrays(rd, list.arrays, sm->reg.count)) != RT_OK)
+        st = rt_fail_context(rt_input_status(st), "--%s", flag);
     ckpt_state_free(&list);
     return st;
 }
@@ -53,8 +53,9 @@ rt_status saved_model_load(saved_model_t *sm, const char *path, const char *flag
                        flag, why, why_export);
     }
     TRY(declare(sm, spec));
-    if (params_import_h5(&sm->reg, sm->params, path) != RT_OK)
-        return rt_fail_context(RT_ERR_USAGE, "--%s", flag);
+    rt_status st = params_import_h5(&sm->reg, sm->params, path);
+    if (st != RT_OK)
+        return rt_fail_context(rt_input_status(st), "--%s", flag);
     return RT_OK;
 }
 

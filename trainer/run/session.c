@@ -324,7 +324,6 @@ static rt_status session_configure(session_t *s)
     if (a->weight_decay >= 0.0)
         s->optim.weight_decay = (float)a->weight_decay;
     s->threads = a->threads ? a->threads : cpu_default_threads(s->local_size);
-    cpu_set_threads(s->threads);
     TRY(device_choice(a->device, s->local_rank, s->local_size, &s->devcfg, s->device_why,
                       sizeof s->device_why));
     s->devcfg.tf32 = a->tf32;

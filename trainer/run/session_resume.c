@@ -75,13 +75,15 @@ rt_status session_resume_open(session_t *s, ckpt_reader_t **rd)
 {
     train_config_t *a = &s->cfg;
     const char *path = s->resume_path;
-    if (ckpt_open(path, rd) != RT_OK)
-        return rt_fail_context(RT_ERR_USAGE, "--resume");
+    rt_status st = ckpt_open(path, rd);
+    if (st != RT_OK)
+        return rt_fail_context(rt_input_status(st), "--resume");
     if (ckpt_expect_spec(*rd, s->spec.text) != RT_OK)
         return rt_fail_context(RT_ERR_USAGE, "--model");
     TRY(ckpt_state_scalars(&s->list, &s->sc));
-    if (ckpt_read_arrays(*rd, s->list.arrays, s->list.n) != RT_OK)
-        return rt_fail_context(RT_ERR_USAGE, "resuming from %s", path);
+    st = ckpt_read_arrays(*rd, s->list.arrays, s->list.n);
+    if (st != RT_OK)
+        return rt_fail_context(rt_input_status(st), "resuming from %s", path);
     if (s->sc.accum != a->accum)
         return rt_fail(RT_ERR_USAGE,
                        "checkpoint %s was written with --accum %lld; this run has --accum %d "
@@ -126,8 +128,9 @@ rt_status session_resume_load(session_t *s, ckpt_reader_t *rd)
                        s->resume_path, has_m ? "adamw" : "sgd", optim_kind_name(s->optim.kind));
     float *state[2] = {replica_host_state(s->rep, 0), replica_host_state(s->rep, 1)};
     TRY(ckpt_state_all(&s->list, reg, replica_host_params(s->rep), &s->optim, state, &s->sc));
-    if (ckpt_read_arrays(rd, s->list.arrays, s->list.n) != RT_OK)
-        return rt_fail_context(RT_ERR_USAGE, "resuming from %s", s->resume_path);
+    rt_status st = ckpt_read_arrays(rd, s->list.arrays, s->list.n);
+    if (st != RT_OK)
+        return rt_fail_context(rt_input_status(st), "resuming from %s", s->resume_path);
     s->start_step = s->sc.step;
     s->digest = ckpt_digest(ckpt_reader_meta(rd), s->list.arrays, s->list.n);
     if (s->rank == 0 && resumed_from_dir(s))

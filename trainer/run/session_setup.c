@@ -11,6 +11,7 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "trainer/ops/cpu_peak.h"
+#include "trainer/ops/cpu_threads.h"
 #include "trainer/run/eval.h"
 #include "trainer/run/host_batch.h"
 #include "trainer/run/metrics.h"
@@ -44,8 +45,9 @@ static rt_status open_loader(session_t *s)
                                      .position = s->sc.data_position / ((int64_t)a->batch * s->world)};
         s->micro_in_epoch = lc.start.position;
     }
-    if (loader_open(&s->loader, s->train_ds, &lc) != RT_OK)
-        return rt_fail_context(RT_ERR_USAGE, "--data");
+    rt_status st = loader_open(&s->loader, s->train_ds, &lc);
+    if (st != RT_OK)  /* too few records is a usage error; no thread or memory is not */
+        return rt_fail_context(rt_input_status(st), "--data");
     s->loader_spe = loader_steps_per_epoch(s->loader);
     s->steps_per_epoch = s->loader_spe / a->accum;
     if (s->steps_per_epoch < 1)
@@ -80,6 +82,11 @@ rt_status session_open_data(session_t *s)
     TRY(host_batch_dataset_open(s->cfg.data, "data", &s->io, &s->train_ds));
     if (s->cfg.eval)
         TRY(host_batch_dataset_open(s->cfg.eval, "eval", &s->io, &s->eval_ds));
+    if (s->rank == 0) {
+        host_batch_note_unchecked(s->train_ds);
+        if (s->eval_ds)
+            host_batch_note_unchecked(s->eval_ds);
+    }
     return RT_OK;
 }
 
@@ -107,6 +114,10 @@ static rt_status setup_inner(session_t *s, ckpt_reader_t **rd)
         s->byte_level = info->input_type == RT_DTYPE_U8 && info->vocab_size == 256;
     }
     s->example_flops = s->spec.kind->train_flops ? s->spec.kind->train_flops(s->spec.cfg) : 0.0;
+    /* the thread pools only now, after the datasets are in memory and
+     * before the first product: OpenBLAS maps a buffer per thread as each
+     * starts, so the check sees what the large allocations left */
+    TRY(cpu_set_threads(s->threads));
     /* every rank measures at once, as they will compute: the peak they share */
     if (s->devcfg.kind == RT_DEVICE_CPU)
         s->peak_flops = cpu_sgemm_peak_flops();
