@@ -9,61 +9,15 @@ from our own generator, so the order itself is printed by the dump tool.)
 
 usage: test_sampler_torch.py SAMPLER_DUMP
 """
+import os
 import subprocess
 import sys
 
 import torch
 from torch.utils.data import DistributedSampler
 
-
-M64 = (1 << 64) - 1
-
-
-def splitmix64(x):
-    """One splitmix64 step: returns (new state, output)."""
-    x = (x + 0x9E3779B97F4A7C15) & M64
-    z = x
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    return x, z ^ (z >> 31)
-
-
-def rotl(x, k):
-    return ((x << k) | (x >> (64 - k))) & M64
-
-
-def permutation(seed, epoch, n):
-    """The recipe of docs/FORMATS.md "Sample order", written from the text."""
-    _, k1 = splitmix64(seed)
-    _, k2 = splitmix64(k1 ^ epoch)
-    x, s = k2 ^ 0, []
-    for _ in range(4):
-        x, out = splitmix64(x)
-        s.append(out)
-
-    def nxt():
-        result = (rotl((s[1] * 5) & M64, 7) * 9) & M64
-        t = (s[1] << 17) & M64
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = rotl(s[3], 45)
-        return result
-
-    def below(b):
-        threshold = ((1 << 64) - b) % b
-        while True:
-            r = nxt()
-            if r >= threshold:
-                return r % b
-
-    order = list(range(n))
-    for i in range(n - 1, 0, -1):
-        j = below(i + 1)
-        order[i], order[j] = order[j], order[i]
-    return order
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from rt_recipes import permutation  # noqa: E402
 
 
 def dump(tool, n, world, batch, seed, epoch, mode, shuffle):

@@ -53,6 +53,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 import gpt_reference as ref  # noqa: E402
 import rt_testlib  # noqa: E402
+from rt_recipes import schedule_lr  # noqa: E402
 
 DRIVER = sys.argv[1]
 RINGTRAIN = rt_testlib.ringtrain()
@@ -202,14 +203,6 @@ def test_init(d):
 # ---- 3. training -----------------------------------------------------------------
 
 
-def schedule_lr(base, warmup, total, s):
-    """docs/TRAINING.md: warmup lr*(s+1)/W, then cosine to 0 at the last step."""
-    if s < warmup:
-        return base * (s + 1) / warmup
-    p = min(max((s - warmup) / (total - warmup), 0.0), 1.0) if total > warmup else 1.0
-    return base * 0.5 * (1 + math.cos(math.pi * p))
-
-
 def torch_train(spec, params, tokens, B, accum, steps, lr, wd, warmup, clip, dtype):
     """ringtrain's recipe in PyTorch: AdamW (betas 0.9/0.999, eps 1e-8) with
     nanoGPT's groups (decay on 2-D weights, none on biases and LayerNorm),
@@ -223,7 +216,7 @@ def torch_train(spec, params, tokens, B, accum, steps, lr, wd, warmup, clip, dty
     losses, norms, lrs = [], [], []
     G = accum * B
     for s in range(steps):
-        lrs.append(schedule_lr(lr, warmup, steps, s))
+        lrs.append(schedule_lr(lr, warmup, steps, "cosine", s))
         for group in opt.param_groups:
             group["lr"] = lrs[-1]
         opt.zero_grad()

@@ -15,6 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from rt_recipes import schedule_lr  # noqa: E402
+
 DRIVER = sys.argv[1]
 RTOL = 1e-4
 failures = []
@@ -262,15 +265,6 @@ def test_init(d):
             if not ok:
                 failures.append(f"init fc{i + 1}.{n}: not U(-{bound:.4f}, {bound:.4f}): "
                                 f"max {np.max(np.abs(t)):.4f} mean {t.mean():.2e} std {t.std():.4f}")
-
-
-def schedule_lr(base, warmup, total, kind, s):
-    if s < warmup:
-        return base * (s + 1) / warmup
-    if kind == "constant":
-        return base
-    p = min(max((s - warmup) / (total - warmup), 0.0), 1.0) if total > warmup else 1.0
-    return base * 0.5 * (1 + math.cos(math.pi * p))
 
 
 def test_training(d, g, sizes, B, steps, optimizer, lr, momentum=0.0, wd=0.0, warmup=0,
