@@ -135,9 +135,10 @@ static void print_header(const session_t *s, int64_t global_batch)
 {
     const train_config_t *a = &s->cfg;
     const bool gpu = s->devcfg.kind == RT_DEVICE_CUDA;
-    printf("train %s | %d ranks x %d threads | batch %d x %d accum x %d ranks = %lld | "
+    printf("train %s | %d rank%s x %d thread%s | batch %d x %d accum x %d ranks = %lld | "
            "%lld steps (%lld per epoch) | %s lr %g %s warmup %d | %s%s\n",
-           a->model, s->world, s->threads, a->batch, a->accum, s->world, (long long)global_batch,
+           s->spec.text, s->world, s->world == 1 ? "" : "s", s->threads,
+           s->threads == 1 ? "" : "s", a->batch, a->accum, s->world, (long long)global_batch,
            (long long)s->total_steps, (long long)s->steps_per_epoch, a->optimizer, a->lr,
            a->schedule, a->warmup, gpu ? "" : "blas ",
            gpu ? (a->tf32 ? "cuda tf32" : "cuda fp32") : cpu_env_blas_core());
