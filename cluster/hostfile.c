@@ -191,9 +191,11 @@ fail:
     return st;
 }
 
-rt_status hostfile_load(const char *path, hostfile_t *out)
+/* The whole file into a malloc'ed, NUL-terminated buffer: a text hostfile
+ * of at most HOSTFILE_MAX_BYTES without NUL bytes (RT_ERR_USAGE otherwise). */
+static rt_status read_text(const char *path, char **text, size_t *len)
 {
-    memset(out, 0, sizeof *out);
+    *text = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return rt_fail(RT_ERR_USAGE, "%s: cannot open hostfile: %s", path, strerror(errno));
@@ -205,39 +207,45 @@ rt_status hostfile_load(const char *path, hostfile_t *out)
     size_t n = fread(buf, 1, HOSTFILE_MAX_BYTES + 1, f);
     int err = ferror(f);
     fclose(f);
-    rt_status st;
+    rt_status st = RT_OK;
     if (err)
         st = rt_fail(RT_ERR_USAGE, "%s: read error", path);
     else if (n > HOSTFILE_MAX_BYTES)
         st = rt_fail(RT_ERR_USAGE, "%s: larger than %d bytes", path, HOSTFILE_MAX_BYTES);
     else if (memchr(buf, '\0', n))
         st = rt_fail(RT_ERR_USAGE, "%s: contains a NUL byte (not a text hostfile)", path);
-    else {
-        buf[n] = '\0';
-        st = hostfile_parse_text(path, buf, out);
-        if (st == RT_OK)
-            out->has_cr = memchr(buf, '\r', n) != NULL;
+    if (st != RT_OK) {
+        free(buf);
+        return st;
     }
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    return RT_OK;
+}
+
+rt_status hostfile_load(const char *path, hostfile_t *out)
+{
+    memset(out, 0, sizeof *out);
+    char *buf;
+    size_t n;
+    TRY(read_text(path, &buf, &n));
+    rt_status st = hostfile_parse_text(path, buf, out);
+    if (st == RT_OK)
+        out->has_cr = memchr(buf, '\r', n) != NULL;
     free(buf);
     return st;
 }
 
 rt_status hostfile_write_lf(const char *path, int fd)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rt_fail(RT_ERR_USAGE, "%s: cannot open hostfile: %s", path, strerror(errno));
-    char *buf = malloc(HOSTFILE_MAX_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return rt_fail(RT_ERR_NOMEM, "cannot allocate %d bytes", HOSTFILE_MAX_BYTES + 1);
-    }
-    size_t n = fread(buf, 1, HOSTFILE_MAX_BYTES + 1, f);
-    bool bad = ferror(f) || n > HOSTFILE_MAX_BYTES;
-    fclose(f);
+    char *buf;
+    size_t n;
+    TRY(read_text(path, &buf, &n));
+    bool bad = false;
     /* "\r\n" becomes "\n"; any other '\r' a blank, as the parser reads it */
     size_t o = 0;
-    for (size_t i = 0; !bad && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (buf[i] == '\r' && i + 1 < n && buf[i + 1] == '\n')
             continue;
         buf[o++] = buf[i] == '\r' ? ' ' : buf[i];
