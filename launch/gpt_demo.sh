@@ -9,11 +9,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-bash .ci/install-deps.sh
-build=${RT_BUILD_DIR:-build}
-cmake -S . -B "$build" >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
-cmake --build "$build" -j "$(nproc)"
-rt="$build/launch/ringtrain"
+. launch/build_for_demo.sh
 mkdir -p data-cache
 [ -f data-cache/fortunes-train.h5 ] && [ -f data-cache/fortunes-val.h5 ] ||
   bash data/import_fortunes.sh data-cache "$rt"

@@ -6,11 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-bash .ci/install-deps.sh
-build=${RT_BUILD_DIR:-build}
-cmake -S . -B "$build" >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
-cmake --build "$build" -j "$(nproc)"
-rt="$build/launch/ringtrain"
+. launch/build_for_demo.sh
 src=/usr/share/datasets/fashion-mnist
 mkdir -p data-cache
 [ -f data-cache/fashion-train.h5 ] ||
