@@ -6,7 +6,8 @@
  * owning everything, tiny totals (handshake path) and totals of several
  * 256 KiB segments (ring path). Then several requests in flight together
  * with coll_allreduce_start, and mismatched counts, which must fail with
- * RT_ERR_MISMATCH on every rank instead of hanging.
+ * RT_ERR_MISMATCH on every rank instead of hanging, and an absent rank,
+ * which must give a timeout naming it.
  *
  * Reduce-scatter: exact on integer-valued inputs, the tolerance of
  * test_coll_allreduce.c on random floats; only this rank's chunk is checked
@@ -344,6 +345,58 @@ static void test_bad_args(coll_comm_t *c)
     EXPECT(coll_allgather_v(c, NULL, zero, RT_DTYPE_F32) == RT_OK, "empty with NULL: %s", rt_last_error());
 }
 
+/* One rank never calls: the others' _v requests (a ring-sized
+ * reduce-scatter and a small allgather in flight together) time out within
+ * the 2 s timeout + 1 s, naming it, and the communicator refuses the next
+ * call at once. On a communicator of its own, which it breaks. */
+static void test_timeout(void)
+{
+    if (g_size < 2)
+        return;
+    coll_comm_t *c = NULL;
+    EXPECT(coll_comm_world(&c) == RT_OK, "comm_world: %s", rt_last_error());
+    const double timeout = 2.0;
+    coll_set_timeout(c, timeout);
+    int absent = g_size - 1;
+    size_t big[8], small[8];
+    pattern(9, g_size, big);
+    pattern(7, g_size, small);
+    float *a = calloc(sum_counts(big, g_size, g_size) + 1, sizeof(float));
+    float *b = calloc(sum_counts(small, g_size, g_size) + 1, sizeof(float));
+    if (g_rank != absent) {
+        double t0 = rt_now();
+        coll_request_t *q1 = NULL, *q2 = NULL;
+        EXPECT(coll_reduce_scatter_v_start(c, a, big, RT_DTYPE_F32, COLL_AVG, &q1) == RT_OK,
+               "start: %s", rt_last_error());
+        EXPECT(coll_allgather_v_start(c, b, small, RT_DTYPE_F32, &q2) == RT_OK, "start: %s",
+               rt_last_error());
+        rt_status st2 = coll_wait(q2);
+        char msg2[1024];
+        snprintf(msg2, sizeof msg2, "%s", rt_last_error());
+        rt_status st1 = coll_wait(q1);
+        const char *msg1 = rt_last_error();
+        double took = rt_now() - t0;
+        char want[64];
+        snprintf(want, sizeof want, "rank %d never arrived", absent);
+        EXPECT(st1 == RT_ERR_TIMEOUT && st2 == RT_ERR_TIMEOUT, "statuses %s, %s, want timeouts: %s",
+               rt_status_name(st1), rt_status_name(st2), msg1);
+        EXPECT(strstr(msg1, want) && strstr(msg1, "reduce_scatter_v #0"),
+               "message does not name the call and the absent rank %d: %s", absent, msg1);
+        EXPECT(strstr(msg2, want) != NULL, "the queued call's message: %s", msg2);
+        EXPECT(took < timeout + 1.0, "took %.2f s with a %.1f s timeout", took, timeout);
+        if (g_rank == 0)
+            printf("rank 0 got: %s\n", msg1);
+        t0 = rt_now();
+        rt_status st = coll_allgather_v(c, b, small, RT_DTYPE_F32);
+        EXPECT(st != RT_OK && rt_now() - t0 < 0.5 && strstr(rt_last_error(), "broken"),
+               "call after a timeout: %s: %s", rt_status_name(st), rt_last_error());
+    }
+    free(a);
+    free(b);
+    MPI_Barrier(MPI_COMM_WORLD);
+    coll_comm_free(c);
+}
+
 int main(int argc, char **argv)
 {
     if (coll_init(&argc, &argv) != RT_OK || MPI_Comm_rank(MPI_COMM_WORLD, &g_rank) != MPI_SUCCESS) {
@@ -388,6 +441,7 @@ int main(int argc, char **argv)
     test_bad_args(c);
     test_mismatch(c);
     coll_comm_free(c);
+    test_timeout();
     int ok = tu_all(test_failed_count == 0);
     int rc = TEST_EXIT();
     coll_finalize();
