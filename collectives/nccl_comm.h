@@ -1,7 +1,8 @@
 /* nccl_comm.h - all-reduce of device buffers between ranks through NCCL:
  * our own ring (reduce-scatter then allgather, chunks pipelined, built only
  * on ncclSend/ncclRecv plus our reduction kernel) and ncclAllReduce as the
- * reference it is tested and benchmarked against.
+ * reference it is tested and benchmarked against; and, on the same ring,
+ * the in-place reduce-scatter and allgather over uneven chunks (ZeRO-1).
  *
  * The NCCL unique id comes from rank 0 through MPI_Bcast on the given MPI
  * communicator, so every rank of that communicator must call create. All
