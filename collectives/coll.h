@@ -95,6 +95,26 @@ rt_status coll_barrier(coll_comm_t *c);
  * start the same calls in the same order. */
 rt_status coll_allreduce_start(coll_comm_t *c, const void *send, void *recv, size_t count,
                                rt_dtype dt, coll_op op, coll_request_t **req);
+/* Nonblocking in-place reduce-scatter over uneven contiguous chunks: buf
+ * holds sum(counts[0..size)) elements, chunk r being
+ * [counts[0]+..+counts[r-1], +counts[r]). On completion chunk `rank` of buf
+ * holds op over ranks of that chunk; the other chunks of buf are left with
+ * unspecified values (partial sums). counts must be the same on every rank
+ * (the handshake compares the total and a 64-bit hash of the array: a
+ * difference is RT_ERR_MISMATCH on every rank); any count may be 0, this
+ * rank's own included. counts is copied: the caller may free it at once. */
+rt_status coll_reduce_scatter_v_start(coll_comm_t *c, void *buf, const size_t *counts,
+                                      rt_dtype dt, coll_op op, coll_request_t **req);
+/* Nonblocking in-place all-gather over uneven chunks (counts as above):
+ * chunk `rank` of buf is this rank's contribution; on completion every chunk
+ * holds its owner's. */
+rt_status coll_allgather_v_start(coll_comm_t *c, void *buf, const size_t *counts,
+                                 rt_dtype dt, coll_request_t **req);
+/* Blocking forms: start, then coll_wait. */
+rt_status coll_reduce_scatter_v(coll_comm_t *c, void *buf, const size_t *counts, rt_dtype dt,
+                                coll_op op);
+rt_status coll_allgather_v(coll_comm_t *c, void *buf, const size_t *counts, rt_dtype dt);
+
 /* *done = 1 and the request freed (status returned) once complete. */
 rt_status coll_test(coll_request_t *req, int *done);
 /* Waits for completion (with the communicator's timeout) and frees req. */

@@ -10,6 +10,10 @@
  *                   handshake (blocks + bitmap); larger: the ring allgather.
  *   reduce_scatter  n*count bytes <= small_bytes: recursive doubling over the
  *                   whole buffer in the handshake; larger: the ring.
+ *   reduce_scatter_v, allgather_v (in place, uneven chunks): n == 1: nothing
+ *                   to move. Total bytes (+ bitmap) <= small_bytes: as the
+ *                   even forms, in the handshake. Larger: handshake, then
+ *                   the same ring steps over the caller's chunks.
  *   barrier         the handshake alone.
  */
 #include <stdarg.h>
@@ -467,6 +471,160 @@ rt_status coll_reduce_scatter(coll_comm_t *c, const void *send, void *recv, size
     p->final_out = recv;
     p->final_chunk = c->rank;
     plan_reduce_scatter_steps(p, c->rank, n);
+    return coll_wait(r);
+}
+
+/* A 64-bit hash of the counts array, carried in the descriptor so that
+ * ranks whose chunks differ but whose totals agree fail with a mismatch
+ * (a splitmix64 finaliser per element, chained). */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27; x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t counts_hash(const size_t *counts, int n)
+{
+    uint64_t h = mix64((uint64_t)n + 0x9e3779b97f4a7c15ull);
+    for (int i = 0; i < n; i++)
+        h = mix64(h ^ mix64((uint64_t)counts[i] + 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1)));
+    return h;
+}
+
+/* Shared start of the two _v calls: argument checks, the descriptor (total
+ * count and counts hash), a private copy of the counts and their prefix
+ * sums, and the small path (handshake-carried) or the ring plan. */
+static rt_status v_start(coll_comm_t *c, coll_kind kind, void *buf, const size_t *counts,
+                         rt_dtype dt, coll_op op, coll_request_t **out)
+{
+    int rs = kind == COLL_KIND_REDUCE_SCATTER_V;
+    const char *name = rs ? "reduce_scatter_v" : "allgather_v";
+    check_t k = {.name = name, .c = c};
+    int n = c->size;
+    size_t total = 0;
+    check_type(&k, dt, 0, 1);
+    if (rs)
+        check_op(&k, op);
+    if (!counts) {
+        bad(&k, "counts is NULL");
+    } else if (!k.bad) {
+        size_t limit = COLL_MAX_BYTES / rt_dtype_size(dt);
+        for (int i = 0; i < n; i++) {
+            if (counts[i] > limit - total) {
+                bad(&k, "counts[%d] = %zu is negative or brings the total over 2^40 bytes", i, counts[i]);
+                break;
+            }
+            total += counts[i];
+        }
+    }
+    check_buf(&k, buf, "data", total, dt);
+    TRY(coll_comm_usable(c, name));
+    if (k.bad)
+        return fail_with_peers(&k);
+    size_t elem = rt_dtype_size(dt), bytes = total * elem;
+    size_t bitmap = rs ? 0 : ((size_t)n + 7) / 8;
+    int small = n > 1 && bytes + bitmap <= c->small_bytes;
+    hs_payload_mode mode = !small ? HS_PAYLOAD_NONE : rs ? HS_PAYLOAD_REDUCE : HS_PAYLOAD_GATHER;
+    coll_desc_t d = {.count = total, .counts_hash = counts_hash(counts, n), .kind = kind,
+                     .dtype = dt, .op = rs ? op : 0, .root = -1};
+    coll_request_t *r = NULL;
+    TRY(start(c, &d, mode, small ? bytes + bitmap : 0, &r));
+    r->elem = elem; r->count = total; r->dt = dt; r->op = rs ? op : COLL_SUM;
+    r->send = buf; r->recv = buf;
+    r->vcount = malloc(2 * (size_t)n * sizeof(size_t));
+    if (!r->vcount) {
+        coll_request_free(r);
+        return rt_fail(RT_ERR_NOMEM, "rank %d: cannot allocate the counts of %s", c->rank, name);
+    }
+    r->voff = r->vcount + n;
+    for (int i = 0; i < n; i++) {
+        r->vcount[i] = counts[i];
+        r->voff[i] = i ? r->voff[i - 1] + counts[i - 1] : 0;
+    }
+    unsigned char *mine = (unsigned char *)buf + r->voff[c->rank] * elem;
+    size_t mine_bytes = r->vcount[c->rank] * elem;
+    if (n == 1) {
+        /* one chunk, already this rank's; the average over one rank is the
+         * value itself. The request completes at the first test or wait. */
+        *out = r;
+        return RT_OK;
+    }
+    if (small) {
+        unsigned char *acc = r->hs.sendpack + sizeof(coll_hdr_t);
+        if (rs) {
+            /* recursive doubling over the whole buffer; hs_finish keeps this
+             * rank's chunk */
+            if (bytes)
+                memcpy(acc, buf, bytes);
+        } else {
+            /* chunks plus a bitmap of those present (coll_handshake.c) */
+            memset(acc + bytes, 0, bitmap);
+            if (mine_bytes)
+                memcpy(acc + r->voff[c->rank] * elem, mine, mine_bytes);
+            acc[bytes + (size_t)c->rank / 8] |= (unsigned char)(1u << (c->rank % 8));
+        }
+        *out = r;
+        return RT_OK;
+    }
+    rt_status st = pl_setup(r, n - 1, n, rs);
+    if (st != RT_OK) {
+        coll_request_free(r);
+        return st;
+    }
+    coll_pl_t *p = &r->pl;
+    for (int i = 0; i < n; i++) {
+        p->chunk_off[i] = r->voff[i];
+        p->chunk_len[i] = r->vcount[i];
+    }
+    /* segments per step from the largest chunk; shorter and empty chunks
+     * skip their missing segments identically on both ends of each link,
+     * since every rank has the same counts (the handshake checked) */
+    pl_segments(p, n);
+    /* in place, as the in-place all-reduce: chunk r-1 is sent from buf at
+     * step 0 and never written here; every other chunk is written once, by
+     * the reduction of its one receive, from this rank's own value still in
+     * buf and the incoming partial sum */
+    p->src = buf;
+    p->out = buf;
+    if (rs)
+        plan_reduce_scatter_steps(p, c->rank, n);
+    else
+        plan_allgather_steps(p, c->rank, n, 0, 0);
+    *out = r;
+    return RT_OK;
+}
+
+rt_status coll_reduce_scatter_v_start(coll_comm_t *c, void *buf, const size_t *counts,
+                                      rt_dtype dt, coll_op op, coll_request_t **req)
+{
+    CHECK_ARG(req, "coll_reduce_scatter_v_start: req is NULL");
+    *req = NULL;
+    CHECK_ARG(c, "coll_reduce_scatter_v: communicator is NULL");
+    return v_start(c, COLL_KIND_REDUCE_SCATTER_V, buf, counts, dt, op, req);
+}
+
+rt_status coll_allgather_v_start(coll_comm_t *c, void *buf, const size_t *counts, rt_dtype dt,
+                                 coll_request_t **req)
+{
+    CHECK_ARG(req, "coll_allgather_v_start: req is NULL");
+    *req = NULL;
+    CHECK_ARG(c, "coll_allgather_v: communicator is NULL");
+    return v_start(c, COLL_KIND_ALLGATHER_V, buf, counts, dt, COLL_SUM, req);
+}
+
+rt_status coll_reduce_scatter_v(coll_comm_t *c, void *buf, const size_t *counts, rt_dtype dt,
+                                coll_op op)
+{
+    coll_request_t *r = NULL;
+    TRY(coll_reduce_scatter_v_start(c, buf, counts, dt, op, &r));
+    return coll_wait(r);
+}
+
+rt_status coll_allgather_v(coll_comm_t *c, void *buf, const size_t *counts, rt_dtype dt)
+{
+    coll_request_t *r = NULL;
+    TRY(coll_allgather_v_start(c, buf, counts, dt, &r));
     return coll_wait(r);
 }
 

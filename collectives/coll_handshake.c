@@ -27,6 +27,8 @@ const char *coll_kind_name(int kind)
     case COLL_KIND_ALLGATHER: return "allgather";
     case COLL_KIND_REDUCE_SCATTER: return "reduce_scatter";
     case COLL_KIND_BARRIER: return "barrier";
+    case COLL_KIND_REDUCE_SCATTER_V: return "reduce_scatter_v";
+    case COLL_KIND_ALLGATHER_V: return "allgather_v";
     }
     return "invalid call";
 }
@@ -42,8 +44,12 @@ void coll_desc_format(const coll_desc_t *d, char *buf, size_t len)
         return;
     n += snprintf(buf + n, len - (size_t)n, " count=%" PRIu64 " dtype=%s", d->count,
                   rt_dtype_name((rt_dtype)d->dtype));
-    if ((size_t)n < len && (d->kind == COLL_KIND_ALLREDUCE || d->kind == COLL_KIND_REDUCE_SCATTER))
+    if ((size_t)n < len && (d->kind == COLL_KIND_ALLREDUCE || d->kind == COLL_KIND_REDUCE_SCATTER ||
+                            d->kind == COLL_KIND_REDUCE_SCATTER_V))
         n += snprintf(buf + n, len - (size_t)n, " op=%s", d->op == COLL_AVG ? "avg" : "sum");
+    /* equal totals with different chunks differ only here */
+    if ((size_t)n < len && (d->kind == COLL_KIND_REDUCE_SCATTER_V || d->kind == COLL_KIND_ALLGATHER_V))
+        n += snprintf(buf + n, len - (size_t)n, " counts_hash=%016" PRIx64, d->counts_hash);
     if ((size_t)n < len && d->kind == COLL_KIND_BROADCAST)
         snprintf(buf + n, len - (size_t)n, " root=%d", d->root);
 }
@@ -76,8 +82,8 @@ void coll_hs_plan(coll_hs_t *hs, int rank, int size)
 
 static int desc_equal(const coll_desc_t *a, const coll_desc_t *b)
 {
-    return a->seq == b->seq && a->count == b->count && a->kind == b->kind &&
-           a->dtype == b->dtype && a->op == b->op && a->root == b->root;
+    return a->seq == b->seq && a->count == b->count && a->counts_hash == b->counts_hash &&
+           a->kind == b->kind && a->dtype == b->dtype && a->op == b->op && a->root == b->root;
 }
 
 /* Keeps the conflict with the smallest (a, b) rank pair. */
@@ -149,14 +155,19 @@ static void hs_merge(coll_request_t *r, hs_step_kind kind, int peer, int truncat
         if ((theirs->flags & COLL_HDR_HAS_ROOT) && !(mine->flags & COLL_HDR_HAS_ROOT))
             memcpy(acc, in, hs->payload_bytes);
     } else if (hs->mode == HS_PAYLOAD_GATHER) {
-        /* take the blocks the partner has and this rank lacks */
+        /* take the blocks the partner has and this rank lacks; the _v
+         * call's blocks are its uneven chunks (r->count is their total) */
         size_t block = r->count * r->elem, n = (size_t)r->comm->size;
-        unsigned char *have = acc + n * block;
-        const unsigned char *their_have = in + n * block;
+        size_t data = r->voff ? block : n * block;
+        unsigned char *have = acc + data;
+        const unsigned char *their_have = in + data;
         for (size_t b = 0; b < n; b++) {
             unsigned char bit = (unsigned char)(1u << (b % 8));
             if ((their_have[b / 8] & bit) && !(have[b / 8] & bit)) {
-                memcpy(acc + b * block, in + b * block, block);
+                size_t off = r->voff ? r->voff[b] * r->elem : b * block;
+                size_t len = r->voff ? r->vcount[b] * r->elem : block;
+                if (len)
+                    memcpy(acc + off, in + off, len);
                 have[b / 8] |= bit;
             }
         }

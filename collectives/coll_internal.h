@@ -37,30 +37,33 @@ typedef struct {
 
 typedef enum {
     COLL_KIND_ALLREDUCE = 1, COLL_KIND_BROADCAST, COLL_KIND_ALLGATHER,
-    COLL_KIND_REDUCE_SCATTER, COLL_KIND_BARRIER
+    COLL_KIND_REDUCE_SCATTER, COLL_KIND_BARRIER,
+    COLL_KIND_REDUCE_SCATTER_V, COLL_KIND_ALLGATHER_V  /* uneven chunks, in place */
 } coll_kind;
 
 /* What one rank called: compared across ranks before any data moves. */
 typedef struct {
     uint64_t seq;     /* per-communicator call number */
-    uint64_t count;
+    uint64_t count;   /* the _v calls: the total over all chunks */
+    uint64_t counts_hash; /* the _v calls: hash of the counts array (equal
+                             totals with different chunks must not pass) */
     int32_t kind, dtype, op, root;
 } coll_desc_t;
 
 enum { COLL_HDR_HAS_ROOT = 1u, COLL_HDR_CONFLICT = 2u };
 #define COLL_HDR_MAGIC 0x52544331u /* "RTC1" */
 
-/* The header every handshake message starts with (128 bytes, so a payload
- * behind it stays aligned for any element type). `conf_*` is the conflict
+/* The header every handshake message starts with (192 bytes: a multiple of
+ * 64, so a payload behind it stays aligned for any element type). `conf_*` is the conflict
  * with the smallest rank pair seen so far, so that every rank reports the
  * same one. */
 typedef struct {
     uint32_t magic, flags;
     int32_t rank, conf_a, conf_b, pad;
     coll_desc_t self, desc_a, desc_b;
-    char reserved[128 - 24 - 3 * sizeof(coll_desc_t)];
+    char reserved[192 - 24 - 3 * sizeof(coll_desc_t)];
 } coll_hdr_t;
-_Static_assert(sizeof(coll_hdr_t) == 128, "header is 128 bytes");
+_Static_assert(sizeof(coll_hdr_t) == 192, "header is 192 bytes");
 
 /* What the roll call learnt about one peer. */
 typedef struct {
@@ -194,6 +197,9 @@ struct coll_request {
     coll_op op;
     const void *send;
     void *recv;
+    /* the _v calls: a copy of the counts (the caller may free its own) and
+     * their prefix sums, size entries each, in one allocation; NULL else */
+    size_t *vcount, *voff;
     int use_pipeline;
     coll_hs_t hs;
     coll_pl_t pl;

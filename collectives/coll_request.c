@@ -77,6 +77,7 @@ void coll_request_free(coll_request_t *r)
         coll_scratch_put(c, r->hs.scratch_slot, r->hs.sendpack);
     coll_pl_release(r);
     free(r->peers);
+    free(r->vcount);  /* voff lives in the same allocation */
     if (!c->spare)
         c->spare = r;
     else
@@ -138,6 +139,21 @@ static void hs_finish(coll_request_t *r)
                 memcpy(r->recv, mine, per * r->elem);
             break;
         }
+        case COLL_KIND_REDUCE_SCATTER_V: {
+            /* the handshake reduced the whole buffer; this rank keeps its
+             * own chunk (the others' chunks stay as they were: unspecified) */
+            size_t off = r->voff[r->comm->rank] * r->elem, len = r->vcount[r->comm->rank];
+            unsigned char *dst = (unsigned char *)r->recv + off;
+            if (r->op == COLL_AVG)
+                coll_scale_avg(r->dt, dst, acc + off, len, (int)n);
+            else if (len)
+                memcpy(dst, acc + off, len * r->elem);
+            break;
+        }
+        case COLL_KIND_ALLGATHER_V: /* every chunk (this rank's own is unchanged) */
+            if (r->count)
+                memcpy(r->recv, acc, r->count * r->elem);
+            break;
         case COLL_KIND_ALLGATHER:
             if (r->count)
                 memcpy(r->recv, acc, n * r->count * r->elem);

@@ -1,5 +1,6 @@
 /* nccl_comm.cu - device all-reduce through NCCL: our ring (ncclSend/ncclRecv
- * plus our reduction kernel) and ncclAllReduce as the reference.
+ * plus our reduction kernel) and ncclAllReduce as the reference; and the
+ * in-place uneven-chunk reduce-scatter and allgather on the same ring.
  *
  * The ring's schedule (which segment and chunk moves at each step) is in
  * nccl_ring_plan.c; this file executes it. Pipelining: chunk c of a
@@ -401,6 +402,77 @@ extern "C" rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void 
     }
     return nccl_ring_plan_run(NCCL_RING_ALLGATHER, count, c->size, c->rank, c->chunk_elems,
                               nc_ag_xfer, &g);
+}
+
+/* ---- uneven-chunk reduce-scatter and allgather (in place) --------------- */
+
+/* Checks shared by the two _v calls; *total is the sum of the counts. */
+static rt_status nc_check_v(const nccl_comm_t *c, void *buf, const size_t *counts,
+                            rt_dtype dtype, coll_op op, const char *who, ncclDataType_t *t,
+                            size_t *esz, size_t *total)
+{
+    TRY(nc_check_call(c, buf, buf, 0, op, who)); /* c and op; buf below */
+    if (counts == NULL)
+        return rt_fail(RT_ERR_INVALID, "%s: counts is NULL", who);
+    TRY(nc_type(dtype, t, esz));
+    size_t sum = 0;
+    for (int i = 0; i < c->size; i++) {
+        if (counts[i] > ((size_t)1 << 40) / *esz - sum)
+            return rt_fail(RT_ERR_INVALID, "%s: counts[%d] = %zu is negative or brings the total "
+                           "over 2^40 bytes", who, i, counts[i]);
+        sum += counts[i];
+    }
+    if (sum > 0 && buf == NULL)
+        return rt_fail(RT_ERR_INVALID, "%s: NULL buffer for %zu elements", who, sum);
+    *total = sum;
+    return RT_OK;
+}
+
+extern "C" rt_status nccl_reduce_scatter_v_ring(nccl_comm_t *c, void *buf, const size_t *counts,
+                                                rt_dtype dtype, coll_op op, void *stream)
+{
+    ncclDataType_t t = ncclFloat32;
+    size_t esz = 0, total = 0;
+    TRY(nc_check_v(c, buf, counts, dtype, op, "nccl_reduce_scatter_v_ring", &t, &esz, &total));
+    /* one rank: its chunk is the whole buffer, and the average over one
+     * rank is the value itself */
+    if (total == 0 || c->size == 1)
+        return RT_OK;
+    CHECK_CUDA(cudaSetDevice(c->device));
+    cudaStream_t s = (cudaStream_t)stream;
+    /* in place: the input is the buffer. Step 0 sends chunk r-1 from it,
+     * which no reduction here writes; every other chunk is written once,
+     * by the reduction of its one receive, from this rank's value still in
+     * place plus the incoming partial sum (as nccl_allreduce_ring in place). */
+    nc_ring_ctx g = {c, (const char *)buf, (char *)buf, dtype, t, esz, s};
+    TRY(nccl_ring_plan_run_v(NCCL_RING_REDUCE_SCATTER, counts, c->size, c->rank, c->chunk_elems,
+                             nc_rs_xfer, &g));
+    /* the caller's stream (and the scaling below) must see the last sums */
+    CHECK_CUDA(cudaStreamWaitEvent(s, c->step_done, 0));
+    if (op == COLL_AVG) {
+        size_t off = 0;
+        for (int i = 0; i < c->rank; i++)
+            off += counts[i];
+        TRY(nc_scale(dtype, (char *)buf + off * esz, 1.0 / (double)c->size, counts[c->rank], s));
+    }
+    return RT_OK;
+}
+
+extern "C" rt_status nccl_allgather_v_ring(nccl_comm_t *c, void *buf, const size_t *counts,
+                                           rt_dtype dtype, void *stream)
+{
+    ncclDataType_t t = ncclFloat32;
+    size_t esz = 0, total = 0;
+    TRY(nc_check_v(c, buf, counts, dtype, COLL_SUM, "nccl_allgather_v_ring", &t, &esz, &total));
+    if (total == 0 || c->size == 1)
+        return RT_OK;
+    CHECK_CUDA(cudaSetDevice(c->device));
+    cudaStream_t s = (cudaStream_t)stream;
+    /* every transfer is on the caller's stream: step k sends the chunk that
+     * step k-1 received, and receives a chunk no pending send reads */
+    nc_ring_ctx g = {c, (const char *)buf, (char *)buf, dtype, t, esz, s};
+    return nccl_ring_plan_run_v(NCCL_RING_ALLGATHER, counts, c->size, c->rank, c->chunk_elems,
+                                nc_ag_xfer, &g);
 }
 
 extern "C" rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *recv,

@@ -1,7 +1,8 @@
 /* nccl_comm.h - all-reduce of device buffers between ranks through NCCL:
  * our own ring (reduce-scatter then allgather, chunks pipelined, built only
  * on ncclSend/ncclRecv plus our reduction kernel) and ncclAllReduce as the
- * reference it is tested and benchmarked against.
+ * reference it is tested and benchmarked against; and, on the same ring,
+ * the in-place reduce-scatter and allgather over uneven chunks (ZeRO-1).
  *
  * The NCCL unique id comes from rank 0 through MPI_Bcast on the given MPI
  * communicator, so every rank of that communicator must call create. All
@@ -56,6 +57,23 @@ rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void *recv, size
 /* The reference: ncclAllReduce (ncclAvg for COLL_AVG). */
 rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *recv, size_t count,
                              rt_dtype dtype, coll_op op, void *stream);
+
+/* In-place reduce-scatter over uneven contiguous chunks, the device form of
+ * coll_reduce_scatter_v_start: buf holds sum(counts[0..size)) elements,
+ * chunk r being [counts[0]+..+counts[r-1], +counts[r]); afterwards chunk
+ * `rank` holds the sum (or average) over ranks of that chunk, and the other
+ * chunks hold unspecified partial sums. counts (host memory, read during the
+ * call only) must be the same on every rank: unlike the host calls nothing
+ * checks that, and different counts give wrong results or a hang that
+ * nccl_comm_wait's deadline ends. Any count may be 0. Ring steps as the
+ * all-reduce's reduce-scatter, pipelined in chunk_elems pieces. */
+rt_status nccl_reduce_scatter_v_ring(nccl_comm_t *c, void *buf, const size_t *counts,
+                                     rt_dtype dtype, coll_op op, void *stream);
+/* In-place allgather over uneven chunks (counts as above): chunk `rank` of
+ * buf is this rank's contribution; afterwards every chunk holds its
+ * owner's. */
+rt_status nccl_allgather_v_ring(nccl_comm_t *c, void *buf, const size_t *counts, rt_dtype dtype,
+                                void *stream);
 
 /* Waits until all work on `stream` is done, polling the stream and NCCL's
  * asynchronous error. timeout_s <= 0 waits without a deadline. On a NCCL

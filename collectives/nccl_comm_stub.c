@@ -49,6 +49,18 @@ rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *recv, size_
     return nccl_unsupported("nccl_allreduce_ref");
 }
 
+rt_status nccl_reduce_scatter_v_ring(nccl_comm_t *c, void *buf, const size_t *counts,
+                                     rt_dtype dtype, coll_op op, void *stream)
+{
+    return nccl_unsupported("nccl_reduce_scatter_v_ring");
+}
+
+rt_status nccl_allgather_v_ring(nccl_comm_t *c, void *buf, const size_t *counts, rt_dtype dtype,
+                                void *stream)
+{
+    return nccl_unsupported("nccl_allgather_v_ring");
+}
+
 rt_status nccl_comm_wait(nccl_comm_t *c, void *stream, double timeout_s)
 {
     return nccl_unsupported("nccl_comm_wait");

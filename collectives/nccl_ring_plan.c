@@ -1,5 +1,6 @@
-/* nccl_ring_plan.c - the device ring all-reduce's schedule (see the header):
- * segment arithmetic and the order of chunked transfers. */
+/* nccl_ring_plan.c - the device ring's schedules (see the header): segment
+ * arithmetic and the order of chunked transfers, for the all-reduce and for
+ * the uneven-chunk reduce-scatter and allgather. */
 #include "collectives/nccl_ring_plan.h"
 
 #include "common/check.h"
@@ -49,6 +50,50 @@ rt_status nccl_ring_plan_run(nccl_ring_phase_t phase, size_t count, int n, int r
         nccl_ring_segment(count, n, sseg, &soff, &slen);
         nccl_ring_segment(count, n, rseg, &roff, &rlen);
         /* the allgather moves whole segments: nothing to overlap with */
+        size_t chunk = phase == NCCL_RING_REDUCE_SCATTER ? chunk_elems : (slen > rlen ? slen : rlen);
+        if (chunk == 0)
+            chunk = 1;
+        size_t ns = (slen + chunk - 1) / chunk, nr = (rlen + chunk - 1) / chunk;
+        size_t nx = ns > nr ? ns : nr;
+        for (size_t ci = 0; ci < nx; ci++) {
+            nccl_ring_xfer_t x = {
+                .phase = phase,
+                .step = k,
+                .first_of_step = ci == 0,
+                .last_of_step = ci + 1 == nx,
+                .send_off = soff + ci * chunk,
+                .send_len = chunk_len(slen, ci, chunk),
+                .recv_off = roff + ci * chunk,
+                .recv_len = chunk_len(rlen, ci, chunk),
+                .slot = (int)(ci % 2),
+            };
+            TRY(fn(arg, &x));
+        }
+    }
+    return RT_OK;
+}
+
+rt_status nccl_ring_plan_run_v(nccl_ring_phase_t phase, const size_t *counts, int n, int r,
+                               size_t chunk_elems, nccl_ring_xfer_fn fn, void *arg)
+{
+    CHECK_ARG(counts != NULL && n >= 1 && r >= 0 && r < n && chunk_elems > 0 && fn != NULL,
+              "nccl_ring_plan_run_v: bad arguments n=%d r=%d chunk=%zu", n, r, chunk_elems);
+    for (int k = 0; k < n - 1; k++) {
+        int sc, rc;
+        if (phase == NCCL_RING_REDUCE_SCATTER) {
+            sc = ring_mod(r - k - 1, n);
+            rc = ring_mod(r - k - 2, n);
+        } else {
+            sc = ring_mod(r - k, n);
+            rc = ring_mod(r - k - 1, n);
+        }
+        size_t soff = 0, roff = 0;
+        for (int i = 0; i < sc; i++)
+            soff += counts[i];
+        for (int i = 0; i < rc; i++)
+            roff += counts[i];
+        size_t slen = counts[sc], rlen = counts[rc];
+        /* the allgather moves whole chunks: nothing to overlap with */
         size_t chunk = phase == NCCL_RING_REDUCE_SCATTER ? chunk_elems : (slen > rlen ? slen : rlen);
         if (chunk == 0)
             chunk = 1;

@@ -50,6 +50,20 @@ int nccl_ring_owned_segment(int n, int r);
 rt_status nccl_ring_plan_run(nccl_ring_phase_t phase, size_t count, int n, int r,
                              size_t chunk_elems, nccl_ring_xfer_fn fn, void *arg);
 
+/* The uneven-chunk form behind nccl_reduce_scatter_v_ring and
+ * nccl_allgather_v_ring (in place, like the host coll_*_v calls): chunk i is
+ * [counts[0]+..+counts[i-1], +counts[i]), and any count may be 0.
+ *   reduce-scatter step k = 0..n-2: send chunk (r-k-1) to the right, receive
+ *     chunk (r-k-2) from the left and add it; afterwards rank r holds the
+ *     full sum of chunk r (its own). Transfers are cut into chunk_elems.
+ *   allgather step k = 0..n-2: send chunk (r-k), receive chunk (r-k-1) in
+ *     place, whole.
+ * A rank's send and its right neighbour's receive at step k concern the
+ * same chunk, cut alike, so they pair up one to one. A step whose two chunks
+ * are both empty has no transfers. counts must be the same on every rank. */
+rt_status nccl_ring_plan_run_v(nccl_ring_phase_t phase, const size_t *counts, int n, int r,
+                               size_t chunk_elems, nccl_ring_xfer_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,10 @@
  * the same data, for f32 and bf16, sum and average, counts {0, 1, 2, 1000003,
  * 4194304}, out of place and in place, and with a small odd chunk size so the
  * pipelined reduce-scatter runs many chunks when there are several ranks.
+ * Then the in-place uneven-chunk calls (nccl_reduce_scatter_v_ring,
+ * nccl_allgather_v_ring, and the two in a row) against the host reference
+ * for count patterns with empty chunks (this rank's own included), one rank
+ * owning everything, tiny and multi-chunk totals; the allgather exactly.
  *
  * Every rank regenerates every rank's input from the broadcast seed, so each
  * can check the full result. Outputs are poisoned with NaN (0xFF bytes)
@@ -195,6 +199,154 @@ static void check_case(nccl_comm_t *c, cudaStream_t s, uint64_t seed, size_t cou
     cudaFree(recv_ref);
 }
 
+/* ---- the in-place uneven-chunk calls ------------------------------------ */
+
+/* Count pattern `which` for n ranks (the same on every rank). */
+static const char *v_counts(int which, int n, size_t *counts)
+{
+    static const char *names[] = {"even", "uneven", "odd-ranks-empty", "rank0-empty",
+                                  "all-empty", "last-owns-all", "tiny", "large-uneven",
+                                  "large-with-empty"};
+    for (int i = 0; i < n; i++) {
+        size_t v = 0;
+        switch (which) {
+        case 0: v = 1000; break;
+        case 1: v = (size_t)(37 * i + 11); break;
+        case 2: v = i % 2 ? 0 : (size_t)(513 + i); break;
+        case 3: v = i == 0 ? 0 : (size_t)(300 + i); break;
+        case 4: v = 0; break;
+        case 5: v = i == n - 1 ? 1234 : 0; break;
+        case 6: v = (size_t)(i % 3); break;
+        case 7: v = 1000003 + 65537 * (size_t)i; break;
+        case 8: v = i % 2 ? 0 : (size_t)(2000003 + i); break;
+        }
+        counts[i] = v;
+    }
+    return names[which];
+}
+enum { V_PATTERNS = 9 };
+
+/* Copies n host floats to dev at element offset off, as dtype. */
+static void upload_at(void *dev, size_t off, const float *x, size_t n, rt_dtype dtype)
+{
+    if (n == 0)
+        return;
+    void *tmp = to_device_bytes(x, n, dtype);
+    size_t esz = dtype == RT_DTYPE_BF16 ? 2 : 4;
+    TCUDA(cudaMemcpy((char *)dev + off * esz, tmp, n * esz, cudaMemcpyDeviceToDevice));
+    TCUDA(cudaDeviceSynchronize());
+    TCUDA(cudaFree(tmp));
+}
+
+/* mode 0: nccl_reduce_scatter_v_ring, this rank's chunk against the host
+ * sum (or average) in double; mode 1: nccl_allgather_v_ring on a buffer
+ * that is NaN outside this rank's chunk, every chunk exactly its owner's
+ * input; mode 2: reduce-scatter then allgather on one buffer (the ZeRO-1
+ * pair), every element against the host all-reduce. Every rank regenerates
+ * every rank's input from the seed. */
+static void check_v_case(nccl_comm_t *c, cudaStream_t s, uint64_t seed, int pattern, rt_dtype dtype,
+                         coll_op op, int mode, const char *note)
+{
+    const int n = world_size;
+    size_t counts[64], offs[64], total = 0;
+    if (n > 64) MPI_Abort(MPI_COMM_WORLD, 1);
+    const char *pat = v_counts(pattern, n, counts);
+    for (int r = 0; r < n; r++) {
+        offs[r] = total;
+        total += counts[r];
+    }
+    float *mine = malloc(total * sizeof(float) + 4), *tmp = malloc(total * sizeof(float) + 4);
+    double *want = calloc(total + 1, sizeof(double));
+    if (!mine || !tmp || !want) MPI_Abort(MPI_COMM_WORLD, 1);
+    fill_input(mine, total, seed, world_rank, dtype);
+    for (int r = 0; r < n; r++) {
+        fill_input(tmp, total, seed, r, dtype);
+        for (size_t i = 0; i < total; i++) {
+            if (mode == 1) {
+                if (i >= offs[r] && i < offs[r] + counts[r])
+                    want[i] = tmp[i];
+            } else {
+                want[i] += tmp[i];
+            }
+        }
+    }
+    if (mode != 1 && op == COLL_AVG)
+        for (size_t i = 0; i < total; i++)
+            want[i] /= n;
+    double atol = 0, rtol = 0; /* one rank, and any allgather: exact */
+    if (n > 1 && mode != 1) {
+        if (dtype == RT_DTYPE_BF16) {
+            atol = n / 256.0; rtol = 1.0 / 128;
+        } else {
+            atol = 1e-6 * n; rtol = 1e-6;
+        }
+    }
+    void *buf;
+    if (mode == 1) {
+        buf = poisoned(total, dtype);
+        upload_at(buf, offs[world_rank], mine + offs[world_rank], counts[world_rank], dtype);
+    } else {
+        buf = to_device_bytes(mine, total, dtype);
+    }
+    rt_status st = RT_OK;
+    if (mode != 1)
+        st = nccl_reduce_scatter_v_ring(c, buf, counts, dtype, op, s);
+    if (st == RT_OK && mode != 0)
+        st = nccl_allgather_v_ring(c, buf, counts, dtype, s);
+    if (st == RT_OK)
+        st = nccl_comm_wait(c, s, 60.0);
+    if (st != RT_OK)
+        fprintf(stderr, "r%d %s: %s\n", world_rank, pat, rt_last_error());
+    float *got = to_host_f32(buf, total, dtype);
+    /* reduce-scatter alone: only this rank's chunk is specified */
+    size_t from = mode == 0 ? offs[world_rank] : 0, len = mode == 0 ? counts[world_rank] : total;
+    double e = worst_ratio(got + from, want + from, len, atol, rtol);
+    int ok = st == RT_OK && e <= 1.0, all_ok = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    static const char *modes[] = {"reduce_scatter_v", "allgather_v", "rs_v+ag_v"};
+    if (world_rank == 0)
+        printf("%-16s np=%d %-4s %s %-16s total=%-8zu %-9s err/tol=%.3g  %s\n", modes[mode], n,
+               rt_dtype_name(dtype), op == COLL_AVG ? "avg" : "sum", pat, total, note, e,
+               all_ok ? "ok" : "FAIL");
+    EXPECT(ok, "rank %d: %s %s %s %s: err/tol %.3g, status %d", world_rank, modes[mode], pat,
+           rt_dtype_name(dtype), op == COLL_AVG ? "avg" : "sum", e, (int)st);
+    free(mine); free(tmp); free(want); free(got);
+    TCUDA(cudaFree(buf));
+}
+
+static void check_v_all(nccl_comm_t *c, cudaStream_t s, uint64_t seed, const char *note)
+{
+    static const rt_dtype dtypes[] = {RT_DTYPE_F32, RT_DTYPE_BF16};
+    for (int p = 0; p < V_PATTERNS; p++)
+        for (int di = 0; di < 2; di++) {
+            uint64_t sd = seed + (uint64_t)p * 131 + (uint64_t)di * 17;
+            check_v_case(c, s, sd, p, dtypes[di], COLL_SUM, 0, note);
+            check_v_case(c, s, sd + 1, p, dtypes[di], COLL_AVG, 0, note);
+            check_v_case(c, s, sd + 2, p, dtypes[di], COLL_SUM, 1, note);
+            check_v_case(c, s, sd + 3, p, dtypes[di], COLL_AVG, 2, note);
+        }
+}
+
+/* Refused before any transfer, on every rank alike: nothing may hang. */
+static void check_v_bad_args(nccl_comm_t *c, cudaStream_t s)
+{
+    size_t counts[64] = {0};
+    float *d = NULL;
+    TCUDA(cudaMalloc((void **)&d, 16));
+    EXPECT(nccl_reduce_scatter_v_ring(c, d, NULL, RT_DTYPE_F32, COLL_SUM, s) == RT_ERR_INVALID,
+           "NULL counts: %s", rt_last_error());
+    EXPECT(nccl_allgather_v_ring(c, d, counts, RT_DTYPE_U8, s) == RT_ERR_INVALID,
+           "u8: %s", rt_last_error());
+    EXPECT(nccl_reduce_scatter_v_ring(c, d, counts, RT_DTYPE_F32, (coll_op)9, s) == RT_ERR_INVALID,
+           "unknown op: %s", rt_last_error());
+    counts[0] = 4;
+    EXPECT(nccl_allgather_v_ring(c, NULL, counts, RT_DTYPE_F32, s) == RT_ERR_INVALID,
+           "NULL buffer: %s", rt_last_error());
+    EXPECT(nccl_reduce_scatter_v_ring(NULL, d, counts, RT_DTYPE_F32, COLL_SUM, s) == RT_ERR_INVALID,
+           "NULL communicator: %s", rt_last_error());
+    TCUDA(cudaFree(d));
+}
+
 /* Blocks a stream from the host side for a while: a stand-in for a peer
  * that never arrives. */
 static void CUDART_CB host_sleep(void *arg)
@@ -331,6 +483,14 @@ int main(int argc, char **argv)
     }
     check_case(c, s, seed + 103, 4194304, RT_DTYPE_F32, COLL_SUM, 0, "chunk=65537");
     check_case(c, s, seed + 104, 1000003, RT_DTYPE_BF16, COLL_AVG, 1, "chunk=65537");
+    /* the uneven-chunk calls, with the odd chunk, then the default one */
+    check_v_bad_args(c, s);
+    check_v_all(c, s, seed + 1000, "chunk=65537");
+    if (nccl_comm_set_chunk_elems(c, (size_t)1 << 20) != RT_OK) {
+        fprintf(stderr, "rank %d: %s\n", world_rank, rt_last_error());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    check_v_all(c, s, seed + 2000, "chunk=1Mi");
 
     TCUDA(cudaStreamDestroy(s));
     nccl_comm_destroy(c);
