@@ -243,9 +243,15 @@ rt_status rt_trace_rank_path(const char *path, int rank, int world, char *out, s
 void rt_trace_span(rt_trace_t *t, const char *cat, const char *name, double t0, double t1,
                    const char *arg_name, int64_t arg)
 {
+    if (t)
+        rt_trace_span_row(t, thread_tid(), cat, name, t0, t1, arg_name, arg);
+}
+
+void rt_trace_span_row(rt_trace_t *t, int tid, const char *cat, const char *name, double t0,
+                       double t1, const char *arg_name, int64_t arg)
+{
     if (!t || !isfinite(t0) || !isfinite(t1))
         return; /* a NaN or inf would make the whole file invalid JSON */
-    int tid = thread_tid();
     double ts = (t0 - t->origin) * 1e6;
     double dur = t1 > t0 ? (t1 - t0) * 1e6 : 0.0;
     pthread_mutex_lock(&t->lock);
@@ -270,12 +276,26 @@ void rt_trace_span(rt_trace_t *t, const char *cat, const char *name, double t0, 
 
 void rt_trace_thread_name(rt_trace_t *t, const char *name)
 {
+    if (t)
+        rt_trace_row_name(t, thread_tid(), name);
+}
+
+void rt_trace_row_name(rt_trace_t *t, int tid, const char *name)
+{
     if (!t)
         return;
-    int tid = thread_tid();
     pthread_mutex_lock(&t->lock);
     metadata_locked(t, tid, "thread_name", "name", name, 0);
     end_event(t);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void rt_trace_restart_clock(rt_trace_t *t)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->lock);
+    t->origin = rt_now();
     pthread_mutex_unlock(&t->lock);
 }
 

@@ -55,6 +55,19 @@ void rt_trace_span(rt_trace_t *t, const char *cat, const char *name, double t0, 
  * "comm progress". */
 void rt_trace_thread_name(rt_trace_t *t, const char *name);
 
+/* Rows of their own for work that overlaps the thread that records it
+ * (nonblocking communication progressed between a thread's other spans):
+ * rt_trace_span on row `row` instead of the calling thread's, and its
+ * name. Rows from RT_TRACE_ROW_FIRST on are never given to threads. */
+#define RT_TRACE_ROW_FIRST 1000
+void rt_trace_span_row(rt_trace_t *t, int row, const char *cat, const char *name, double t0,
+                       double t1, const char *arg_name, int64_t arg);
+void rt_trace_row_name(rt_trace_t *t, int row, const char *name);
+
+/* Times are measured from now on (call it on every rank right after a
+ * barrier, so that the ranks' time axes line up). */
+void rt_trace_restart_clock(rt_trace_t *t);
+
 /* Writes what is buffered and the closing bracket, closes the file and
  * frees t. Returns RT_OK or the first write error of the whole run
  * (RT_ERR_IO naming the path and the errno text). No other thread may
