@@ -37,8 +37,10 @@ typedef enum { COLL_SUM, COLL_AVG } coll_op;
 typedef struct coll_comm coll_comm_t;
 typedef struct coll_request coll_request_t;
 
-/* MPI_Init_thread (MPI_THREAD_FUNNELED) unless MPI is already initialised;
- * sets the log prefix to the world rank. */
+/* MPI_Init_thread asking for MPI_THREAD_SERIALIZED (so that one helper
+ * thread may drive a communicator while the calling thread computes, never
+ * both at once; FUNNELED is the least accepted) unless MPI is already
+ * initialised; sets the log prefix to the world rank. */
 rt_status coll_init(int *argc, char ***argv);
 /* MPI_Finalize if coll_init started MPI and it is not finalised yet. */
 rt_status coll_finalize(void);
@@ -88,8 +90,9 @@ rt_status coll_reduce_scatter(coll_comm_t *c, const void *send, void *recv,
 rt_status coll_barrier(coll_comm_t *c);
 
 /* Nonblocking all-reduce: starts the call and returns a request that
- * coll_test/coll_wait progress (on the calling thread: no helper thread, so
- * MPI_THREAD_FUNNELED suffices). Several may be in flight on one
+ * coll_test/coll_wait progress on whichever thread calls them (the
+ * collectives start no thread of their own; calls on one communicator must
+ * not run on two threads at once). Several may be in flight on one
  * communicator; every test/wait progresses all of them, in start order.
  * Buffers must stay untouched until the request completes. All ranks must
  * start the same calls in the same order. */

@@ -25,7 +25,11 @@ rt_status coll_init(int *argc, char ***argv)
         return rt_fail(RT_ERR_MPI, "coll_init: MPI was already finalised");
     if (!inited) {
         int provided = 0;
-        CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+        /* SERIALIZED: the gradient sync's progress thread calls MPI while
+         * the main thread computes (never both at once); FUNNELED is enough
+         * for everything else, which then falls back to progress on the
+         * main thread */
+        CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided));
         coll_started_mpi = 1;
         if (provided < MPI_THREAD_FUNNELED)
             return rt_fail(RT_ERR_MPI, "coll_init: MPI gives thread level %d, need FUNNELED", provided);
