@@ -222,3 +222,48 @@ void device_timer_destroy(device_timer_t *t)
     t->dev->impl->timer_destroy(t->dev, t->state);
     free(t);
 }
+
+struct device_side {
+    rt_device_t *dev;
+    void *state;  /* the device kind's */
+};
+
+rt_status device_side_create(rt_device_t *d, device_side_t **out)
+{
+    *out = NULL;
+    if (!d->impl->side_create)
+        return rt_fail(RT_ERR_UNSUPPORTED, "device %s has no side stream", device_name(d));
+    device_side_t *s = calloc(1, sizeof *s);
+    CHECK_ALLOC(s, sizeof *s);
+    s->dev = d;
+    rt_status st = d->impl->side_create(d, &s->state);
+    if (st != RT_OK) {
+        free(s);
+        return st;
+    }
+    *out = s;
+    return RT_OK;
+}
+
+void *device_side_stream(const device_side_t *s)
+{
+    return s->dev->impl->side_stream(s->state);
+}
+
+rt_status device_side_fork(device_side_t *s)
+{
+    return s->dev->impl->side_order(s->dev, s->state, 0);
+}
+
+rt_status device_side_join(device_side_t *s)
+{
+    return s->dev->impl->side_order(s->dev, s->state, 1);
+}
+
+void device_side_destroy(device_side_t *s)
+{
+    if (!s)
+        return;
+    s->dev->impl->side_destroy(s->dev, s->state);
+    free(s);
+}

@@ -34,6 +34,7 @@ typedef struct {
 typedef struct rt_graph rt_graph_t;
 typedef struct device_stager device_stager_t;
 typedef struct device_timer device_timer_t;
+typedef struct device_side device_side_t;
 
 /* The runtime half of a device (one per kind; see device_cpu.c and
  * device_cuda.cu). Reached through the device_* functions below. */
@@ -65,6 +66,11 @@ typedef struct device_impl {
     rt_status (*timer_record)(rt_device_t *d, void *state, int stop);
     rt_status (*timer_elapsed)(rt_device_t *d, void *state, double *seconds);
     void (*timer_destroy)(rt_device_t *d, void *state);
+    /* a side stream (NULL where the kind has none: the CPU) */
+    rt_status (*side_create)(rt_device_t *d, void **state);
+    void *(*side_stream)(void *state);
+    rt_status (*side_order)(rt_device_t *d, void *state, int join);
+    void (*side_destroy)(rt_device_t *d, void *state);
     void (*close)(rt_device_t *d);
 } device_impl_t;
 
@@ -140,6 +146,19 @@ void device_timer_destroy(device_timer_t *t);  /* NULL is ignored */
 /* The CUDA stream the device's work runs on (as void*, so C callers need
  * no CUDA headers); NULL for the CPU. */
 void *device_stream(const rt_device_t *d);
+
+/* A second stream of the device for work that overlaps the ops (the
+ * gradient exchange during backward): fork orders the side stream after
+ * everything enqueued on the device's stream so far, join orders the
+ * device's stream after everything enqueued on the side stream so far
+ * (events; neither waits on the host). Only devices with streams (CUDA):
+ * create fails with RT_ERR_UNSUPPORTED on the CPU, which runs each call to
+ * completion and needs none. */
+rt_status device_side_create(rt_device_t *d, device_side_t **out);
+void *device_side_stream(const device_side_t *s);
+rt_status device_side_fork(device_side_t *s);
+rt_status device_side_join(device_side_t *s);
+void device_side_destroy(device_side_t *s);  /* NULL is ignored */
 
 /* Page-locked host memory for batch buffers that a device copies from
  * asynchronously (the loader's alloc/free hooks): ctx is a pointer to the

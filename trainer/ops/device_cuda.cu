@@ -474,6 +474,74 @@ static rt_status cu_timer_elapsed(rt_device_t *d, void *state, double *seconds)
     return RT_OK;
 }
 
+/* ---- the side stream --------------------------------------------------------------- */
+
+/* A non-blocking stream and two events: fork records on the device's
+ * stream and makes the side stream wait, join the other way round. One
+ * event per direction suffices: cudaStreamWaitEvent waits for the event's
+ * most recent record at the time of the call. */
+typedef struct {
+    cudaStream_t stream;
+    cudaEvent_t fork, join;
+    int made;  /* how many of the three exist, in that order */
+} cuda_side_t;
+
+static void cu_side_destroy(rt_device_t *d, void *state)
+{
+    (void)d;
+    cuda_side_t *s = (cuda_side_t *)state;
+    if (!s)
+        return;
+    if (s->made > 2)
+        (void)cudaEventDestroy(s->join);
+    if (s->made > 1)
+        (void)cudaEventDestroy(s->fork);
+    if (s->made > 0)
+        (void)cudaStreamDestroy(s->stream);
+    free(s);
+}
+
+static rt_status cu_side_create(rt_device_t *d, void **state)
+{
+    *state = NULL;
+    cuda_side_t *s = (cuda_side_t *)calloc(1, sizeof *s);
+    CHECK_ALLOC(s, sizeof *s);
+    cudaError_t e = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess) {
+        s->made = 1;
+        e = cudaEventCreateWithFlags(&s->fork, cudaEventDisableTiming);
+    }
+    if (e == cudaSuccess) {
+        s->made = 2;
+        e = cudaEventCreateWithFlags(&s->join, cudaEventDisableTiming);
+    }
+    if (e != cudaSuccess) {
+        cu_side_destroy(d, s);
+        return rt_fail(RT_ERR_CUDA, "side stream: %s", cudaGetErrorString(e));
+    }
+    s->made = 3;
+    *state = s;
+    return RT_OK;
+}
+
+static void *cu_side_stream(void *state)
+{
+    return (void *)((cuda_side_t *)state)->stream;
+}
+
+static rt_status cu_side_order(rt_device_t *d, void *state, int join)
+{
+    cuda_side_t *s = (cuda_side_t *)state;
+    if (join) {
+        CHECK_CUDA(cudaEventRecord(s->join, s->stream));
+        CHECK_CUDA(cudaStreamWaitEvent(stream_of(d), s->join, 0));
+    } else {
+        CHECK_CUDA(cudaEventRecord(s->fork, stream_of(d)));
+        CHECK_CUDA(cudaStreamWaitEvent(s->stream, s->fork, 0));
+    }
+    return RT_OK;
+}
+
 /* ---- the device -------------------------------------------------------------------- */
 
 static void cu_close(rt_device_t *d)
@@ -508,6 +576,10 @@ static device_impl_t make_cuda_impl(void)
     i.timer_record = cu_timer_record;
     i.timer_elapsed = cu_timer_elapsed;
     i.timer_destroy = cu_timer_destroy;
+    i.side_create = cu_side_create;
+    i.side_stream = cu_side_stream;
+    i.side_order = cu_side_order;
+    i.side_destroy = cu_side_destroy;
     i.close = cu_close;
     return i;
 }
