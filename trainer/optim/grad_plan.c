@@ -1,4 +1,5 @@
-/* grad_plan.c - buckets of the gradient arena (see grad_plan.h). */
+/* grad_plan.c - buckets and ZeRO shards of the gradient arena (see
+ * grad_plan.h). */
 #include "trainer/optim/grad_plan.h"
 
 #include "common/check.h"
@@ -18,4 +19,24 @@ void grad_plan_bucket(const grad_plan_t *p, int64_t k, int64_t *lo, int64_t *hi)
 {
     *lo = k * p->bucket;
     *hi = *lo + p->bucket < p->total ? *lo + p->bucket : p->total;
+}
+
+void grad_plan_shard(int64_t total, int n, int r, int64_t *lo, int64_t *hi)
+{
+    int64_t per = n > 0 ? (total + n - 1) / n : total;
+    per = (per + GRAD_SHARD_ALIGN - 1) / GRAD_SHARD_ALIGN * GRAD_SHARD_ALIGN;
+    const int64_t a = (int64_t)r * per;
+    *lo = a < total ? a : total;
+    *hi = a + per < total ? a + per : total;
+}
+
+void grad_plan_shard_counts(int64_t total, int n, int64_t lo, int64_t hi, size_t *counts)
+{
+    for (int q = 0; q < n; q++) {
+        int64_t a, b;
+        grad_plan_shard(total, n, q, &a, &b);
+        a = a > lo ? a : lo;
+        b = b < hi ? b : hi;
+        counts[q] = b > a ? (size_t)(b - a) : 0;
+    }
 }

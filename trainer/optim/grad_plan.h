@@ -5,10 +5,18 @@
  * layer first). A bucket may span parameters or cut one: the all-reduce is
  * elementwise, so only the moment a bucket can start depends on where it
  * lies. Bucket k can start once backward has made everything from k*S on
- * final. */
+ * final.
+ *
+ * ZeRO-1 partitions the same arena among the ranks instead: rank r of n
+ * owns the contiguous shard [r*S, min((r+1)*S, total)), S being total/n
+ * rounded up to a multiple of GRAD_SHARD_ALIGN elements (64 bytes, so that
+ * every shard starts aligned for vector loads); the last shards may be
+ * shorter, or empty for tiny arenas. The shards need not divide the arena
+ * evenly: uneven ones are padded, never refused. */
 #ifndef RT_TRAINER_OPTIM_GRAD_PLAN_H
 #define RT_TRAINER_OPTIM_GRAD_PLAN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/status.h"
@@ -24,5 +32,12 @@ typedef struct {
 rt_status grad_plan_make(grad_plan_t *p, const param_registry_t *reg, double bucket_mb);
 /* Bucket k's range [*lo, *hi). */
 void grad_plan_bucket(const grad_plan_t *p, int64_t k, int64_t *lo, int64_t *hi);
+
+#define GRAD_SHARD_ALIGN 16
+/* Rank r's shard [*lo, *hi) of an arena of total elements over n ranks. */
+void grad_plan_shard(int64_t total, int n, int r, int64_t *lo, int64_t *hi);
+/* counts[q] = the elements of [lo, hi) that lie in rank q's shard, for q
+ * in 0..n-1: the chunks of a reduce-scatter or all-gather of that range. */
+void grad_plan_shard_counts(int64_t total, int n, int64_t lo, int64_t hi, size_t *counts);
 
 #endif

@@ -50,7 +50,9 @@ rt_status optimizer_create(optimizer_t *o, const optim_config_t *cfg, rt_device_
     o->lo = lo;
     o->hi = hi;
     for (int i = 0; i < optim_state_count(cfg); i++) {
-        rt_status st = device_alloc(dev, (void **)&o->state[i], sizeof(float) * (size_t)(hi - lo),
+        /* an empty shard (a tiny arena over many ranks) still gets a buffer */
+        const size_t n = hi > lo ? (size_t)(hi - lo) : 1;
+        rt_status st = device_alloc(dev, (void **)&o->state[i], sizeof(float) * n,
                                     "optimizer state");
         if (st != RT_OK) {
             optimizer_free(o);
