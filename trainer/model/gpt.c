@@ -416,6 +416,21 @@ static rt_status zeroed(model_t *m, const rt_tensor_t *t)
     return device_zero(m->dev, t->data, tensor_bytes(t));
 }
 
+/* A linear layer's backward in the order that lets communication start
+ * early: its weight and bias gradients, then the hook (they are final from
+ * `from` on), then the input's gradient (dinp NULL: none). */
+static rt_status linear_back(model_t *m, const rt_tensor_t *dinp, const rt_tensor_t *dw,
+                             const rt_tensor_t *db, const rt_tensor_t *dout,
+                             const rt_tensor_t *inp, const rt_tensor_t *w, grad_ready_fn ready,
+                             void *ready_ctx, int64_t from)
+{
+    const rt_ops_t *op = m->dev->ops;
+    TRY(op->linear_backward(NULL, dw, db, dout, inp, w, m->dev));
+    if (ready)
+        TRY(ready(ready_ctx, from));
+    return dinp ? op->linear_backward(dinp, NULL, NULL, dout, inp, w, m->dev) : RT_OK;
+}
+
 static rt_status gpt_backward(model_t *m, const rt_batch_t *batch, float loss_scale,
                               grad_ready_fn ready, void *ready_ctx)
 {
@@ -454,26 +469,29 @@ static rt_status gpt_backward(model_t *m, const rt_batch_t *batch, float loss_sc
         gpt_block_buffers_t *k = &b->blocks[l];
 #define W(j) param(m, P, P_BLOCK(l, j))
 #define DW(j) param(m, G, P_BLOCK(l, j))
+#define FROM(j) (reg->entries[P_BLOCK(l, j)].offset)
         rt_tensor_t w, dw, db;
         rt_tensor_t fch = mat(k->fch, N, 4 * C), fcg = mat(k->fch_gelu, N, 4 * C);
         w = W(P_MPROJ_W), dw = DW(P_MPROJ_W), db = DW(P_MPROJ_B);
         TRY(zeroed(m, &dfcg));
-        TRY(op->linear_backward(&dfcg, &dw, &db, &dres, &fcg, &w, d));
+        TRY(linear_back(m, &dfcg, &dw, &db, &dres, &fcg, &w, ready, ready_ctx, FROM(P_MPROJ_W)));
         TRY(zeroed(m, &dfch));
         TRY(op->gelu_backward(&dfch, &fch, &dfcg, d));
         rt_tensor_t ln2 = mat(k->ln2, N, C);
         w = W(P_FC_W), dw = DW(P_FC_W), db = DW(P_FC_B);
         TRY(zeroed(m, &dc));
-        TRY(op->linear_backward(&dc, &dw, &db, &dfch, &ln2, &w, d));
+        TRY(linear_back(m, &dc, &dw, &db, &dfch, &ln2, &w, ready, ready_ctx, FROM(P_FC_W)));
         rt_tensor_t mid = mat(k->res_mid, N, C);
         rt_tensor_t mean2 = vec(k->ln2_mean, N), rstd2 = vec(k->ln2_rstd, N);
         w = W(P_LN2_W), dw = DW(P_LN2_W), db = DW(P_LN2_B);
         TRY(op->layernorm_backward(&dres, &dw, &db, &dc, &mid, &w, &mean2, &rstd2, d));
+        if (ready)
+            TRY(ready(ready_ctx, FROM(P_LN2_W)));
         /* dres now holds d(loss)/d(res_mid) */
         rt_tensor_t atty = mat(k->atty, N, C);
         w = W(P_APROJ_W), dw = DW(P_APROJ_W), db = DW(P_APROJ_B);
         TRY(zeroed(m, &dc));
-        TRY(op->linear_backward(&dc, &dw, &db, &dres, &atty, &w, d));
+        TRY(linear_back(m, &dc, &dw, &db, &dres, &atty, &w, ready, ready_ctx, FROM(P_APROJ_W)));
         rt_tensor_t dqkv3 = cube(b->dqkv, B, T, 3 * C), qkv3 = cube(k->qkv, B, T, 3 * C);
         rt_tensor_t dc3 = cube(b->dc, B, T, C);
         rt_tensor_t att = att_view(k->att, c, B), datt = att_view(b->datt, c, B);
@@ -482,7 +500,7 @@ static rt_status gpt_backward(model_t *m, const rt_batch_t *batch, float loss_sc
         rt_tensor_t ln1 = mat(k->ln1, N, C);
         w = W(P_ATTN_W), dw = DW(P_ATTN_W), db = DW(P_ATTN_B);
         TRY(zeroed(m, &dc));
-        TRY(op->linear_backward(&dc, &dw, &db, &dqkv, &ln1, &w, d));
+        TRY(linear_back(m, &dc, &dw, &db, &dqkv, &ln1, &w, ready, ready_ctx, FROM(P_ATTN_W)));
         rt_tensor_t x = mat(b->res[l], N, C);
         rt_tensor_t mean1 = vec(k->ln1_mean, N), rstd1 = vec(k->ln1_rstd, N);
         w = W(P_LN1_W), dw = DW(P_LN1_W), db = DW(P_LN1_B);
@@ -491,6 +509,7 @@ static rt_status gpt_backward(model_t *m, const rt_batch_t *batch, float loss_sc
             TRY(ready(ready_ctx, reg->entries[P_BLOCK(l, 0)].offset));
 #undef W
 #undef DW
+#undef FROM
     }
     rt_tensor_t dwpe = param(m, G, P_WPE);
     TRY(op->embedding_backward(&dwte, &dwpe, &dres, &batch->inputs, d));

@@ -220,9 +220,13 @@ static rt_status mlp_backward(model_t *m, const rt_batch_t *batch, float loss_sc
         rt_tensor_t inp = l > 0 ? tensor_2d(b->acts[l], F32, B, C) : batch->inputs;
         rt_tensor_t w = weight(m, m->params, l);
         rt_tensor_t dw = weight(m, m->grads, l), db = bias(m, m->grads, l);
-        TRY(op->linear_backward(l > 0 ? &dinp : NULL, &dw, &db, &dout, &inp, &w, m->dev));
+        /* the layer's parameter gradients first, so that their exchange
+         * (the hook) runs while the input's gradient computes */
+        TRY(op->linear_backward(NULL, &dw, &db, &dout, &inp, &w, m->dev));
         if (ready)
             TRY(ready(ready_ctx, m->reg->entries[2 * l].offset));
+        if (l > 0)
+            TRY(op->linear_backward(&dinp, NULL, NULL, &dout, &inp, &w, m->dev));
         if (l > 0) {
             /* acts[l] is the ReLU output of layer l-1: mask in place */
             TRY(op->relu_backward(&dinp, &dinp, &inp, m->dev));
