@@ -10,6 +10,7 @@
 #include "trainer/ops/cpu_threads.h"
 #include "trainer/optim/optim.h"
 #include "trainer/optim/schedule.h"
+#include "trainer/run/grad_sync.h"
 
 void train_config_default(train_config_t *c)
 {
@@ -26,6 +27,7 @@ void train_config_default(train_config_t *c)
     c->log_every = 50;
     c->keep = 3;
     c->bucket_mb = 4.0;
+    c->overlap = "thread";
     c->shuffle = true;
 }
 
@@ -83,6 +85,12 @@ rt_status train_config_check(const train_config_t *c)
         return rt_fail(RT_ERR_USAGE, "--seed must not be negative, got %d", c->seed);
     if (!(c->bucket_mb > 0.0 && c->bucket_mb <= 4096.0))
         return rt_fail(RT_ERR_USAGE, "--bucket-mb must be in (0, 4096], got %g", c->bucket_mb);
+    sync_overlap ov;
+    TRY(sync_overlap_parse(c->overlap ? c->overlap : "", &ov));
+    if (c->zero != 0 && c->zero != 1)
+        return rt_fail(RT_ERR_USAGE, "--zero must be 0 or 1, got %d", c->zero);
+    if (c->trace && !*c->trace)
+        return rt_fail(RT_ERR_USAGE, "--trace: empty file name");
     return RT_OK;
 }
 
@@ -135,6 +143,9 @@ size_t train_config_json(const train_config_t *a, const char *model_spec, int wo
     PUT_STR("export_params", a->export_params);
     PUT("\"bucket_mb\":%.17g,\"skip_nonfinite\":%s,\"shuffle\":%s,", a->bucket_mb,
         a->skip_nonfinite ? "true" : "false", a->shuffle ? "true" : "false");
+    PUT_STR("overlap", a->overlap);
+    PUT("\"zero\":%d,", a->zero);
+    PUT_STR("trace", a->trace);
     PUT_STR("ckpt_dir", a->ckpt_dir);
     PUT("\"ckpt_every\":%d,\"keep\":%d,", a->ckpt_every, a->keep);
     PUT_STR("resume", a->resume);

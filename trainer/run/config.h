@@ -26,13 +26,16 @@ typedef struct {
     double lr, momentum;
     double weight_decay;        /* < 0: the optimizer's default */
     double grad_clip, bucket_mb;
+    const char *overlap;        /* "thread" | "layers" | "off" (trainer/run/grad_sync.h) */
+    int zero;                   /* 0 | 1: ZeRO-1 sharded optimizer state */
+    const char *trace;          /* Chrome-trace timeline, per rank; NULL: none */
     bool skip_nonfinite, tf32, eager;
     bool shuffle;               /* false: records in file order (tests, debugging) */
 } train_config_t;
 
 /* The defaults of `ringtrain train`: adamw, constant, auto, lr 1e-3,
  * momentum 0.9, epochs 1, accum 1, log every 50, keep 3, resume auto,
- * buckets of 4 MiB, shuffled. */
+ * buckets of 4 MiB, overlap on a thread, no ZeRO, shuffled. */
 void train_config_default(train_config_t *c);
 
 /* Checks every value (not the files: the session opens those). */

@@ -53,6 +53,10 @@ void metrics_write_step(FILE *f, const metrics_step_t *m)
         fprintf(f, ",\"bits_per_byte\":%.7g", m->bits_per_byte);
     if (!isnan(m->mfu))
         fprintf(f, ",\"mfu\":%.5f", m->mfu);
+    if (!isnan(m->comm_exposed_ms))
+        fprintf(f, ",\"comm_exposed_ms\":%.4f", m->comm_exposed_ms);
+    if (m->optimizer_bytes > 0)
+        fprintf(f, ",\"optimizer_bytes\":%lld", (long long)m->optimizer_bytes);
     fprintf(f, ",\"grad_norm\":%.7g}\n", m->grad_norm);
     fflush(f);
 }

@@ -26,6 +26,8 @@ typedef struct {
     double tokens_per_s;   /* token models */
     double bits_per_byte;  /* byte-level token sets: loss / ln 2 */
     double mfu;            /* model FLOPs per second over the measured peak, 0..1 */
+    double comm_exposed_ms;  /* per step, communication not hidden behind compute (NaN: no peers) */
+    int64_t optimizer_bytes; /* optimizer state held by a rank */
 } metrics_step_t;
 
 void metrics_write_step(FILE *f, const metrics_step_t *m);

@@ -42,7 +42,14 @@ static rt_status replica_init(replica_t *r)
     const size_t arena = sizeof(float) * (size_t)r->reg.total;
     TRY(device_alloc(r->dev, (void **)&r->params, arena, "parameters"));
     TRY(device_alloc(r->dev, (void **)&r->grads, arena, "gradients"));
-    TRY(optimizer_create(&r->opt, &c->optim, r->dev, &r->reg, 0, r->reg.total));
+    int64_t lo = 0, hi = r->reg.total;
+    if (c->shards > 1) {
+        CHECK_ARG(c->shard >= 0 && c->shard < c->shards, "replica: shard %d of %d", c->shard,
+                  c->shards);
+        grad_plan_shard(r->reg.total, c->shards, c->shard, &lo, &hi);
+    }
+    TRY(optimizer_create(&r->opt, &c->optim, r->dev, &r->reg, lo, hi));
+    const size_t state_bytes = sizeof(float) * (size_t)(hi - lo);
     TRY(device_alloc(r->dev, (void **)&r->state, sizeof *r->state, "step state"));
     if (on_host(r)) {
         r->state_host = r->state;
@@ -53,7 +60,7 @@ static rt_status replica_init(replica_t *r)
         TRY(host_alloc((void **)&r->state_host, sizeof *r->state_host));
         TRY(host_alloc((void **)&r->host_params, arena));
         for (int i = 0; i < optim_state_count(&c->optim); i++)
-            TRY(host_alloc((void **)&r->host_state[i], arena));
+            TRY(host_alloc((void **)&r->host_state[i], state_bytes ? state_bytes : 1));
     }
     /* the step state starts clean: no step, nothing non-finite */
     memset(r->state_host, 0, sizeof *r->state_host);
@@ -147,6 +154,18 @@ float *replica_host_state(replica_t *r, int i)
     return i >= 0 && i < 2 ? r->host_state[i] : NULL;
 }
 
+void replica_shard(const replica_t *r, int64_t *lo, int64_t *hi)
+{
+    *lo = r->opt.lo;
+    *hi = r->opt.hi;
+}
+
+int64_t replica_optimizer_bytes(const replica_t *r)
+{
+    return (int64_t)optim_state_count(&r->cfg.optim) * (r->opt.hi - r->opt.lo) *
+           (int64_t)sizeof(float);
+}
+
 void replica_init_params(replica_t *r, uint64_t seed)
 {
     r->cfg.spec->kind->init(r->cfg.spec->cfg, &r->reg, r->host_params, seed);
@@ -155,6 +174,11 @@ void replica_init_params(replica_t *r, uint64_t seed)
 void replica_set_sync(replica_t *r, grad_sync_t *sync)
 {
     r->sync = sync;
+}
+
+void replica_set_trace(replica_t *r, rt_trace_t *trace)
+{
+    r->trace = trace;
 }
 
 int64_t replica_step_index(const replica_t *r)
@@ -189,8 +213,9 @@ rt_status replica_upload(replica_t *r, int64_t opt_steps, int64_t skipped)
     const size_t arena = sizeof(float) * (size_t)r->reg.total;
     TRY(replica_wait(r));
     TRY(device_upload(r->dev, r->params, r->host_params, arena));
-    for (int i = 0; i < optim_state_count(&r->cfg.optim); i++)
-        TRY(device_upload(r->dev, r->opt.state[i], r->host_state[i], arena));
+    const size_t state = sizeof(float) * (size_t)(r->opt.hi - r->opt.lo);
+    for (int i = 0; state && i < optim_state_count(&r->cfg.optim); i++)
+        TRY(device_upload(r->dev, r->opt.state[i], r->host_state[i], state));
     TRY(device_download(r->dev, r->state_host, r->state, sizeof *r->state));
     r->state_host->t = opt_steps;
     r->state_host->nonfinite = skipped;
@@ -206,7 +231,8 @@ rt_status replica_download(replica_t *r, bool optimizer)
     const size_t arena = sizeof(float) * (size_t)r->reg.total;
     TRY(replica_wait(r));
     TRY(device_download(r->dev, r->host_params, r->params, arena));
-    for (int i = 0; optimizer && i < optim_state_count(&r->cfg.optim); i++)
-        TRY(device_download(r->dev, r->host_state[i], r->opt.state[i], arena));
+    const size_t state = sizeof(float) * (size_t)(r->opt.hi - r->opt.lo);
+    for (int i = 0; optimizer && state && i < optim_state_count(&r->cfg.optim); i++)
+        TRY(device_download(r->dev, r->host_state[i], r->opt.state[i], state));
     return RT_OK;
 }

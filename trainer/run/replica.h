@@ -46,6 +46,10 @@ typedef struct {
     bool skip_nonfinite;       /* skip such steps instead of failing */
     bool eager;                /* never capture CUDA graphs */
     rt_dtype compute_dtype;    /* the precision of the model's arithmetic: F32 */
+    /* ZeRO-1: the optimizer holds state for (and updates) shard `shard` of
+     * `shards` only (grad_plan_shard), the gradient sync bringing the other
+     * shards' parameters; shards 0 or 1: the whole arena */
+    int shards, shard;
 } replica_config_t;
 
 typedef struct {
@@ -79,9 +83,15 @@ rt_device_t *replica_device(const replica_t *r);
 optimizer_t *replica_optimizer(replica_t *r);
 
 /* Host copies, with the registry's layout: parameters, and optimizer state
- * array i (NULL when the optimizer has none). */
+ * array i (NULL when the optimizer has none), which covers only the
+ * optimizer's shard [lo, hi) of the arena (replica_shard; index 0 is
+ * element lo). */
 float *replica_host_params(replica_t *r);
 float *replica_host_state(replica_t *r, int i);
+/* The arena range the optimizer updates: [0, total) without ZeRO. */
+void replica_shard(const replica_t *r, int64_t *lo, int64_t *hi);
+/* Bytes of optimizer state this replica holds (on its device). */
+int64_t replica_optimizer_bytes(const replica_t *r);
 
 /* The model's initialisation into the host parameters. */
 void replica_init_params(replica_t *r, uint64_t seed);
@@ -94,6 +104,9 @@ rt_status replica_download(replica_t *r, bool optimizer);
 
 /* Gradient averaging across ranks (NULL: a single process). Not owned. */
 void replica_set_sync(replica_t *r, grad_sync_t *sync);
+/* The timeline the step's phases go to (NULL: none). Not owned. On a GPU
+ * the spans time the enqueueing on the host, not the kernels. */
+void replica_set_trace(replica_t *r, rt_trace_t *trace);
 
 /* The 0-based index of the next step (the schedule's position). */
 int64_t replica_step_index(const replica_t *r);

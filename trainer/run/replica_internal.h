@@ -34,6 +34,7 @@ struct replica {
     int64_t step;                /* the next step's 0-based index */
     int64_t nonfinite_seen;      /* non-finite steps already reported */
     grad_sync_t *sync;
+    rt_trace_t *trace;           /* spans of forward, backward, optimizer; NULL: none */
 };
 
 #endif

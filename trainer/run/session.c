@@ -81,11 +81,19 @@ static rt_status session_start(session_t *s)
         float *grads = NULL;
         /* the sync reduces the replica's device gradient arena */
         grads = replica_model(s->rep)->grads;
+        grad_sync_config_t gc = {.plan = s->plan, .zero = s->cfg.zero != 0, .trace = s->trace};
+        TRY(sync_overlap_parse(s->cfg.overlap, &gc.overlap));
         if (s->devcfg.kind == RT_DEVICE_CUDA)
-            TRY(grad_sync_create_device(&s->sync, s->dev, &s->plan, grads, coll_timeout(s->comm)));
+            TRY(grad_sync_create_device(&s->sync, s->dev, &gc, grads, coll_timeout(s->comm)));
         else
-            TRY(grad_sync_create_host(&s->sync, s->comm, &s->plan, grads));
+            TRY(grad_sync_create_host(&s->sync, s->comm, &gc, grads));
         replica_set_sync(s->rep, s->sync);
+    }
+    replica_set_trace(s->rep, s->trace);
+    if (s->trace) {  /* the ranks' time axes start together */
+        if (s->comm && s->world > 1)
+            TRY(coll_barrier(s->comm));
+        rt_trace_restart_clock(s->trace);
     }
     return replica_upload(s->rep, s->opt_steps, s->skipped);
 }
@@ -142,6 +150,20 @@ static void print_header(const session_t *s, int64_t global_batch)
            (long long)s->total_steps, (long long)s->steps_per_epoch, a->optimizer, a->lr,
            a->schedule, a->warmup, gpu ? "" : "blas ",
            gpu ? (a->tf32 ? "cuda tf32" : "cuda fp32") : cpu_env_blas_core());
+    /* the optimizer state a rank holds: with ZeRO-1 its shard, 1/N of it */
+    const int64_t bytes = replica_optimizer_bytes(s->rep);
+    if (s->sync) {
+        printf("sync  %lld buckets of %.3g MiB | overlap %s | %s | optimizer state %lld bytes per "
+               "rank (%.1f MiB)\n",
+               (long long)s->plan.count, (double)s->plan.bucket * sizeof(float) / 1048576.0,
+               grad_sync_overlap_text(s->sync),
+               grad_sync_zero(s->sync) ? "ZeRO-1 (reduce-scatter, sharded update, all-gather)"
+                                       : "all-reduce",
+               (long long)bytes, (double)bytes / 1048576.0);
+    } else {
+        printf("optimizer state %lld bytes (%.1f MiB)\n", (long long)bytes,
+               (double)bytes / 1048576.0);
+    }
     fflush(stdout);
 }
 
@@ -160,6 +182,8 @@ static metrics_step_t step_metrics(const session_t *s, int64_t done, double epoc
                         .bits_per_byte = s->byte_level ? loss / LN2 : NAN, .mfu = NAN};
     if (s->peak_flops > 0 && s->example_flops > 0)
         m.mfu = samples_per_s * per_sample * s->example_flops / (s->peak_flops * s->world);
+    m.optimizer_bytes = replica_optimizer_bytes(s->rep);
+    m.comm_exposed_ms = NAN;
     return m;
 }
 
@@ -176,8 +200,11 @@ static void print_step(const session_t *s, const metrics_step_t *m, const char *
         snprintf(rate, sizeof rate, "%.0f samples/s", m->samples_per_s);
     if (!isnan(m->mfu))
         snprintf(mfu, sizeof mfu, " | MFU %.1f%%", 100.0 * m->mfu);
-    printf("step %lld/%lld | epoch %.2f | %s | lr %.3e | %s%s | ETA %s\n", (long long)m->step,
-           (long long)s->total_steps, m->epoch, loss, m->lr, rate, mfu, eta);
+    char comm[48] = "";
+    if (!isnan(m->comm_exposed_ms))
+        snprintf(comm, sizeof comm, " | comm %.1f ms exposed", m->comm_exposed_ms);
+    printf("step %lld/%lld | epoch %.2f | %s | lr %.3e | %s%s%s | ETA %s\n", (long long)m->step,
+           (long long)s->total_steps, m->epoch, loss, m->lr, rate, mfu, comm, eta);
     fflush(stdout);
 }
 
@@ -266,7 +293,12 @@ static rt_status session_train(session_t *s)
             format_duration((now - t_start) / (double)(done - s->start_step) *
                                 (double)(s->total_steps - done),
                             eta, sizeof eta);
-            const metrics_step_t m = step_metrics(s, done, epoch, loss, res.lr, rate, res.grad_norm);
+            metrics_step_t m = step_metrics(s, done, epoch, loss, res.lr, rate, res.grad_norm);
+            if (s->sync) {
+                int64_t synced = 0;
+                const double exposed = grad_sync_take_exposed(s->sync, &synced);
+                m.comm_exposed_ms = synced ? 1e3 * exposed / (double)synced : NAN;
+            }
             print_step(s, &m, eta);
             if (s->metrics)
                 metrics_write_step(s->metrics, &m);
@@ -384,6 +416,7 @@ rt_status session_run(const train_config_t *cfg, coll_comm_t *comm, const sessio
     } else {
         session_release_batch(s);
         loader_close(s->loader);
+        rt_trace_close(s->trace);  /* no MPI: what is buffered reaches the file */
     }
     ckpt_state_free(&s->list);
     ckpt_run_free(&s->ckpt_run);

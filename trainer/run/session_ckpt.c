@@ -6,15 +6,82 @@
  * have been brought to the host. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/check.h"
+#include "common/timer.h"
 #include "trainer/run/session_internal.h"
+
+static bool sharded(const session_t *s)
+{
+    int64_t lo, hi;
+    replica_shard(s->rep, &lo, &hi);
+    return lo != 0 || hi != replica_registry(s->rep)->total;
+}
+
+rt_status session_full_state(session_t *s, bool gather, float *full[2])
+{
+    full[0] = replica_host_state(s->rep, 0);
+    full[1] = replica_host_state(s->rep, 1);
+    if (!sharded(s))
+        return RT_OK;
+    const int64_t total = replica_registry(s->rep)->total;
+    int64_t lo, hi;
+    replica_shard(s->rep, &lo, &hi);
+    size_t *counts = calloc((size_t)s->world, sizeof *counts);
+    CHECK_ALLOC(counts, sizeof *counts * (size_t)s->world);
+    grad_plan_shard_counts(total, s->world, 0, total, counts);
+    rt_status st = RT_OK;
+    for (int i = 0; i < 2; i++) {
+        const float *mine = full[i];
+        full[i] = NULL;
+        if (!mine)
+            continue;
+        st = host_alloc((void **)&full[i], sizeof(float) * (size_t)total);
+        if (st != RT_OK)
+            break;
+        if (!gather)
+            continue;
+        memcpy(full[i] + lo, mine, sizeof(float) * (size_t)(hi - lo));
+        st = coll_allgather_v(s->comm, full[i], counts, RT_DTYPE_F32);
+        if (st != RT_OK)
+            break;
+    }
+    free(counts);
+    if (st != RT_OK)
+        session_full_state_free(s, full);
+    return st;
+}
+
+void session_full_state_scatter(session_t *s, float *const full[2])
+{
+    int64_t lo, hi;
+    replica_shard(s->rep, &lo, &hi);
+    for (int i = 0; sharded(s) && i < 2; i++) {
+        float *mine = replica_host_state(s->rep, i);
+        if (mine && full[i])
+            memcpy(mine, full[i] + lo, sizeof(float) * (size_t)(hi - lo));
+    }
+}
+
+void session_full_state_free(session_t *s, float *full[2])
+{
+    for (int i = 0; i < 2; i++) {
+        if (full[i] && full[i] != replica_host_state(s->rep, i))
+            host_free(full[i]);
+        full[i] = NULL;
+    }
+}
 
 rt_status session_checkpoint(session_t *s, int64_t done)
 {
     const train_config_t *a = &s->cfg;
+    const double t0 = rt_now();
     int32_t failed = 0;
     char path[4096] = "";
+    /* with ZeRO-1 the shards come together first, on every rank */
+    float *state[2] = {NULL, NULL};
+    TRY(session_full_state(s, true, state));
     if (s->rank == 0) {
         sampler_state_t ls = loader_state(s->loader);
         if (ls.position >= s->steps_per_epoch * a->accum)
@@ -33,7 +100,6 @@ rt_status session_checkpoint(session_t *s, int64_t done)
         sc->world = s->world;
         if (!s->resume_path[0])
             sc->init_seed = (uint64_t)a->seed;
-        float *state[2] = {replica_host_state(s->rep, 0), replica_host_state(s->rep, 1)};
         rt_status st = ckpt_state_all(&s->list, replica_registry(s->rep),
                                       replica_host_params(s->rep), &s->optim, state, sc);
         char probe[1];
@@ -55,7 +121,9 @@ rt_status session_checkpoint(session_t *s, int64_t done)
             fflush(stdout);
         }
     }
+    session_full_state_free(s, state);
     TRY(session_bcast(s, &failed, 1, RT_DTYPE_I32));
+    rt_trace_span(s->trace, "checkpoint", "checkpoint", t0, rt_now(), "step", done);
     s->consistent = true;
     if (failed && s->rank == 0)
         return rt_fail_context(RT_ERR_IO, "checkpoint at step %lld (training stops rather than go on without it)",

@@ -44,6 +44,7 @@ typedef struct {
     replica_t *rep;
     grad_plan_t plan;
     grad_sync_t *sync;
+    rt_trace_t *trace;           /* --trace: this rank's timeline; NULL: none */
     FILE *metrics;
     int64_t steps_per_epoch;     /* optimizer steps */
     int64_t loader_spe;          /* loader batches per epoch */
@@ -86,6 +87,15 @@ rt_status session_resume_agree(session_t *s);
 
 /* session_ckpt.c */
 rt_status session_checkpoint(session_t *s, int64_t done);
+/* The optimizer state as whole-arena host arrays, as checkpoints hold it:
+ * the replica's own host copies, or with ZeRO-1 (the replica holds its
+ * shard only) arrays allocated here, which session_full_state_free frees.
+ * gather: fill them with every rank's shard (collective); otherwise they
+ * are for reading a checkpoint into, then session_full_state_scatter. */
+rt_status session_full_state(session_t *s, bool gather, float *full[2]);
+/* After a checkpoint was read into full: this rank's shard to the replica. */
+void session_full_state_scatter(session_t *s, float *const full[2]);
+void session_full_state_free(session_t *s, float *full[2]);
 
 /* Broadcast from rank 0 / all-reduce over the session's ranks; no-ops
  * (RT_OK) for a process alone. */

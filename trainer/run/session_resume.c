@@ -126,13 +126,24 @@ rt_status session_resume_load(session_t *s, ckpt_reader_t *rd)
     if ((s->optim.kind == OPTIM_ADAMW) != has_m)
         return rt_fail(RT_ERR_USAGE, "checkpoint %s holds %s optimizer state; this run has --optimizer %s",
                        s->resume_path, has_m ? "adamw" : "sgd", optim_kind_name(s->optim.kind));
-    float *state[2] = {replica_host_state(s->rep, 0), replica_host_state(s->rep, 1)};
-    TRY(ckpt_state_all(&s->list, reg, replica_host_params(s->rep), &s->optim, state, &s->sc));
-    rt_status st = ckpt_read_arrays(rd, s->list.arrays, s->list.n);
-    if (st != RT_OK)
-        return rt_fail_context(rt_input_status(st), "resuming from %s", s->resume_path);
+    /* whole-arena state as the file holds it; with ZeRO-1 each rank keeps
+     * its shard of it */
+    float *state[2] = {NULL, NULL};
+    TRY(session_full_state(s, false, state));
+    rt_status st = ckpt_state_all(&s->list, reg, replica_host_params(s->rep), &s->optim, state,
+                                  &s->sc);
+    if (st == RT_OK) {
+        st = ckpt_read_arrays(rd, s->list.arrays, s->list.n);
+        if (st != RT_OK)
+            st = rt_fail_context(rt_input_status(st), "resuming from %s", s->resume_path);
+    }
+    if (st == RT_OK) {
+        s->digest = ckpt_digest(ckpt_reader_meta(rd), s->list.arrays, s->list.n);
+        session_full_state_scatter(s, state);
+    }
+    session_full_state_free(s, state);
+    TRY(st);
     s->start_step = s->sc.step;
-    s->digest = ckpt_digest(ckpt_reader_meta(rd), s->list.arrays, s->list.n);
     if (s->rank == 0 && resumed_from_dir(s))
         s->ckpt_run.history_step = s->start_step;
     return RT_OK;

@@ -10,6 +10,7 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "common/timer.h"
 #include "trainer/ops/cpu_peak.h"
 #include "trainer/ops/cpu_threads.h"
 #include "trainer/run/eval.h"
@@ -72,6 +73,8 @@ static rt_status open_replica(session_t *s)
         .skip_nonfinite = a->skip_nonfinite,
         .eager = a->eager,
         .compute_dtype = RT_DTYPE_F32,
+        .shards = a->zero ? s->world : 1,
+        .shard = a->zero ? s->rank : 0,
     };
     return replica_create(&s->rep, &rc);
 }
@@ -124,6 +127,14 @@ static rt_status setup_inner(session_t *s, ckpt_reader_t **rd)
     TRY(open_loader(s));
     TRY(host_alloc((void **)&s->split,
                    sizeof(int32_t) * (host_batch_split_len(&s->io, a->batch) + 1)));
+    if (a->trace) {
+        char path[4096];
+        TRY(rt_trace_rank_path(a->trace, s->rank, s->world, path, sizeof path));
+        rt_status st = rt_trace_open(&s->trace, path, s->rank);
+        if (st != RT_OK)
+            return rt_fail_context(RT_ERR_USAGE, "--trace");
+        rt_trace_thread_name(s->trace, "training");
+    }
     if (s->rank == 0 && a->metrics) {
         s->metrics = metrics_open(a->metrics, s->resume_path[0] ? s->sc.step : -1);
         if (!s->metrics)
@@ -156,6 +167,10 @@ void session_setup_free(session_t *s)
     device_close(s->eval_dev);
     grad_sync_destroy(s->sync);
     replica_destroy(s->rep);
+    rt_status st = rt_trace_close(s->trace);
+    s->trace = NULL;
+    if (st != RT_OK)
+        LOG_WARN("--trace: %s", rt_last_error());
     device_close(s->dev);
     dataset_close(s->eval_ds);
     dataset_close(s->train_ds);
@@ -187,7 +202,9 @@ rt_status session_next_batch(void *ctx, int k, rt_batch_t *batch)
         }
         s->micro_in_epoch = 0;
     }
+    const double t0 = rt_now();
     TRY(loader_acquire(s->loader, &b));
+    rt_trace_span(s->trace, "data", "data wait", t0, rt_now(), NULL, 0);
     s->holding = true;
     s->micro_in_epoch++;
     host_batch_from_loader(&s->io, &b, s->split, batch);

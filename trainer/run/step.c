@@ -9,6 +9,7 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "common/timer.h"
 #include "trainer/run/replica_internal.h"
 
 /* Device views of a staged batch: the host batch's shapes over the slot's
@@ -48,33 +49,75 @@ static rt_status check_batch(const replica_t *r, const rt_batch_t *b)
     return tensor_expect_dim(&b->targets, 1, r->io.context, op, "batch targets");
 }
 
+/* Backward's hook while tracing: a span per stretch of backward between
+ * two hooks (a layer, or a block), then the gradient sync's own hook. */
+typedef struct {
+    rt_trace_t *trace;
+    grad_ready_fn inner;
+    void *inner_ctx;
+    double mark;
+} traced_hook_t;
+
+static rt_status traced_ready(void *ctx, int64_t ready_from)
+{
+    traced_hook_t *h = ctx;
+    const double now = rt_now();
+    rt_trace_span(h->trace, "compute", "backward", h->mark, now, "ready_from", ready_from);
+    h->mark = now;
+    return h->inner ? h->inner(h->inner_ctx, ready_from) : RT_OK;
+}
+
 /* First half of a micro-batch: (zero the gradients,) forward, the loss,
  * backward with loss scale 1/(accum * n); during the last micro-batch's
- * backward the gradient sync starts buckets as they become final. */
-static rt_status enqueue_micro(replica_t *r, const rt_batch_t *b, bool zero, bool last)
+ * backward the gradient sync starts buckets as they become final, except
+ * in a CUDA graph's capture (which holds compute only: the sync then
+ * exchanges everything after the graph). */
+static rt_status enqueue_micro(replica_t *r, const rt_batch_t *b, bool zero, bool last,
+                               bool capture)
 {
     const rt_ops_t *op = r->dev->ops;
+    const double t0 = rt_now();
     if (zero)
         TRY(device_zero(r->dev, r->grads, sizeof(float) * (size_t)r->reg.total));
     rt_tensor_t losses;
     TRY(r->model.kind->forward(&r->model, b, &losses));
     const double n = (double)tensor_numel(&losses) * r->cfg.accum;
     TRY(op->step_add_loss(r->state, &losses, n, r->dev));
+    const double t1 = rt_now();
+    rt_trace_span(r->trace, "compute", "forward", t0, t1, NULL, 0);
     grad_ready_fn hook = NULL;
-    if (last && r->sync) {
+    if (last && r->sync && !capture) {
         grad_sync_begin(r->sync);
         hook = grad_sync_hook(r->sync);
     }
-    return r->model.kind->backward(&r->model, b, (float)(1.0 / n), hook, r->sync);
+    if (!r->trace)
+        return r->model.kind->backward(&r->model, b, (float)(1.0 / n), hook, r->sync);
+    traced_hook_t h = {.trace = r->trace, .inner = hook, .inner_ctx = r->sync, .mark = t1};
+    TRY(r->model.kind->backward(&r->model, b, (float)(1.0 / n), traced_ready, &h));
+    const double t2 = rt_now();
+    if (t2 > h.mark)
+        rt_trace_span(r->trace, "compute", "backward", h.mark, t2, NULL, 0);
+    return RT_OK;
 }
 
-/* Second half: the gradient norm, the step's decisions, the update. */
+/* Second half: the gradient norm, the step's decisions, the update. With
+ * ZeRO-1 the gradient is final on this rank's shard only: the norm is the
+ * sum over the ranks of their shards' sums of squares, and the updated
+ * shards are gathered after the update. */
 static rt_status enqueue_update(replica_t *r)
 {
-    rt_tensor_t g = tensor_1d(r->grads, RT_DTYPE_F32, r->reg.total);
-    TRY(r->dev->ops->sum_squares(&r->state->sumsq, &g, r->dev));
+    const double t0 = rt_now();
+    const bool zero = r->sync && grad_sync_zero(r->sync);
+    const int64_t lo = r->opt.lo, hi = r->opt.hi;
+    rt_tensor_t g = tensor_1d(r->grads + lo, RT_DTYPE_F32, hi - lo);
+    if (hi > lo)
+        TRY(r->dev->ops->sum_squares(&r->state->sumsq, &g, r->dev));
+    if (zero)
+        TRY(grad_sync_sum(r->sync, &r->state->sumsq));
     TRY(optimizer_prepare(&r->opt, r->state, r->cfg.grad_clip));
-    return optimizer_update(&r->opt, r->params, r->grads, r->state);
+    TRY(optimizer_update(&r->opt, r->params, r->grads, r->state));
+    rt_trace_span(r->trace, "compute", "optimizer", t0, rt_now(), NULL, 0);
+    return zero ? grad_sync_gather(r->sync, r->params) : RT_OK;
 }
 
 /* The graph of a slot's first half (slot >= 0) or of the second half
@@ -91,7 +134,7 @@ static bool graph_get(replica_t *r, int slot, const rt_batch_t *b, rt_graph_t **
         return false;
     rt_status st = device_capture_begin(r->dev);
     if (st == RT_OK) {
-        rt_status body = slot >= 0 ? enqueue_micro(r, b, true, true) : enqueue_update(r);
+        rt_status body = slot >= 0 ? enqueue_micro(r, b, true, true, true) : enqueue_update(r);
         st = device_capture_end(r->dev, body, g);
     }
     if (st != RT_OK) {
@@ -164,7 +207,7 @@ rt_status replica_step(replica_t *r, replica_batch_fn next, void *ctx, bool want
             TRY(device_graph_launch(r->dev, g));
         } else {
             used_graph = false;
-            TRY(enqueue_micro(r, &dev, k == 0, k == c->accum - 1));
+            TRY(enqueue_micro(r, &dev, k == 0, k == c->accum - 1, false));
         }
         TRY(device_stager_release(r->stager, slot, timeout));
     }
@@ -175,7 +218,9 @@ rt_status replica_step(replica_t *r, replica_batch_fn next, void *ctx, bool want
         TRY(op->step_loss_float(r->state, 0, r->dev));
     }
     rt_graph_t *g = NULL;
-    if (graphs && graph_get(r, -1, NULL, &g)) {
+    /* ZeRO's update half holds collectives: it stays eager */
+    const bool zero = r->sync && grad_sync_zero(r->sync);
+    if (graphs && !zero && graph_get(r, -1, NULL, &g)) {
         TRY(device_graph_launch(r->dev, g));
     } else {
         used_graph = false;
