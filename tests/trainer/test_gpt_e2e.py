@@ -51,7 +51,7 @@ CTX = 16
 SPEC = f"gpt:layers=2,dim=32,heads=2,ctx={CTX}"
 TRAIN_TOKENS = 96 * CTX + CTX  # 96 windows shuffled (T - ctx) // ctx and unshuffled (T - 1) // ctx
 VAL_TOKENS = 400
-WALL = ("samples_per_s", "tokens_per_s", "mfu", "train_seconds")
+WALL = ("samples_per_s", "tokens_per_s", "mfu", "comm_exposed_ms", "train_seconds")
 
 
 def run(np_, cmd, timeout=120, env=None):

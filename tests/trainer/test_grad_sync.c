@@ -1,10 +1,12 @@
 /* test_grad_sync.c - the gradient sync of a CPU replica across ranks (run
  * under mpiexec, np 2 and 3): one step with buckets of 50 elements, each
  * rank on its own batch, learning rate 0 so that the averaged gradient stays
- * in the arena. Checked against MPI_Allreduce of the gradients the same
- * replica computes without a sync (the oracle), the loss likewise; the
- * buckets tile the arena from its end, each once, and some start during
- * backward, before the first layer's gradient exists (the overlap). */
+ * in the arena, for every overlap mode (thread, layers, off) and for ZeRO-1.
+ * Checked against MPI_Allreduce of the gradients the same replica computes
+ * without a sync (the oracle), the loss likewise (ZeRO-1: on this rank's
+ * shard, whose bounds are checked too); the buckets tile the arena from its
+ * end, each once, and with the layers overlap some start during backward,
+ * before the first layer's gradient exists (the overlap). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,12 +53,12 @@ static void on_bucket(void *ctx, int64_t lo, int64_t hi)
     b->before_first_layer += b->grads[0] == 0.0f;
 }
 
-static replica_t *make(const model_spec_t *spec, rt_device_t *dev)
+static replica_t *make(const model_spec_t *spec, rt_device_t *dev, int shards, int shard)
 {
     replica_config_t rc = {.spec = spec, .dev = dev, .max_batch = B, .accum = 1,
                            .optim = optim_config_default(OPTIM_SGD),
                            .sched = {.kind = SCHED_CONSTANT, .base_lr = 0.0},
-                           .compute_dtype = RT_DTYPE_F32};
+                           .compute_dtype = RT_DTYPE_F32, .shards = shards, .shard = shard};
     replica_t *r = NULL;
     if (replica_create(&r, &rc) != RT_OK) {
         fprintf(stderr, "FATAL replica: %s\n", rt_last_error());
@@ -86,7 +88,7 @@ int main(int argc, char **argv)
         return 1;
 
     /* the oracle: this rank's own gradient, averaged with MPI_Allreduce */
-    replica_t *alone = make(&spec, dev);
+    replica_t *alone = make(&spec, dev, 1, 0);
     step_result_t res;
     EXPECT(replica_step(alone, give_batch, &data, true, &res) == RT_OK, "local step: %s",
            rt_last_error());
@@ -98,40 +100,82 @@ int main(int argc, char **argv)
     MPI_Allreduce(MPI_IN_PLACE, want, (int)total, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     MPI_Allreduce(&local_loss, &want_loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
 
-    /* the same step with the sync */
-    replica_t *r = make(&spec, dev);
-    grad_plan_t plan;
-    EXPECT(grad_plan_make(&plan, replica_registry(r), 50.0 * sizeof(float) / 1048576.0) == RT_OK,
-           "plan");
-    grad_sync_t *sync = NULL;
-    EXPECT(grad_sync_create_host(&sync, comm, &plan, replica_model(r)->grads) == RT_OK, "sync");
-    buckets_t seen = {.grads = replica_model(r)->grads};
-    grad_sync_observe(sync, on_bucket, &seen);
-    replica_set_sync(r, sync);
-    EXPECT(replica_step(r, give_batch, &data, true, &res) == RT_OK, "synced step: %s",
-           rt_last_error());
-    const float *got = replica_model(r)->grads;
-    double worst = 0, scale = 1e-30;
-    for (int64_t i = 0; i < total; i++) {
-        worst = fmax(worst, fabs(got[i] - want[i] / world));
-        scale = fmax(scale, fabs(want[i] / world));
+    /* the same step with the sync, in every mode */
+    for (int mode = 0; mode < 6; mode++) {
+        const sync_overlap ov = (sync_overlap)(mode % 3);
+        const bool zero = mode >= 3;
+        replica_t *r = make(&spec, dev, zero ? world : 1, rank);
+        grad_sync_config_t gc = {.overlap = ov, .zero = zero};
+        EXPECT(grad_plan_make(&gc.plan, replica_registry(r), 50.0 * sizeof(float) / 1048576.0) ==
+                   RT_OK,
+               "plan");
+        grad_sync_t *sync = NULL;
+        EXPECT(grad_sync_create_host(&sync, comm, &gc, replica_model(r)->grads) == RT_OK, "sync: %s",
+               rt_last_error());
+        buckets_t seen = {.grads = replica_model(r)->grads};
+        grad_sync_observe(sync, on_bucket, &seen);
+        replica_set_sync(r, sync);
+        EXPECT(replica_step(r, give_batch, &data, true, &res) == RT_OK, "synced step: %s",
+               rt_last_error());
+        int64_t lo = 0, hi = total, slo, shi;
+        grad_sync_shard(sync, &slo, &shi);
+        replica_shard(r, &lo, &hi);
+        EXPECT(slo == lo && shi == hi, "rank %d: sync shard [%lld, %lld) vs replica [%lld, %lld)",
+               rank, (long long)slo, (long long)shi, (long long)lo, (long long)hi);
+        if (zero) {
+            /* shards in rank order, 16-element aligned, covering the arena */
+            int64_t per = ((total + world - 1) / world + 15) / 16 * 16;
+            EXPECT(lo == (rank * per < total ? rank * per : total) &&
+                       hi == ((rank + 1) * per < total ? (rank + 1) * per : total),
+                   "rank %d: shard [%lld, %lld) of %lld", rank, (long long)lo, (long long)hi,
+                   (long long)total);
+            EXPECT(replica_optimizer_bytes(r) == 0,
+                   "rank %d: plain SGD holds no state, got %lld bytes", rank,
+                   (long long)replica_optimizer_bytes(r));
+        } else {
+            EXPECT(lo == 0 && hi == total, "rank %d: shard without ZeRO", rank);
+        }
+        const float *got = replica_model(r)->grads;
+        double worst = 0, scale = 1e-30;
+        for (int64_t i = lo; i < hi; i++) {
+            worst = fmax(worst, fabs(got[i] - want[i] / world));
+            scale = fmax(scale, fabs(want[i] / world));
+        }
+        EXPECT(worst / scale <= 1e-6,
+               "rank %d, overlap %s%s: gradient differs from MPI_Allreduce's average by %g", rank,
+               sync_overlap_name(ov), zero ? ", zero" : "", worst / scale);
+        EXPECT(test_close(res.loss, want_loss / world, 0, 1e-6), "rank %d: loss %g vs %g", rank,
+               res.loss, want_loss / world);
+        int tiled = seen.n == gc.plan.count;
+        int64_t top = total;
+        for (int i = 0; tiled && i < seen.n; i++) {
+            tiled = seen.hi[i] == top && seen.lo[i] == (top - 1) / 50 * 50;
+            top = seen.lo[i];
+        }
+        EXPECT(tiled && top == 0, "rank %d: %d buckets do not tile the arena from its end", rank,
+               seen.n);
+        /* the thread may be scheduled late on a busy machine: only the
+         * layers mode starts buckets at a known point */
+        if (ov == SYNC_OVERLAP_LAYERS)
+            EXPECT(seen.before_first_layer > 0, "rank %d: no bucket started during backward", rank);
+        if (ov == SYNC_OVERLAP_OFF)
+            EXPECT(seen.before_first_layer == 0, "rank %d: overlap off started %d buckets early",
+                   rank, seen.before_first_layer);
+        /* the parameters stay the same on every rank (ZeRO gathered them) */
+        const float *p = replica_host_params(r);
+        double sum = 0, all_min = 0, all_max = 0;
+        for (int64_t i = 0; i < total; i++)
+            sum += p[i] * (double)(i % 7 + 1);
+        MPI_Allreduce(&sum, &all_min, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+        MPI_Allreduce(&sum, &all_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        EXPECT(all_min == all_max, "rank %d: parameters differ across ranks", rank);
+        printf("rank %d/%d, overlap %s%s: %d buckets, %d during backward, gradient within %.1e of "
+               "MPI_Allreduce\n",
+               rank, world, sync_overlap_name(ov), zero ? ", zero" : "", seen.n,
+               seen.before_first_layer, worst / scale);
+        replica_destroy(r);
+        grad_sync_destroy(sync);
     }
-    EXPECT(worst / scale <= 1e-6, "rank %d: gradient differs from MPI_Allreduce's average by %g",
-           rank, worst / scale);
-    EXPECT(test_close(res.loss, want_loss / world, 0, 1e-6), "rank %d: loss %g vs %g", rank,
-           res.loss, want_loss / world);
-    int tiled = seen.n == plan.count;
-    int64_t hi = total;
-    for (int i = 0; tiled && i < seen.n; i++) {
-        tiled = seen.hi[i] == hi && seen.lo[i] == (hi - 1) / 50 * 50;
-        hi = seen.lo[i];
-    }
-    EXPECT(tiled && hi == 0, "rank %d: %d buckets do not tile the arena from its end", rank, seen.n);
-    EXPECT(seen.before_first_layer > 0, "rank %d: no bucket started during backward", rank);
-    printf("rank %d/%d: %d buckets, %d during backward, gradient within %.1e of MPI_Allreduce\n",
-           rank, world, seen.n, seen.before_first_layer, worst / scale);
-    replica_destroy(r);
-    grad_sync_destroy(sync);
     replica_destroy(alone);
     device_close(dev);
     model_spec_free(&spec);

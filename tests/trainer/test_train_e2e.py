@@ -94,9 +94,11 @@ def main():
                            "np=4 x 64 vs np=1 x 64 x 4")
             rows = metrics(p("np4.jsonl"))
             steps = [r for r in rows if "loss" in r]
-            # mfu: the CPU's measured peak is known; no tokens_per_s for rows
+            # mfu: the CPU's measured peak is known; no tokens_per_s for rows;
+            # with peers, the exposed communication and the optimizer state
             check(len(steps) == 5 and all(set(r) == {"step", "epoch", "loss", "lr", "samples_per_s",
-                                                      "mfu", "grad_norm"} for r in steps),
+                                                      "mfu", "comm_exposed_ms", "optimizer_bytes",
+                                                      "grad_norm"} for r in steps),
                   f"metrics lines: {steps}")
             check(steps[-1]["step"] == 50 and steps[0]["step"] == 10, "metrics steps")
 

@@ -76,7 +76,7 @@ def rel_diff(a, b):
                for k in a)
 
 
-WALL = ("samples_per_s", "tokens_per_s", "mfu", "train_seconds")
+WALL = ("samples_per_s", "tokens_per_s", "mfu", "comm_exposed_ms", "train_seconds")
 
 
 def metrics_after(path, step):
