@@ -66,9 +66,10 @@ rt_status sgd_update_cuda(float *params, float *momentum_buf, const float *grads
 
 /* V = rows of wte (dwte): the CPU trusts the tokens, the GPU does not read
  * out of bounds for them: a token outside [0, V) gives a NaN row forward
- * and adds nothing backward. The backward needs no scratch: one block per
- * vocabulary row walks the positions in order (dwte), one thread per
- * (position, column) walks the batch rows in order (dwpe). */
+ * and adds nothing backward. The backward needs no scratch and no atomics:
+ * a block per 16 vocabulary rows walks the positions in order (dwte), a
+ * thread per (position, column) the batch rows in order (dwpe): the CPU's
+ * order of additions. */
 rt_status embedding_forward_cuda(float *out, const int32_t *tokens, const float *wte,
                                  const float *wpe, int B, int T, int C, int V,
                                  rt_cuda_ctx_t *ctx);
