@@ -16,7 +16,8 @@
  *   embedding forward and backward, residual: exact (the same float
  *     additions in the same order as the CPU);
  *   LayerNorm forward: atol 1e-6, rtol 1e-5 (the statistics in double both
- *     sides; the GPU may fuse the last multiply-add); mean, rstd rtol 1e-6;
+ *     sides, summed in another order; the kernels are compiled without FMA
+ *     contraction, as the CPU's code has none); mean, rstd rtol 1e-6;
  *   LayerNorm dinp: atol 1e-5, rtol 1e-5; dweight, dbias: atol
  *     1e-5*sqrt(N), rtol 1e-5 (float sums over N rows in another order, as
  *     linear's bias gradient in test_op_cuda.c);

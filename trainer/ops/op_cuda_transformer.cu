@@ -2,7 +2,9 @@
  * per-position ops (op_cuda.h): token and position embeddings, LayerNorm,
  * GELU and the residual sum, in fp32 with the oracle's formulas
  * (op_cpu_transformer.c) written the same way, row statistics in double as
- * there. Simple kernels, correctness before speed.
+ * there, compiled without FMA contraction (trainer/CMakeLists.txt) so that
+ * each expression rounds as the CPU's does. Simple kernels, correctness
+ * before speed.
  *
  * Determinism: no reduction uses atomics. Warp reductions are butterflies
  * in a fixed order; where many rows add into one gradient row (the
@@ -170,7 +172,7 @@ static unsigned rows_grid(int64_t n)
  * see all 32 lanes): mean and biased variance in double, as the CPU does
  * (there in one sequential sum, here in 32 strided sums and a butterfly:
  * the double results agree to ~1e-16, so the floats almost always to the
- * bit). */
+ * bit, and the output expression rounds as the CPU's: no FMA). */
 __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp,
                                          const float *weight, const float *bias, int64_t N, int C,
                                          float eps)
