@@ -107,7 +107,8 @@ grep -E 'ringtrain: CUDA path|Found NCCL|Found HDF5|Found MPI' "$logs/build.log"
 row "configure" "ok" "NCCL $(grep -m1 -E '^NCCL_LIBRARY:' "$build/CMakeCache.txt" | cut -d= -f2)"
 
 # ---- build --------------------------------------------------------------------
-gpu_targets=(test_op_cuda test_nccl_allreduce bench_nccl_allreduce bench_ops_cuda test_train_cuda bench_gpu_train ringtrain)
+gpu_targets=(test_op_cuda test_op_cuda_transformer test_nccl_allreduce bench_nccl_allreduce bench_ops_cuda
+  test_train_cuda test_train_cuda_gpt bench_gpu_train ringtrain)
 build_ok=1
 note "build the gpu targets, then everything (-j$jobs)"
 if ! timeout "$(tmo 300)" cmake --build "$build" -j"$jobs" --target "${gpu_targets[@]}" >>"$logs/build.log" 2>&1; then
@@ -164,7 +165,7 @@ for t in $ran_tests; do
   res=$(result_of "$t")
   skip=$(echo "$out" | grep -m1 '^SKIP' | sed 's/^SKIP: //')
   case "$t" in
-    test_op_cuda)
+    test_op_cuda|test_op_cuda_transformer)
       worst=$(echo "$out" | grep -E '^op ' | grep -o 'err/tol=[0-9a-z.e+-]*' | cut -d= -f2 | sort -g | tail -1)
       fig="$(echo "$out" | grep -cE '^op .* ok$') op checks ok, $(echo "$out" | grep -cE '^op .*FAIL') failed; worst err/tol ${worst:-n/a}" ;;
     test_nccl_allreduce*)
@@ -177,6 +178,11 @@ for t in $ran_tests; do
       wp=$(echo "$out" | grep -E '^train .* vs cpu:' | grep -oE 'params rel [0-9.e+-]+' | awk '{print $3}' | sort -g | tail -1)
       mode=$(echo "$out" | grep -E '^train adamw vs cpu:' | grep -oE 'mode [a-z]+' | head -1)
       fig="$(echo "$out" | grep -cE '^train .* ok$') checks ok, $(echo "$out" | grep -cE '^train .*FAIL$') failed; vs cpu loss rel ${wl:-n/a}, params rel ${wp:-n/a}; ${mode:-mode n/a}" ;;
+    test_train_cuda_gpt)
+      wl=$(echo "$out" | grep -E '^train gpt .* vs cpu:' | grep -v teacher | grep -oE 'worst loss rel [0-9.e+-]+' | awk '{print $4}' | sort -g | tail -1)
+      wf=$(echo "$out" | grep -E '^train gpt .* teacher-forced vs cpu:' | grep -oE 'worst loss rel [0-9.e+-]+' | awk '{print $4}' | sort -g | tail -1)
+      wp=$(echo "$out" | grep -E '^train gpt .* vs cpu:' | grep -v teacher | grep -oE 'params rel [0-9.e+-]+' | awk '{print $3}' | sort -g | tail -1)
+      fig="$(echo "$out" | grep -cE '^train gpt .* ok$') checks ok, $(echo "$out" | grep -cE '^train gpt .*FAIL$') failed; loss rel ${wl:-n/a} (forced ${wf:-n/a}), params rel ${wp:-n/a}" ;;
     test_train_cuda_e2e)
       ec=$(echo "$out" | grep -oE 'e2e cuda vs cpu: worst rel [0-9.e+-]+' | awk '{print $NF}')
       e2=$(echo "$out" | grep -oE 'e2e np2 ring vs np1: worst rel [0-9.e+-]+' | awk '{print $NF}')
@@ -296,6 +302,28 @@ if [ "$(elapsed)" -lt "$budget" ] && command -v compute-sanitizer >/dev/null; th
   fi
 else
   row "memcheck test_op_cuda" "skipped" "no compute-sanitizer or time budget spent"
+fi
+# The transformer's kernels too (quick sizes), appended to the same log:
+# $OUT has no room for another file.
+if [ "$(elapsed)" -lt "$budget" ] && command -v compute-sanitizer >/dev/null; then
+  note "compute-sanitizer memcheck of test_op_cuda_transformer (quick sizes)"
+  tlog=$build/memcheck_transformer.log
+  if RT_TEST_QUICK=1 timeout "$(tmo 120)" compute-sanitizer --tool memcheck --leak-check no \
+      --error-exitcode 3 "$build/tests/gpu/test_op_cuda_transformer" >"$tlog" 2>&1; then
+    row "memcheck op_cuda_transformer" "ok" "$(grep -m1 'ERROR SUMMARY' "$tlog")"
+  else
+    rc=$?
+    grep -m 10 -E 'ERROR|Invalid|FAIL' "$tlog"
+    if [ "$rc" = 124 ]; then
+      row "memcheck op_cuda_transformer" "timeout" "120 s limit; see memcheck.log"
+    else
+      row "memcheck op_cuda_transformer" "FAIL" "rc=$rc: $(grep -m1 'ERROR SUMMARY' "$tlog")"
+      status=1
+    fi
+  fi
+  { echo; echo "== test_op_cuda_transformer"; cat "$tlog"; } >>"$logs/memcheck.log"
+else
+  row "memcheck op_cuda_transformer" "skipped" "no compute-sanitizer or time budget spent"
 fi
 
 finish

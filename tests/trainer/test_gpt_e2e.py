@@ -22,7 +22,8 @@ a global batch of 8, so 30 steps cross epoch boundaries):
   vocab below the set's, gpt on a classification set, mlp on a tokens set)
   exit 2 before any work: exactly one line on stderr naming the cause, no
   step, no --ckpt-dir created, no --metrics file; under mpirun (np=2) a
-  data mismatch is reported once;
+  data mismatch is reported once; `--device cuda` with no visible GPU exits
+  2 naming the device (the GPT itself runs on CUDA: tests/gpu);
 - `ringtrain eval` on the held-out tokens set: exit 0, valid JSON, a finite
   loss below ln 256 over all floor((T-1)/ctx) windows, bits per byte =
   loss / ln 2 when reported, the same loss on 1 and 2 ranks and for a
@@ -272,6 +273,14 @@ def main():
         r = train(2, ["--model", f"{SPEC},vocab=100", "--data", train_h5, "--batch", 2, "--steps", 3,
                       "--threads", 1], 2)
         check(r.stderr.count("vocabulary of 256") == 1, f"np=2 vocab mismatch: one message: {r.stderr!r}")
+        # --device cuda: the GPT has CUDA ops (tests/gpu runs them); with no
+        # visible GPU (hidden here, so on every machine) the refusal is the
+        # device's, exit 2 before any step, and never the model's
+        r = train(0, ["--model", SPEC, "--data", train_h5, "--batch", 2, "--steps", 3, "--threads", 1,
+                      "--device", "cuda"], 2, env={"CUDA_VISIBLE_DEVICES": ""})
+        check(("no CUDA device" in r.stderr or "no CUDA path" in r.stderr) and
+              "transformer" not in r.stderr and not re.search(r"^step \d+/", r.stdout, re.M),
+              f"gpt --device cuda without a visible GPU: the device is named: {r.stderr!r}")
 
         # 4. ringtrain eval on the held-out tokens set
         ck = p("ckK0/ckpt-00000030.h5")

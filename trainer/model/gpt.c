@@ -269,12 +269,13 @@ static rt_status gpt_open(model_t *m)
 {
     const gpt_config_t *c = m->cfg;
     const rt_ops_t *op = m->dev->ops;
-    if (!op->embedding_forward || !op->layernorm_forward || !op->attention_forward ||
-        !op->gelu_forward || !op->residual_forward)
-        return rt_fail(RT_ERR_USAGE,
-                       "model gpt: this build's %s device has no transformer ops yet; train it "
-                       "with --device cpu",
-                       m->dev->kind == RT_DEVICE_CUDA ? "CUDA" : "selected");
+    /* Both devices have the transformer's ops; a device table without them
+     * would be refused here, before any allocation. */
+    if (!op->embedding_forward || !op->embedding_backward || !op->layernorm_forward ||
+        !op->layernorm_backward || !op->attention_forward || !op->attention_backward ||
+        !op->gelu_forward || !op->gelu_backward || !op->residual_forward)
+        return rt_fail(RT_ERR_USAGE, "model gpt: the %s device has no transformer ops",
+                       m->dev->kind == RT_DEVICE_CUDA ? "CUDA" : "CPU");
     gpt_buffers_t *b = calloc(1, sizeof *b);
     CHECK_ALLOC(b, sizeof *b);
     m->impl = b;

@@ -1,7 +1,8 @@
 /* device_cuda.cu - the CUDA device (device.h): its runtime (memory, the one
  * compute stream, copies, CUDA graphs, batch staging on a second stream
  * with events) and its op table, which checks each call's views
- * (op_checks.h) and enqueues the kernels of op_cuda.cu on the stream. */
+ * (op_checks.h) and enqueues the kernels of op_cuda.cu,
+ * op_cuda_transformer.cu and op_cuda_attention.cu on the stream. */
 extern "C" {
 #include "common/check.h"
 #include "trainer/ops/op_checks.h"
@@ -157,6 +158,118 @@ static rt_status cu_step_reset_results(step_state_t *s, rt_device_t *dev)
     return step_reset_results_cuda(s, ctx_of(dev));
 }
 
+/* ---- the transformer's ops: the CPU table's checks (device_cpu.c), then
+ * the kernels of op_cuda_transformer.cu and op_cuda_attention.cu ---- */
+
+static rt_status cu_embedding_forward(const rt_tensor_t *out, const rt_tensor_t *tokens,
+                                      const rt_tensor_t *wte, const rt_tensor_t *wpe,
+                                      rt_device_t *dev)
+{
+    int B, T, C;
+    TRY(op_check_embedding("embedding_forward", out, tokens, wte, wpe, &B, &T, &C));
+    CHECK_ARG(wte && wpe, "embedding_forward: wte and wpe are required");
+    CHECK_ARG(wte->shape[0] >= 1 && wte->shape[0] <= INT32_MAX,
+              "embedding_forward: wte has %lld rows", (long long)wte->shape[0]);
+    return embedding_forward_cuda(F32P(out), (const int32_t *)tokens->data, F32P(wte), F32P(wpe),
+                                  B, T, C, (int)wte->shape[0], ctx_of(dev));
+}
+
+static rt_status cu_embedding_backward(const rt_tensor_t *dwte, const rt_tensor_t *dwpe,
+                                       const rt_tensor_t *dout, const rt_tensor_t *tokens,
+                                       rt_device_t *dev)
+{
+    int B, T, C;
+    TRY(op_check_embedding("embedding_backward", dout, tokens, dwte, dwpe, &B, &T, &C));
+    int V = 0;
+    if (dwte) {
+        CHECK_ARG(dwte->shape[0] >= 1 && dwte->shape[0] <= INT32_MAX,
+                  "embedding_backward: dwte has %lld rows", (long long)dwte->shape[0]);
+        V = (int)dwte->shape[0];
+    }
+    return embedding_backward_cuda(OPTF32P(dwte), OPTF32P(dwpe), F32P(dout),
+                                   (const int32_t *)tokens->data, B, T, C, V, ctx_of(dev));
+}
+
+static rt_status cu_layernorm_forward(const rt_tensor_t *out, const rt_tensor_t *mean,
+                                      const rt_tensor_t *rstd, const rt_tensor_t *inp,
+                                      const rt_tensor_t *weight, const rt_tensor_t *bias,
+                                      float eps, rt_device_t *dev)
+{
+    int64_t N;
+    int C;
+    TRY(op_check_layernorm("layernorm_forward", out, mean, rstd, inp, weight, bias, &N, &C));
+    CHECK_ARG(out && bias, "layernorm_forward: out and bias are required");
+    return layernorm_forward_cuda(F32P(out), F32P(mean), F32P(rstd), F32P(inp), F32P(weight),
+                                  F32P(bias), N, C, eps, ctx_of(dev));
+}
+
+static rt_status cu_layernorm_backward(const rt_tensor_t *dinp, const rt_tensor_t *dweight,
+                                       const rt_tensor_t *dbias, const rt_tensor_t *dout,
+                                       const rt_tensor_t *inp, const rt_tensor_t *weight,
+                                       const rt_tensor_t *mean, const rt_tensor_t *rstd,
+                                       rt_device_t *dev)
+{
+    int64_t N;
+    int C;
+    TRY(op_check_layernorm("layernorm_backward", dout, mean, rstd, inp, weight, dbias, &N, &C));
+    if (dinp)
+        TRY(op_check_same_f32("layernorm_backward", dinp, "dinp", inp, "inp", &N));
+    if (dweight)
+        TRY(op_check_same_f32("layernorm_backward", dweight, "dweight", weight, "weight", &N));
+    return layernorm_backward_cuda(OPTF32P(dinp), OPTF32P(dweight), OPTF32P(dbias), F32P(dout),
+                                   F32P(inp), F32P(weight), F32P(mean), F32P(rstd),
+                                   inp->shape[0], C, ctx_of(dev));
+}
+
+static rt_status cu_gelu_forward(const rt_tensor_t *out, const rt_tensor_t *inp, rt_device_t *dev)
+{
+    int64_t n;
+    TRY(op_check_same_f32("gelu_forward", out, "out", inp, "inp", &n));
+    return gelu_forward_cuda(F32P(out), F32P(inp), n, ctx_of(dev));
+}
+
+static rt_status cu_gelu_backward(const rt_tensor_t *dinp, const rt_tensor_t *inp,
+                                  const rt_tensor_t *dout, rt_device_t *dev)
+{
+    int64_t n;
+    TRY(op_check_same_f32("gelu_backward", dinp, "dinp", inp, "inp", &n));
+    TRY(op_check_same_f32("gelu_backward", dinp, "dinp", dout, "dout", &n));
+    return gelu_backward_cuda(F32P(dinp), F32P(inp), F32P(dout), n, ctx_of(dev));
+}
+
+static rt_status cu_residual_forward(const rt_tensor_t *out, const rt_tensor_t *a,
+                                     const rt_tensor_t *b, rt_device_t *dev)
+{
+    int64_t n;
+    TRY(op_check_same_f32("residual_forward", out, "out", a, "a", &n));
+    TRY(op_check_same_f32("residual_forward", out, "out", b, "b", &n));
+    return residual_forward_cuda(F32P(out), F32P(a), F32P(b), n, ctx_of(dev));
+}
+
+static rt_status cu_attention_forward(const rt_tensor_t *out, const rt_tensor_t *att,
+                                      const rt_tensor_t *qkv, rt_device_t *dev)
+{
+    int B, T, C, NH;
+    TRY(op_check_attention("attention_forward", out, att, NULL, qkv, &B, &T, &C, &NH));
+    CHECK_ARG(out, "attention_forward: out is required");
+    return attention_forward_cuda(F32P(out), F32P(att), F32P(qkv), B, T, C, NH, ctx_of(dev));
+}
+
+static rt_status cu_attention_backward(const rt_tensor_t *dqkv, const rt_tensor_t *scratch,
+                                       const rt_tensor_t *dout, const rt_tensor_t *qkv,
+                                       const rt_tensor_t *att, rt_device_t *dev)
+{
+    int B, T, C, NH;
+    TRY(op_check_attention("attention_backward", dout, att, scratch, qkv, &B, &T, &C, &NH));
+    CHECK_ARG(scratch, "attention_backward: scratch is required");
+    if (!dqkv)
+        return RT_OK;
+    int64_t n;
+    TRY(op_check_same_f32("attention_backward", dqkv, "dqkv", qkv, "qkv", &n));
+    return attention_backward_cuda(F32P(dqkv), F32P(scratch), F32P(dout), F32P(qkv), F32P(att), B,
+                                   T, C, NH, ctx_of(dev));
+}
+
 static rt_ops_t make_cuda_ops(void)
 {
     rt_ops_t o;
@@ -171,6 +284,15 @@ static rt_ops_t make_cuda_ops(void)
     o.sum_squares = cu_sum_squares;
     o.adamw_update = cu_adamw_update;
     o.sgd_update = cu_sgd_update;
+    o.embedding_forward = cu_embedding_forward;
+    o.embedding_backward = cu_embedding_backward;
+    o.layernorm_forward = cu_layernorm_forward;
+    o.layernorm_backward = cu_layernorm_backward;
+    o.gelu_forward = cu_gelu_forward;
+    o.gelu_backward = cu_gelu_backward;
+    o.residual_forward = cu_residual_forward;
+    o.attention_forward = cu_attention_forward;
+    o.attention_backward = cu_attention_backward;
     o.step_begin = cu_step_begin;
     o.step_add_loss = cu_step_add_loss;
     o.step_loss_float = cu_step_loss_float;

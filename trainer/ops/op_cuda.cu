@@ -14,6 +14,7 @@ extern "C" {
 #include "common/check.h"
 }
 #include "trainer/ops/op_cuda.h"
+#include "trainer/ops/op_cuda_internal.h"
 #include "trainer/ops/update_math.h"
 
 #include <cublas_v2.h>
@@ -22,36 +23,15 @@ extern "C" {
 #include <stdlib.h>
 
 #include "common/check_cuda.h"
-#include "common/cuda_grid.h"
-
-enum { RT_SCRATCH_RETIRED_MAX = 16 };
-
-struct rt_cuda_ctx {
-    int device;
-    bool tf32;
-    cudaStream_t stream;
-    cublasHandle_t blas;
-    void *blas_workspace;
-    /* scratch for two-pass reductions; buffers it outgrew stay allocated
-     * until the context goes, since a captured graph may still use them */
-    void *scratch;
-    size_t scratch_bytes;
-    void *retired[RT_SCRATCH_RETIRED_MAX];
-    int nretired;
-};
 
 /* cuBLAS workspace owned by the context: the same buffer in eager calls and
  * under CUDA graph capture, so cuBLAS never allocates inside a capture and
  * picks its algorithms alike in both (32 MiB, what PyTorch gives Hopper). */
 enum { RT_BLAS_WORKSPACE_BYTES = 32 << 20 };
 
-enum { RT_THREADS = 256, RT_WARPS_PER_BLOCK = RT_THREADS / 32 };
-
-/* Blocks for a grid-stride loop over n elements: enough to fill the chip
- * (32 resident blocks per SM is plenty), never more than the elements need. */
 static unsigned grid_for(int64_t n)
 {
-    return rt_cuda_grid(n, RT_THREADS, 32);
+    return rt_grid_for(n);
 }
 
 /* ---- context ------------------------------------------------------------ */
@@ -121,9 +101,8 @@ extern "C" int cuda_ctx_device(const rt_cuda_ctx_t *ctx)
     return ctx ? ctx->device : -1;
 }
 
-/* At least `bytes` of scratch. Growth allocates, which a stream capture
- * cannot do: then it fails, and the caller's capture falls back to eager. */
-static rt_status ctx_scratch(rt_cuda_ctx_t *ctx, size_t bytes, void **out)
+/* op_cuda_internal.h */
+rt_status cuda_ctx_scratch(rt_cuda_ctx_t *ctx, size_t bytes, void **out)
 {
     if (bytes > ctx->scratch_bytes) {
         cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
@@ -204,7 +183,7 @@ __global__ void dbias_finish_kernel(float *dbias, const float *partial, int nchu
     dbias[o] += t;
 }
 
-static rt_status check_ctx(const rt_cuda_ctx_t *ctx, const char *who)
+rt_status cuda_ctx_check(const rt_cuda_ctx_t *ctx, const char *who)
 {
     if (ctx == NULL)
         return rt_fail(RT_ERR_INVALID, "%s: ctx is NULL", who);
@@ -215,7 +194,7 @@ extern "C" rt_status linear_forward_cuda(float *out, const float *inp, const flo
                                          const float *bias, int B, int C, int OC,
                                          rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "linear_forward_cuda"));
+    TRY(cuda_ctx_check(ctx, "linear_forward_cuda"));
     CHECK_ARG(B >= 0 && C > 0 && OC > 0, "linear_forward_cuda: bad sizes B=%d C=%d OC=%d", B, C, OC);
     if (B == 0)
         return RT_OK;
@@ -237,7 +216,7 @@ extern "C" rt_status linear_backward_cuda(float *dinp, float *dweight, float *db
                                           const float *weight, int B, int C, int OC,
                                           rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "linear_backward_cuda"));
+    TRY(cuda_ctx_check(ctx, "linear_backward_cuda"));
     CHECK_ARG(B >= 0 && C > 0 && OC > 0, "linear_backward_cuda: bad sizes B=%d C=%d OC=%d", B, C, OC);
     if (B == 0)
         return RT_OK;
@@ -257,7 +236,7 @@ extern "C" rt_status linear_backward_cuda(float *dinp, float *dweight, float *db
     if (dbias != NULL) {
         const int nchunks = (B + DB_ROWS - 1) / DB_ROWS;
         void *partial = NULL;
-        TRY(ctx_scratch(ctx, sizeof(float) * (size_t)nchunks * (size_t)OC, &partial));
+        TRY(cuda_ctx_scratch(ctx, sizeof(float) * (size_t)nchunks * (size_t)OC, &partial));
         dbias_partial_kernel<<<dim3((unsigned)((OC + 31) / 32), (unsigned)nchunks), dim3(32, 8), 0,
                                ctx->stream>>>((float *)partial, dout, B, OC);
         CHECK_LAUNCH();
@@ -295,7 +274,7 @@ __global__ void relu_backward_kernel(float *dinp, const float *dout, const float
 
 extern "C" rt_status relu_forward_cuda(float *out, const float *inp, int64_t N, rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "relu_forward_cuda"));
+    TRY(cuda_ctx_check(ctx, "relu_forward_cuda"));
     CHECK_ARG(N >= 0, "relu_forward_cuda: N=%lld", (long long)N);
     if (N == 0)
         return RT_OK;
@@ -307,7 +286,7 @@ extern "C" rt_status relu_forward_cuda(float *out, const float *inp, int64_t N, 
 extern "C" rt_status relu_backward_cuda(float *dinp, const float *dout, const float *out,
                                         int64_t N, rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "relu_backward_cuda"));
+    TRY(cuda_ctx_check(ctx, "relu_backward_cuda"));
     CHECK_ARG(N >= 0, "relu_backward_cuda: N=%lld", (long long)N);
     if (N == 0 || dinp == NULL)
         return RT_OK;
@@ -317,20 +296,6 @@ extern "C" rt_status relu_backward_cuda(float *dinp, const float *dout, const fl
 }
 
 /* ---- softmax cross-entropy ---------------------------------------------- */
-
-__device__ __forceinline__ float warp_max(float x)
-{
-    for (int off = 16; off > 0; off >>= 1)
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
-    return x;
-}
-
-__device__ __forceinline__ float warp_sum(float x)
-{
-    for (int off = 16; off > 0; off >>= 1)
-        x += __shfl_xor_sync(0xffffffffu, x, off);
-    return x;
-}
 
 /* One warp per row: max-subtract, sum of exponentials in float, then
  * probs = e / sum and loss = log(sum) - (logit[label] - max). A label out of
@@ -380,7 +345,7 @@ extern "C" rt_status softmax_xent_forward_cuda(float *losses, float *probs, cons
                                                const int32_t *labels, int B, int V,
                                                rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "softmax_xent_forward_cuda"));
+    TRY(cuda_ctx_check(ctx, "softmax_xent_forward_cuda"));
     CHECK_ARG(B >= 0 && V > 0, "softmax_xent_forward_cuda: bad sizes B=%d V=%d", B, V);
     if (B == 0)
         return RT_OK;
@@ -395,7 +360,7 @@ extern "C" rt_status softmax_xent_backward_cuda(float *dlogits, const float *pro
                                                 const int32_t *labels, float dloss_scale, int B,
                                                 int V, rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "softmax_xent_backward_cuda"));
+    TRY(cuda_ctx_check(ctx, "softmax_xent_backward_cuda"));
     CHECK_ARG(B >= 0 && V > 0, "softmax_xent_backward_cuda: bad sizes B=%d V=%d", B, V);
     int64_t n = (int64_t)B * V;
     if (n == 0)
@@ -455,7 +420,7 @@ __global__ void accuracy_kernel(unsigned long long *count, const float *logits,
 extern "C" rt_status accuracy_count_cuda(int64_t *count_dev, const float *logits,
                                          const int32_t *labels, int B, int V, rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "accuracy_count_cuda"));
+    TRY(cuda_ctx_check(ctx, "accuracy_count_cuda"));
     CHECK_ARG(B >= 0 && V > 0, "accuracy_count_cuda: bad sizes B=%d V=%d", B, V);
     CHECK_CUDA(cudaMemsetAsync(count_dev, 0, sizeof *count_dev, ctx->stream));
     if (B == 0)
@@ -496,7 +461,7 @@ __global__ void sum_squares_kernel(double *acc, const float *x, int64_t n)
 extern "C" rt_status sum_squares_cuda(double *acc_dev, const float *x, int64_t N,
                                       rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "sum_squares_cuda"));
+    TRY(cuda_ctx_check(ctx, "sum_squares_cuda"));
     CHECK_ARG(N >= 0, "sum_squares_cuda: N=%lld", (long long)N);
     if (N == 0)
         return RT_OK;
@@ -550,7 +515,7 @@ extern "C" rt_status adamw_update_cuda(float *params, float *m, float *v, const 
                                        float weight_decay, const optim_scalars_t *scalars_dev,
                                        rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "adamw_update_cuda"));
+    TRY(cuda_ctx_check(ctx, "adamw_update_cuda"));
     CHECK_ARG(n >= 0 && scalars_dev, "adamw_update_cuda: n=%lld scalars=%p", (long long)n,
               (const void *)scalars_dev);
     if (n == 0)
@@ -566,7 +531,7 @@ extern "C" rt_status sgd_update_cuda(float *params, float *momentum_buf, const f
                                      int64_t n, float momentum, float weight_decay,
                                      const optim_scalars_t *scalars_dev, rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "sgd_update_cuda"));
+    TRY(cuda_ctx_check(ctx, "sgd_update_cuda"));
     CHECK_ARG(n >= 0 && scalars_dev, "sgd_update_cuda: n=%lld scalars=%p", (long long)n,
               (const void *)scalars_dev);
     if (n == 0)
@@ -631,7 +596,7 @@ __global__ void step_reset_results_kernel(step_state_t *s)
 extern "C" rt_status step_begin_cuda(step_state_t *s, float lr, long long step_index,
                                      rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "step_begin_cuda"));
+    TRY(cuda_ctx_check(ctx, "step_begin_cuda"));
     step_begin_kernel<<<1, 1, 0, ctx->stream>>>(s, lr, step_index);
     CHECK_LAUNCH();
     return RT_OK;
@@ -640,7 +605,7 @@ extern "C" rt_status step_begin_cuda(step_state_t *s, float lr, long long step_i
 extern "C" rt_status step_add_loss_cuda(step_state_t *s, const float *losses, int64_t n,
                                         double denom, rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "step_add_loss_cuda"));
+    TRY(cuda_ctx_check(ctx, "step_add_loss_cuda"));
     CHECK_ARG(n >= 0, "step_add_loss_cuda: n=%lld", (long long)n);
     step_add_loss_kernel<<<1, RT_THREADS, 0, ctx->stream>>>(s, losses, n, denom);
     CHECK_LAUNCH();
@@ -649,7 +614,7 @@ extern "C" rt_status step_add_loss_cuda(step_state_t *s, const float *losses, in
 
 extern "C" rt_status step_loss_float_cuda(step_state_t *s, int to_float, rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "step_loss_float_cuda"));
+    TRY(cuda_ctx_check(ctx, "step_loss_float_cuda"));
     step_loss_float_kernel<<<1, 1, 0, ctx->stream>>>(s, to_float);
     CHECK_LAUNCH();
     return RT_OK;
@@ -658,7 +623,7 @@ extern "C" rt_status step_loss_float_cuda(step_state_t *s, int to_float, rt_cuda
 extern "C" rt_status step_finalize_cuda(step_state_t *s, double max_norm, int adamw, float beta1,
                                         float beta2, rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "step_finalize_cuda"));
+    TRY(cuda_ctx_check(ctx, "step_finalize_cuda"));
     step_finalize_kernel<<<1, 1, 0, ctx->stream>>>(s, max_norm, adamw, beta1, beta2);
     CHECK_LAUNCH();
     return RT_OK;
@@ -666,7 +631,7 @@ extern "C" rt_status step_finalize_cuda(step_state_t *s, double max_norm, int ad
 
 extern "C" rt_status step_reset_results_cuda(step_state_t *s, rt_cuda_ctx_t *ctx)
 {
-    TRY(check_ctx(ctx, "step_reset_results_cuda"));
+    TRY(cuda_ctx_check(ctx, "step_reset_results_cuda"));
     step_reset_results_kernel<<<1, 1, 0, ctx->stream>>>(s);
     CHECK_LAUNCH();
     return RT_OK;

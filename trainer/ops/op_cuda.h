@@ -60,6 +60,44 @@ rt_status sgd_update_cuda(float *params, float *momentum_buf, const float *grads
                           float momentum, float weight_decay, const optim_scalars_t *scalars_dev,
                           rt_cuda_ctx_t *ctx);
 
+/* ---- the transformer's ops (op_cuda_transformer.cu, op_cuda_attention.cu):
+ * the oracle's definitions (op_cpu.h), fp32, every reduction in a fixed
+ * order (no float atomics), so that a run repeats itself bit for bit. */
+
+/* V = rows of wte (dwte): the CPU trusts the tokens, the GPU does not read
+ * out of bounds for them: a token outside [0, V) gives a NaN row forward
+ * and adds nothing backward. The backward needs no scratch and no atomics:
+ * a block per 16 vocabulary rows walks the positions in order (dwte), a
+ * thread per (position, column) the batch rows in order (dwpe): the CPU's
+ * order of additions. */
+rt_status embedding_forward_cuda(float *out, const int32_t *tokens, const float *wte,
+                                 const float *wpe, int B, int T, int C, int V,
+                                 rt_cuda_ctx_t *ctx);
+rt_status embedding_backward_cuda(float *dwte, float *dwpe, const float *dout,
+                                  const int32_t *tokens, int B, int T, int C, int V,
+                                  rt_cuda_ctx_t *ctx);
+/* dweight and dbias are summed in two passes (row chunks, then the chunks
+ * in order) through the context's scratch, like linear's bias gradient. */
+rt_status layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *inp,
+                                 const float *weight, const float *bias, int64_t N, int C,
+                                 float eps, rt_cuda_ctx_t *ctx);
+rt_status layernorm_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout,
+                                  const float *inp, const float *weight, const float *mean,
+                                  const float *rstd, int64_t N, int C, rt_cuda_ctx_t *ctx);
+rt_status gelu_forward_cuda(float *out, const float *inp, int64_t N, rt_cuda_ctx_t *ctx);
+rt_status gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t N,
+                             rt_cuda_ctx_t *ctx);
+rt_status residual_forward_cuda(float *out, const float *a, const float *b, int64_t N,
+                                rt_cuda_ctx_t *ctx);
+/* The products are cuBLAS strided-batched sgemms over the heads of one
+ * batch row at a time (B calls per product); the causal softmax and its
+ * backward are one warp per row of att. */
+rt_status attention_forward_cuda(float *out, float *att, const float *qkv, int B, int T, int C,
+                                 int NH, rt_cuda_ctx_t *ctx);
+rt_status attention_backward_cuda(float *dqkv, float *scratch, const float *dout,
+                                  const float *qkv, const float *att, int B, int T, int C,
+                                  int NH, rt_cuda_ctx_t *ctx);
+
 /* The step state's ops (ops.h), on a step_state_t in device memory. The
  * loss sum is one block, in a fixed order (deterministic). */
 rt_status step_begin_cuda(step_state_t *s, float lr, long long step_index, rt_cuda_ctx_t *ctx);
