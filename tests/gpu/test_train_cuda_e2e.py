@@ -13,6 +13,9 @@ only, so any python3 on the GPU machine runs it):
 - np=2 x batch 64 on the GPU (ranks with separate NCCL_HOSTIDs share the one
   GPU over NCCL's socket transport, so our device ring really runs) agrees
   with np=1 x batch 128 on the GPU within 1e-4 relative;
+- the same np=2 run with the gradient buckets on the device's side stream
+  during backward (--eager), with --zero 1, and with both, against the
+  same np=1 run;
 - a GPU run checkpointed at step 6 and resumed on the GPU to step 12 ends
   with the straight GPU run's loss and eval loss (steps after 8, which lie
   wholly after the resume) within 1e-5 relative: parameters, AdamW moments
@@ -143,6 +146,19 @@ def run_checks(d):
         check("replicas identical" in r2.stdout, "np=2 replicas identical")
         w = compare(losses(m_np2), losses(m_np1), "np=2 x 64 vs np=1 x 128 on the GPU")
         print(f"e2e np2 ring vs np1: worst rel {w:.2e}")
+    # the same np=2 run with the exchange's buckets on the side stream
+    # during backward (--eager: a replayed graph exchanges after backward),
+    # and with ZeRO-1 (device reduce-scatter, shard update, all-gather)
+    for what, extra in (("--eager (buckets on the side stream)", ["--eager", "--bucket-mb", 0.5]),
+                        ("--zero 1", ["--zero", 1]),
+                        ("--zero 1 --eager", ["--zero", 1, "--eager", "--bucket-mb", 0.5])):
+        m = os.path.join(d, "np2x.jsonl")
+        r = train(common + ["--batch", 64, "--device", "cuda", "--metrics", m] + extra, np_=2, wrap=wrap)
+        check(r.returncode == 0, f"np=2 {what}: exit {r.returncode} {r.stderr.strip()[-400:]}")
+        if r.returncode == 0 and r1.returncode == 0:
+            check("replicas identical" in r.stdout, f"np=2 {what}: replicas identical")
+            w = compare(losses(m), losses(m_np1), f"np=2 x 64 {what} vs np=1 x 128 on the GPU")
+            print(f"e2e np2 {what} vs np1: worst rel {w:.2e}")
 
     return checker.summary()
 
