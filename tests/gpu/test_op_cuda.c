@@ -198,6 +198,19 @@ static void check_linear(rt_cuda_ctx_t *ctx, int B, int C, int OC, int with_bias
     compare("linear_backward.dweight", what, g_dw, dw, nw, 1e-5 * sqrt((double)B), 1e-5);
     compare("linear_backward.dbias", what, g_db, db, OC, 1e-5 * sqrt((double)B), 1e-5);
 
+    /* the weight gradient of a block of rows [r0, r0 + R) (backward's
+     * blocks): the CPU op is the oracle; rows outside stay as they were */
+    const int r0 = OC / 3, R = OC - r0 > 1 ? (OC - r0) / 2 : OC - r0;
+    if (R > 0) {
+        float *d_rows = dev_upload(dw, nw);  /* the gradient so far, on both sides */
+        linear_weight_rows_cpu(dw + (size_t)r0 * C, dout, inp, B, C, OC, r0, R);
+        TST(linear_weight_rows_cuda(d_rows + (size_t)r0 * C, d_dout, d_inp, B, C, OC, r0, R, ctx));
+        float *g_rows = dev_download(d_rows, nw, ctx);
+        compare("linear_weight_rows", what, g_rows, dw, nw, 1e-5 * sqrt((double)B), 1e-5);
+        free(g_rows);
+        cudaFree(d_rows);
+    }
+
     free(inp); free(w); free(bias); free(out); free(g_out); free(dout); free(dinp); free(dw);
     free(db); free(g_dinp); free(g_dw); free(g_db);
     cudaFree(d_inp); cudaFree(d_w); cudaFree(d_bias); cudaFree(d_out); cudaFree(d_dout);

@@ -38,6 +38,16 @@ static rt_status cpu_linear_backward(const rt_tensor_t *dinp, const rt_tensor_t 
     return RT_OK;
 }
 
+static rt_status cpu_linear_weight_rows(const rt_tensor_t *dweight, const rt_tensor_t *dout,
+                                        const rt_tensor_t *inp, int64_t row0, rt_device_t *dev)
+{
+    (void)dev;
+    int B, C, OC, R;
+    TRY(op_check_linear_weight_rows(dweight, dout, inp, row0, &B, &C, &OC, &R));
+    linear_weight_rows_cpu(F32P(dweight), F32P(dout), F32P(inp), B, C, OC, (int)row0, R);
+    return RT_OK;
+}
+
 static rt_status cpu_relu_forward(const rt_tensor_t *out, const rt_tensor_t *inp, rt_device_t *dev)
 {
     int64_t n;
@@ -277,6 +287,7 @@ static rt_status cpu_attention_backward(const rt_tensor_t *dqkv, const rt_tensor
 const rt_ops_t rt_ops_cpu = {
     .linear_forward = cpu_linear_forward,
     .linear_backward = cpu_linear_backward,
+    .linear_weight_rows = cpu_linear_weight_rows,
     .embedding_forward = cpu_embedding_forward,
     .embedding_backward = cpu_embedding_backward,
     .layernorm_forward = cpu_layernorm_forward,

@@ -53,6 +53,15 @@ static rt_status cu_linear_backward(const rt_tensor_t *dinp, const rt_tensor_t *
                                 F32P(inp), F32P(weight), B, C, OC, ctx_of(dev));
 }
 
+static rt_status cu_linear_weight_rows(const rt_tensor_t *dweight, const rt_tensor_t *dout,
+                                       const rt_tensor_t *inp, int64_t row0, rt_device_t *dev)
+{
+    int B, C, OC, R;
+    TRY(op_check_linear_weight_rows(dweight, dout, inp, row0, &B, &C, &OC, &R));
+    return linear_weight_rows_cuda(F32P(dweight), F32P(dout), F32P(inp), B, C, OC, (int)row0, R,
+                                   ctx_of(dev));
+}
+
 static rt_status cu_relu_forward(const rt_tensor_t *out, const rt_tensor_t *inp, rt_device_t *dev)
 {
     int64_t n;
@@ -276,6 +285,7 @@ static rt_ops_t make_cuda_ops(void)
     memset(&o, 0, sizeof o);
     o.linear_forward = cu_linear_forward;
     o.linear_backward = cu_linear_backward;
+    o.linear_weight_rows = cu_linear_weight_rows;
     o.relu_forward = cu_relu_forward;
     o.relu_backward = cu_relu_backward;
     o.softmax_xent_forward = cu_xent_forward;

@@ -57,6 +57,29 @@ rt_status op_check_linear_backward(const rt_tensor_t *dinp, const rt_tensor_t *d
     return RT_OK;
 }
 
+rt_status op_check_linear_weight_rows(const rt_tensor_t *dweight, const rt_tensor_t *dout,
+                                      const rt_tensor_t *inp, int64_t row0, int *B, int *C,
+                                      int *OC, int *R)
+{
+    const char *op = "linear_weight_rows";
+    TRY(tensor_expect(inp, F32, 2, op, "inp"));
+    TRY(tensor_expect(dout, F32, 2, op, "dout"));
+    TRY(tensor_expect(dweight, F32, 2, op, "dweight"));
+    TRY(tensor_expect_dim(dout, 0, inp->shape[0], op, "dout"));
+    TRY(tensor_expect_dim(dweight, 1, inp->shape[1], op, "dweight"));
+    CHECK_ARG(inp->shape[0] <= INT32_MAX && inp->shape[1] <= INT32_MAX &&
+                  dout->shape[1] <= INT32_MAX,
+              "%s: sizes beyond the int range", op);
+    CHECK_ARG(row0 >= 0 && row0 + dweight->shape[0] <= dout->shape[1],
+              "%s: rows [%lld, %lld) outside the %lld outputs", op, (long long)row0,
+              (long long)(row0 + dweight->shape[0]), (long long)dout->shape[1]);
+    *B = (int)inp->shape[0];
+    *C = (int)inp->shape[1];
+    *OC = (int)dout->shape[1];
+    *R = (int)dweight->shape[0];
+    return RT_OK;
+}
+
 rt_status op_check_same_f32(const char *op, const rt_tensor_t *a, const char *aname,
                             const rt_tensor_t *b, const char *bname, int64_t *n)
 {

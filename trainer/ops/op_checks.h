@@ -22,6 +22,10 @@ rt_status op_check_linear_backward(const rt_tensor_t *dinp, const rt_tensor_t *d
                                    const rt_tensor_t *dbias, const rt_tensor_t *dout,
                                    const rt_tensor_t *inp, const rt_tensor_t *weight, int *B,
                                    int *C, int *OC);
+/* dweight [R, C], dout [B, OC], inp [B, C], 0 <= row0, row0 + R <= OC. */
+rt_status op_check_linear_weight_rows(const rt_tensor_t *dweight, const rt_tensor_t *dout,
+                                      const rt_tensor_t *inp, int64_t row0, int *B, int *C,
+                                      int *OC, int *R);
 /* Elementwise pair: a and b of type f32 and the same number of elements. */
 rt_status op_check_same_f32(const char *op, const rt_tensor_t *a, const char *aname,
                             const rt_tensor_t *b, const char *bname, int64_t *n);

@@ -58,6 +58,15 @@ void linear_backward_cpu(float *dinp, float *dweight, float *dbias, const float 
     }
 }
 
+void linear_weight_rows_cpu(float *dweight, const float *dout, const float *inp, int B, int C,
+                            int OC, int row0, int R)
+{
+    /* the rows' columns of dout, read in place with dout's row stride */
+    if (R > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, R, C, B, 1.0f, dout + row0, OC, inp,
+                    C, 1.0f, dweight, C);
+}
+
 void relu_forward_cpu(float *out, const float *inp, int64_t N)
 {
     /* NaN passes through, as torch.relu does, so a bad input is not hidden */

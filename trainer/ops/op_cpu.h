@@ -21,6 +21,9 @@ void linear_forward_cpu(float *out, const float *inp, const float *weight, const
                         int B, int C, int OC);
 void linear_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int B, int C, int OC);
+/* dweight[R,C] += dout[:, row0:row0+R]^T . inp (dout [B, OC]). */
+void linear_weight_rows_cpu(float *dweight, const float *dout, const float *inp, int B, int C,
+                            int OC, int row0, int R);
 
 /* relu: out = max(inp, 0); backward uses the saved output. Works in place
  * (out == inp, dinp == dout). */

@@ -247,6 +247,24 @@ extern "C" rt_status linear_backward_cuda(float *dinp, float *dweight, float *db
     return RT_OK;
 }
 
+extern "C" rt_status linear_weight_rows_cuda(float *dweight, const float *dout, const float *inp,
+                                             int B, int C, int OC, int row0, int R,
+                                             rt_cuda_ctx_t *ctx)
+{
+    TRY(cuda_ctx_check(ctx, "linear_weight_rows_cuda"));
+    CHECK_ARG(B >= 0 && C >= 0 && OC >= 0 && row0 >= 0 && R >= 0 && row0 + R <= OC,
+              "linear_weight_rows_cuda: B=%d C=%d OC=%d rows [%d, %d)", B, C, OC, row0, row0 + R);
+    if (R == 0 || C == 0)
+        return RT_OK;
+    const float one = 1.0f;
+    /* as linear_backward's dW, over the R columns of dout from row0 (its
+     * leading dimension stays OC): column-major dW^T (C x R) = inp^T (C x
+     * B) . (dout + row0 viewed as R x B, ld OC)^T */
+    CHECK_CUBLAS(cublasSgemm(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, R, B, &one, inp, C,
+                             dout + row0, OC, &one, dweight, C));
+    return RT_OK;
+}
+
 /* ---- relu --------------------------------------------------------------- */
 
 __global__ void relu_forward_kernel(float *out, const float *inp, int64_t n)

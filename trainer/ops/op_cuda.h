@@ -39,6 +39,8 @@ rt_status linear_forward_cuda(float *out, const float *inp, const float *weight,
 rt_status linear_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout,
                                const float *inp, const float *weight, int B, int C, int OC,
                                rt_cuda_ctx_t *ctx);
+rt_status linear_weight_rows_cuda(float *dweight, const float *dout, const float *inp, int B,
+                                  int C, int OC, int row0, int R, rt_cuda_ctx_t *ctx);
 rt_status relu_forward_cuda(float *out, const float *inp, int64_t N, rt_cuda_ctx_t *ctx);
 rt_status relu_backward_cuda(float *dinp, const float *dout, const float *out, int64_t N,
                              rt_cuda_ctx_t *ctx);

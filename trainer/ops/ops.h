@@ -40,6 +40,13 @@ typedef struct rt_ops {
                                  const rt_tensor_t *dbias, const rt_tensor_t *dout,
                                  const rt_tensor_t *inp, const rt_tensor_t *weight,
                                  rt_device_t *dev);
+    /* The weight gradient of output rows [row0, row0 + R) only:
+     * dweight[R,C] += dout[:, row0:row0+R]^T . inp[B,C], dweight being the
+     * rows' block of the full gradient. Lets backward finish a large
+     * layer's gradient a block at a time, so that the gradient sync can
+     * start on each block while the next computes. */
+    rt_status (*linear_weight_rows)(const rt_tensor_t *dweight, const rt_tensor_t *dout,
+                                    const rt_tensor_t *inp, int64_t row0, rt_device_t *dev);
     /* relu: out = max(inp, 0); backward masks by the saved output. In place
      * (out == inp; dinp == dout: the gradient is replaced, not added). */
     rt_status (*relu_forward)(const rt_tensor_t *out, const rt_tensor_t *inp, rt_device_t *dev);
