@@ -21,6 +21,13 @@
 
 #define MLP_MAX_LAYERS 16
 #define MLP_MAX_WIDTH (1 << 20)
+/* With a gradient-ready hook, a layer of at least twice this many weights
+ * has its weight gradient computed in row blocks of about this many (256 Ki
+ * floats, 1 MiB: a quarter of the default bucket, and no smaller than the
+ * plan's smallest bucket of the default size), the hook told after each,
+ * so that the exchange of a large layer starts before the layer is done
+ * and the part of the first layer left after backward stays small. */
+#define MLP_READY_BLOCK ((int64_t)1 << 18)
 #define F32 RT_DTYPE_F32
 
 typedef struct {
@@ -222,9 +229,24 @@ static rt_status mlp_backward(model_t *m, const rt_batch_t *batch, float loss_sc
         rt_tensor_t dw = weight(m, m->grads, l), db = bias(m, m->grads, l);
         /* the layer's parameter gradients first, so that their exchange
          * (the hook) runs while the input's gradient computes */
-        TRY(op->linear_backward(NULL, &dw, &db, &dout, &inp, &w, m->dev));
-        if (ready)
-            TRY(ready(ready_ctx, m->reg->entries[2 * l].offset));
+        const int OC = c->sizes[l + 1];
+        const int64_t w_off = m->reg->entries[2 * l].offset;
+        if (ready && (int64_t)OC * C >= 2 * MLP_READY_BLOCK) {
+            /* a large layer a block of rows at a time, the last first (the
+             * bias, after the weight in the arena, before them all) */
+            TRY(op->linear_backward(NULL, NULL, &db, &dout, &inp, &w, m->dev));
+            const int rows = MLP_READY_BLOCK / C > 0 ? (int)(MLP_READY_BLOCK / C) : 1;
+            for (int r1 = OC; r1 > 0; r1 -= rows) {
+                const int r0 = r1 - rows > 0 ? r1 - rows : 0;
+                rt_tensor_t dwr = tensor_2d((float *)dw.data + (int64_t)r0 * C, F32, r1 - r0, C);
+                TRY(op->linear_weight_rows(&dwr, &dout, &inp, r0, m->dev));
+                TRY(ready(ready_ctx, w_off + (int64_t)r0 * C));
+            }
+        } else {
+            TRY(op->linear_backward(NULL, &dw, &db, &dout, &inp, &w, m->dev));
+            if (ready)
+                TRY(ready(ready_ctx, w_off));
+        }
         if (l > 0)
             TRY(op->linear_backward(&dinp, NULL, NULL, &dout, &inp, &w, m->dev));
         if (l > 0) {
