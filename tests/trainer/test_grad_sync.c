@@ -149,7 +149,9 @@ int main(int argc, char **argv)
         int tiled = seen.n == gc.plan.count;
         int64_t top = total;
         for (int i = 0; tiled && i < seen.n; i++) {
-            tiled = seen.hi[i] == top && seen.lo[i] == (top - 1) / 50 * 50;
+            int64_t blo, bhi;
+            grad_plan_bucket(&gc.plan, gc.plan.count - 1 - i, &blo, &bhi);
+            tiled = seen.hi[i] == top && seen.lo[i] == blo && bhi == top && blo < bhi;
             top = seen.lo[i];
         }
         EXPECT(tiled && top == 0, "rank %d: %d buckets do not tile the arena from its end", rank,

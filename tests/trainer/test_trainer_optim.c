@@ -188,21 +188,38 @@ static void test_clip(void)
 /* Buckets tile the arena from the end down, each exactly once. */
 static void test_plan(void)
 {
-    param_registry_t reg;
+    param_registry_t reg, reg2;
     make_registry(&reg, 3, (int64_t[]){100, 7, 30}, (bool[]){true, true, true});
     grad_plan_t plan;
     EXPECT(grad_plan_make(&plan, &reg, 50.0 * sizeof(float) / 1048576.0) == RT_OK && plan.bucket == 50,
            "plan of 50-element buckets: %lld", (long long)plan.bucket);
+    /* [0,6) [6,12) [12,25) [25,50), then [50,100) [100,150) ... up to the
+     * total: the first slice halved down to an eighth */
+    int64_t want[64] = {0, 6, 12, 25};
+    int nb = 4;
+    for (int64_t b = 50; b < reg.total && nb < 62; b += 50)
+        want[nb++] = b;
+    want[nb] = reg.total;
     int64_t expect_hi = reg.total;
-    int tiled = plan.count == (reg.total + 49) / 50;
-    for (int64_t k = plan.count - 1; k >= 0; k--) {
+    int tiled = reg.total > 100 && plan.count == nb;
+    for (int64_t k = plan.count - 1; tiled && k >= 0; k--) {
         int64_t lo, hi;
         grad_plan_bucket(&plan, k, &lo, &hi);
-        tiled &= hi == expect_hi && lo == k * 50;
+        tiled &= hi == expect_hi && lo == want[k] && hi == want[k + 1];
         expect_hi = lo;
     }
     EXPECT(tiled && expect_hi == 0, "buckets do not tile the arena (%lld buckets)",
            (long long)plan.count);
+    /* an arena smaller than a bucket: the halvings inside it only */
+    make_registry(&reg2, 1, (int64_t[]){20}, (bool[]){true});
+    EXPECT(grad_plan_make(&plan, &reg2, 50.0 * sizeof(float) / 1048576.0) == RT_OK, "plan");
+    int64_t lo, hi, lo1, hi1;
+    grad_plan_bucket(&plan, 0, &lo, &hi);
+    grad_plan_bucket(&plan, plan.count - 1, &lo1, &hi1);
+    EXPECT(plan.count == 3 && lo == 0 && hi == 6 && lo1 == 12 && hi1 == 20,
+           "20 elements in 50-element buckets: %lld buckets, [%lld, %lld) .. [%lld, %lld)",
+           (long long)plan.count, (long long)lo, (long long)hi, (long long)lo1, (long long)hi1);
+    param_registry_free(&reg2);
     param_registry_free(&reg);
 }
 

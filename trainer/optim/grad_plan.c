@@ -12,12 +12,27 @@ rt_status grad_plan_make(grad_plan_t *p, const param_registry_t *reg, double buc
         p->bucket = 1;
     p->total = reg->total;
     p->count = (p->total + p->bucket - 1) / p->bucket;
+    /* the first slice's halvings that lie inside it and the arena */
+    const int64_t first = p->bucket < p->total ? p->bucket : p->total;
+    p->head = 0;
+    for (int h = GRAD_PLAN_HEAD; h >= 1; h--) {
+        const int64_t b = p->bucket >> h;
+        if (b >= 1 && b < first && (p->head == 0 || b > p->cut[p->head - 1]))
+            p->cut[p->head++] = b;
+    }
+    p->count += p->head;
     return RT_OK;
 }
 
 void grad_plan_bucket(const grad_plan_t *p, int64_t k, int64_t *lo, int64_t *hi)
 {
-    *lo = k * p->bucket;
+    if (k <= p->head) {  /* inside the first slice */
+        const int64_t first = p->bucket < p->total ? p->bucket : p->total;
+        *lo = k == 0 ? 0 : p->cut[k - 1];
+        *hi = k < p->head ? p->cut[k] : first;
+        return;
+    }
+    *lo = (k - p->head) * p->bucket;
     *hi = *lo + p->bucket < p->total ? *lo + p->bucket : p->total;
 }
 

@@ -1,11 +1,16 @@
 /* grad_plan.h - the gradient-sync plan, derived from the parameter
- * registry: the gradient arena cut into buckets, the fixed slices
- * [k*S, (k+1)*S) of S elements (from --bucket-mb), reduced from the last
- * to the first because backward finishes the arena from its end (the last
- * layer first). A bucket may span parameters or cut one: the all-reduce is
- * elementwise, so only the moment a bucket can start depends on where it
- * lies. Bucket k can start once backward has made everything from k*S on
- * final.
+ * registry: the gradient arena cut into buckets, reduced from the last to
+ * the first because backward finishes the arena from its end (the last
+ * layer first). The buckets are the fixed slices [k*S, (k+1)*S) of S
+ * elements (from --bucket-mb), except that the first slice [0, S) is cut
+ * in halves down to S/8: [0, S/8), [S/8, S/4), [S/4, S/2), [S/2, S).
+ * The start of the arena is what backward finishes last, so its exchange
+ * is the part that cannot overlap backward; small buckets there shrink it
+ * to one eighth of a bucket (PyTorch DDP makes its first-reduced bucket
+ * small for the mirror reason: to start early). A bucket may span
+ * parameters or cut one: the reduction is elementwise, so only the moment
+ * a bucket can start depends on where it lies. A bucket can start once
+ * backward has made everything from its start on final.
  *
  * ZeRO-1 partitions the same arena among the ranks instead: rank r of n
  * owns the contiguous shard [r*S, min((r+1)*S, total)), S being total/n
@@ -22,10 +27,14 @@
 #include "common/status.h"
 #include "trainer/model/params.h"
 
+#define GRAD_PLAN_HEAD 3  /* halvings of the first slice */
+
 typedef struct {
-    int64_t bucket;   /* elements per bucket (the last may be shorter) */
+    int64_t bucket;   /* S: elements of a full bucket (the last may be shorter) */
     int64_t total;    /* elements of the arena */
     int64_t count;    /* buckets */
+    int head;         /* buckets the first slice is cut into, less one */
+    int64_t cut[GRAD_PLAN_HEAD]; /* their inner boundaries, ascending */
 } grad_plan_t;
 
 /* Buckets of bucket_mb MiB of float32 (at least one element). */
