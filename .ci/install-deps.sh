@@ -7,7 +7,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
-  libprotobuf-c-dev protobuf-c-compiler libopenblas-dev zlib1g-dev
+  libprotobuf-c-dev protobuf-c-compiler libopenblas-dev zlib1g-dev libcjson-dev
   python3-torch python3-h5py python3-numpy python3-yaml dataset-fashion-mnist
   fortunes fortunes-min
   iproute2 valgrind)

@@ -2,7 +2,8 @@
  * per logged step, per evaluation, and a final summary; docs/TRAINING.md
  * lists the keys) and the human log lines on stdout. A resumed run keeps
  * the file's lines up to the checkpoint's step and appends, so the file
- * reads as one run. */
+ * reads as one run. The lines are written and read with cJSON; a value that
+ * is not finite is written as null. */
 #ifndef RT_TRAINER_RUN_METRICS_H
 #define RT_TRAINER_RUN_METRICS_H
 
@@ -10,15 +11,21 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/status.h"
+
 /* A fresh run (keep_upto < 0) truncates the file; a resumed run keeps the
  * lines up to step keep_upto (those after it were written by the run that
- * was interrupted and are about to be redone) and appends. NULL and errno
- * on failure. */
+ * was interrupted and are about to be redone) and appends. A line that is
+ * not a JSON object with a numeric "step", or the cut-off last line of a
+ * killed run, is dropped with a warning naming it. NULL and errno on
+ * failure. */
 FILE *metrics_open(const char *path, int64_t keep_upto);
 
-/* One logged step. The NaN fields are left out of the JSON line: tokens
- * per second for a classification model, bits per byte where tokens are
- * not bytes, MFU where the device's peak is not known. */
+/* One logged step. The optional fields below are left out of the JSON line
+ * when NaN: tokens per second for a classification model, bits per byte
+ * where tokens are not bytes, MFU where the device's peak is not known.
+ * The others are always there, null when not finite (the loss of a step
+ * skipped under --skip-nonfinite). */
 typedef struct {
     int64_t step;
     double epoch, loss, lr, grad_norm;
@@ -30,11 +37,14 @@ typedef struct {
     int64_t optimizer_bytes; /* optimizer state held by a rank */
 } metrics_step_t;
 
-void metrics_write_step(FILE *f, const metrics_step_t *m);
-/* accuracy and bits_per_byte NaN: left out. */
-void metrics_write_eval(FILE *f, int64_t step, double loss, double accuracy,
-                        double bits_per_byte);
-void metrics_write_final(FILE *f, int64_t step, double seconds, int64_t skipped, uint64_t hash);
+/* Each writes one line and flushes it; RT_ERR_NOMEM or RT_ERR_IO (with
+ * the message) when the line could not be made or written. */
+rt_status metrics_write_step(FILE *f, const metrics_step_t *m);
+/* accuracy and bits_per_byte NaN: left out; loss not finite: null. */
+rt_status metrics_write_eval(FILE *f, int64_t step, double loss, double accuracy,
+                             double bits_per_byte);
+rt_status metrics_write_final(FILE *f, int64_t step, double seconds, int64_t skipped,
+                              uint64_t hash);
 
 /* "1h02m", "3m05s", "4.2s", or "?" for a negative or absurd value. */
 void format_duration(double s, char *buf, size_t size);
