@@ -15,6 +15,8 @@
  * Every step copies its batch from a pinned host buffer to the device (the
  * training loop's path; PyTorch's peer keeps its batch on the device).
  * Prints one JSON object on the last line. */
+/* POSIX: clock_gettime (common/timer.h) */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,6 +2,8 @@
  * square product of 1024 is large enough for OpenBLAS's kernels to reach
  * their steady rate and small enough (12 MB) to run at every start; the
  * best of five discounts a neighbour's burst of activity. */
+/* POSIX: clock_gettime (common/timer.h) */
+#define _POSIX_C_SOURCE 200809L
 #include "trainer/ops/cpu_peak.h"
 
 #include <cblas.h>

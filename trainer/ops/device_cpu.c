@@ -1,6 +1,8 @@
 /* device_cpu.c - the CPU device: host memory, work that is done when the
  * call returns, no graphs, batches used where they lie; and its op table:
  * the checks of op_checks.h in front of the CPU kernels of op_cpu.h. */
+/* POSIX: clock_gettime (common/timer.h) */
+#define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
 

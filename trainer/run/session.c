@@ -2,6 +2,8 @@
  * agreement on setup, the start (resume, or init on rank 0 and broadcast),
  * the step loop with its logging, evaluation, checkpoints and stop
  * agreement, and the final check that every replica is the same. */
+/* POSIX: clock_gettime (common/timer.h) */
+#define _POSIX_C_SOURCE 200809L
 #include "trainer/run/session.h"
 
 #include <math.h>

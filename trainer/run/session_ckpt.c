@@ -4,6 +4,8 @@
  * worked, so that a failed write stops the whole job rather than training on without checkpoints. Called only
  * between steps, after the parameters, optimizer state and step results
  * have been brought to the host. */
+/* POSIX: clock_gettime (common/timer.h) */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,6 +4,8 @@
  * update; on devices that support it the step's two halves (zero + forward
  * + backward of a full micro-batch per input slot; norm + decisions +
  * update) are captured in CUDA graphs once and replayed. */
+/* POSIX: clock_gettime (common/timer.h) */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <string.h>
 
