@@ -75,12 +75,17 @@ def run(cmd, timeout=300, env=None):
 def install_ort():
     """onnxruntime-node in ORT_DIR (reused when present); None on failure,
     with the reason recorded as a failed check."""
-    mod = os.path.join(ORT_DIR, "node_modules", "onnxruntime-node")
-    if os.path.isdir(mod):
-        return os.path.join(ORT_DIR, "node_modules")
     if not check(shutil.which("node") and shutil.which("npm"),
                  "node and npm are installed (.ci/install-deps.sh installs nodejs and npm)"):
         return None
+    mod = os.path.join(ORT_DIR, "node_modules", "onnxruntime-node")
+    if os.path.isdir(mod):
+        # an earlier install; one cut short is removed and done again
+        r = run(["node", "-e", "require('onnxruntime-node')"],
+                env={"NODE_PATH": os.path.join(ORT_DIR, "node_modules")})
+        if r.returncode == 0:
+            return os.path.join(ORT_DIR, "node_modules")
+        shutil.rmtree(mod, ignore_errors=True)
     os.makedirs(ORT_DIR, exist_ok=True)
     r = run(["npm", "install", "--prefix", ORT_DIR, "--no-audit", "--no-fund", "--no-save",
              f"onnxruntime-node@{ORT_VERSION}"], timeout=600, env={"ONNXRUNTIME_NODE_INSTALL": "skip"})
