@@ -4,13 +4,19 @@
 # Data: dataset-fashion-mnist (the MLP's), fortunes with its dependency
 # fortunes-min (the byte-level GPT's text corpus, data/import_fortunes.sh;
 # fortune-mod, the program it recommends, is not needed).
+# ONNX export: libonnx-dev ships the onnx.proto that protoc-c compiles at
+# build time, python3-onnx is the test's checker; the test installs ONNX
+# Runtime from npm (onnxruntime-node), so it needs node and npm: Debian's
+# nodejs and npm unless a node with its own npm (NodeSource's) is there.
 set -euo pipefail
 packages=(build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
   libprotobuf-c-dev protobuf-c-compiler libopenblas-dev zlib1g-dev libcjson-dev
+  libonnx-dev python3-onnx
   python3-torch python3-h5py python3-numpy python3-yaml dataset-fashion-mnist
   fortunes fortunes-min
   iproute2 valgrind)
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,6 +21,7 @@ static const command_entry commands[] = {
     {"train", cmd_train, "train a model data-parallel (run under mpirun for several ranks)"},
     {"eval", cmd_eval, "loss (and accuracy) of saved parameters over a dataset"},
     {"sample", cmd_sample, "generate text from a trained byte-level language model"},
+    {"export", cmd_export, "a trained model for other runtimes (onnx)"},
     {"launch", cmd_launch, "run a command on N ranks with mpirun; restart failed training"},
     {"ckpt", cmd_ckpt, "checkpoints: inspect (tree, metadata) and verify (checksums)"},
     {"bench", cmd_bench, "benchmarks: allreduce (ours against MPI_Allreduce)"},
