@@ -168,6 +168,19 @@ rt_status idx_read(const char *path, int want_dims, idx_array_t *out)
             goto done;
         }
     }
+    /* The header's size against what the file can hold, before allocating
+     * it: a plain file holds exactly its remaining bytes; deflate expands
+     * at most 1032:1 (zlib's documented limit), so a small gzip file cannot
+     * hold gigabytes (found by fuzzing: a 36-byte file asked for 6 GB). */
+    const int64_t header = 4 + 4 * (int64_t)dims;
+    const int64_t room = src->gz ? (int64_t)sb.st_size * 1032 : (int64_t)sb.st_size - header;
+    if (total > room) {
+        st = rt_fail(RT_ERR_FORMAT,
+                     "%s: truncated: the header's dimensions need %lld data bytes, the file %s %lld",
+                     path, (long long)total, src->gz ? "can hold at most" : "holds",
+                     (long long)(room > 0 ? room : 0));
+        goto done;
+    }
     out->dims = dims;
     out->count = out->shape[0];
     out->data = malloc((size_t)total);
