@@ -17,6 +17,7 @@
 #include "common/check.h"
 #include "common/hdf5_util.h"
 #include "launch/commands.h"
+#include "launch/train_flags.h"
 #include "trainer/model/model.h"
 #include "trainer/ops/cpu_env.h"
 #include "trainer/run/device_choice.h"
@@ -24,7 +25,7 @@
 
 /* ---- flags ---------------------------------------------------------------- */
 
-static rt_status train_flags_parse(train_config_t *c, int argc, char **argv)
+rt_status train_flags_parse(train_config_t *c, int argc, char **argv)
 {
     train_config_default(c);
     c->epochs = 0;  /* 0: not given (then 1 unless --steps) */
