@@ -271,6 +271,7 @@ def test_torch_training(p):
             opt.step()
             ref.append(loss.item())
         worst = max(abs(a - b) for a, b in zip(ours, ref)) if len(ours) == steps else float("inf")
+        print(f"{opt_name}: largest loss difference against PyTorch over {steps} steps: {worst:.2e}")
         check(worst <= 1e-5, f"{opt_name}: 10 steps from the imported start, losses within 1e-5 of PyTorch's "
                              f"(worst {worst:.2e}; ours {ours[:3]}..., torch {ref[:3]}...)")
         check(abs(ours[-1] - ours[0]) > 1e-3, f"{opt_name}: the loss moved ({ours[0]} -> {ours[-1]})")
@@ -348,22 +349,26 @@ def test_mismatches(p, spec):
     good = write_safetensors(p("ok.safetensors"), [("fc1.bias", "F32", [32], b"\0" * 128)])
     raw = open(good, "rb").read()
     n = struct.unpack("<Q", raw[:8])[0]
-    cases = {
-        "short": b"\1\2\3",
-        "too long a header": struct.pack("<Q", 1 << 40) + raw[8:],
-        "past the end": struct.pack("<Q", len(raw)) + raw[8:],
-        "bad JSON": raw[:8] + b"{" + b" " * (n - 1) + raw[8 + n:],
-        "truncated data": raw[:-4],
+    cases = {  # what: (bytes, the reason expected)
+        "short": (b"\1\2\3", "shorter than the 8-byte"),
+        "too long a header": (struct.pack("<Q", 1 << 40) + raw[8:], "100 MB"),
+        "past the end": (struct.pack("<Q", len(raw)) + raw[8:], "past the end"),
+        "bad JSON": (raw[:8] + b"{" + b" " * (n - 1) + raw[8 + n:], "bad JSON header"),
+        "truncated data": (raw[:-4], "cover 128 bytes of data but the file has 124"),
+        "a size that is not the shape's": (raw[:8] + raw[8:8 + n].replace(b"[32]", b"[31]") + raw[8 + n:],
+                                           "needs 124"),
     }
-    hdr = {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-           "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}
-    t = json.dumps(hdr).encode()
-    cases["overlapping offsets"] = struct.pack("<Q", len(t)) + t + b"\0" * 12
-    for what, data in cases.items():
+    for offs, why in (([0, 8], [4, 12]), "overlaps"), (([0, 8], [12, 20]), "leaves a gap"):
+        hdr = {"a": {"dtype": "F32", "shape": [2], "data_offsets": offs[0]},
+               "b": {"dtype": "F32", "shape": [2], "data_offsets": offs[1]}}
+        t = json.dumps(hdr).encode()
+        cases[why] = (struct.pack("<Q", len(t)) + t + b"\0" * offs[1][1], why)
+    for what, (data, why) in cases.items():
         open(p("mal.safetensors"), "wb").write(data)
         r = rt("import", "--from", p("mal.safetensors"), "--model", spec, "--out", p("mal.h5"))
-        check(r.returncode == 2 and "mal.safetensors" in r.stderr and not os.path.exists(p("mal.h5")),
-              f"malformed ({what}): exit 2 naming the file ({r.returncode}: {r.stderr.strip()})")
+        check(r.returncode == 2 and "mal.safetensors" in r.stderr and why in r.stderr
+              and not os.path.exists(p("mal.h5")),
+              f"malformed ({what}): exit 2 naming the file and {why!r} ({r.returncode}: {r.stderr.strip()})")
     r = rt("import", "--from", p("ok.safetensors"), "--out", p("nospec.h5"))
     check(r.returncode == 2 and "--model" in r.stderr, f"no --model and no model_spec: {r.stderr}")
 
