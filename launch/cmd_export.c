@@ -1,7 +1,8 @@
 /* cmd_export.c - `ringtrain export <format> ...`: a trained model in a
  * format other programs read. The first word picks the format from the
  * table below; each format parses its own flags and makes one library
- * call. `onnx`: trainer/export/onnx/onnx_export.h, docs/EXPORT.md. */
+ * call. `onnx` (here): trainer/export/onnx/onnx_export.h, docs/EXPORT.md;
+ * `safetensors`: cmd_export_safetensors.c. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdint.h>
@@ -66,6 +67,7 @@ typedef struct {
 
 static const export_format_t formats[] = {
     {"onnx", export_onnx, "an ONNX model (mlp, gpt) for ONNX Runtime and other runtimes"},
+    {"safetensors", cmd_export_safetensors, "parameters as a safetensors file (PyTorch state_dict names)"},
 };
 
 static void export_usage(FILE *out)
@@ -80,7 +82,7 @@ int cmd_export(int argc, char **argv)
 {
     if (argc < 1) {
         export_usage(stderr);
-        return cmd_report("export", rt_fail(RT_ERR_USAGE, "missing format (onnx)"));
+        return cmd_report("export", rt_fail(RT_ERR_USAGE, "missing format (onnx or safetensors)"));
     }
     if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
         export_usage(stdout);
@@ -89,5 +91,5 @@ int cmd_export(int argc, char **argv)
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
         if (!strcmp(argv[0], formats[i].name))
             return formats[i].run(argc - 1, argv + 1);
-    return cmd_report("export", rt_fail(RT_ERR_USAGE, "unknown format '%s' (onnx)", argv[0]));
+    return cmd_report("export", rt_fail(RT_ERR_USAGE, "unknown format '%s' (onnx or safetensors)", argv[0]));
 }

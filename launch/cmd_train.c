@@ -57,6 +57,8 @@ rt_status train_flags_parse(train_config_t *c, int argc, char **argv)
         {"eval-every", ARG_INT, &c->eval_every, "N", "evaluate every N steps (0: each epoch and at the end)", false, false},
         {"metrics", ARG_STRING, &c->metrics, "F.jsonl", "JSON-lines metrics (rank 0)", false, false},
         {"export-params", ARG_STRING, &c->export_params, "F.h5", "write the final parameters (HDF5, state_dict names)", false, false},
+        {"init-params", ARG_STRING, &c->init_params, "F.h5",
+         "a fresh run starts from these parameters (ringtrain import, --export-params, a checkpoint)", false, false},
         {"bucket-mb", ARG_DOUBLE, &c->bucket_mb, "X", "gradient sync bucket size in MiB (4)", false, false},
         {"overlap", ARG_STRING, &c->overlap, "thread|layers|off",
          "CPU: progress the gradient sync during backward on a thread (default), between layers, or not", false, false},

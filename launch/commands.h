@@ -11,7 +11,9 @@ int cmd_launch(int argc, char **argv); /* cmd_launch.c: mpirun launcher with res
 int cmd_ckpt(int argc, char **argv);   /* cmd_ckpt.c: ckpt inspect|verify */
 int cmd_eval(int argc, char **argv);   /* cmd_eval.c: ringtrain eval */
 int cmd_sample(int argc, char **argv); /* cmd_sample.c: ringtrain sample */
-int cmd_export(int argc, char **argv); /* cmd_export.c: ringtrain export onnx */
+int cmd_export(int argc, char **argv); /* cmd_export.c: ringtrain export <format> */
+int cmd_export_safetensors(int argc, char **argv); /* cmd_export_safetensors.c */
+int cmd_import(int argc, char **argv); /* cmd_import.c: ringtrain import */
 
 /* Prints "ringtrain <cmd>: <message>" for a failed status and returns the
  * exit code for it; the message is the one recorded by rt_fail(). Out of

@@ -23,6 +23,8 @@ static const command_entry commands[] = {
     {"sample", cmd_sample, "generate text from a trained byte-level language model"},
     {"export", cmd_export, "a trained model for other runtimes (onnx)"},
     {"launch", cmd_launch, "run a command on N ranks with mpirun; restart failed training"},
+    {"export", cmd_export, "saved parameters in another format (safetensors)"},
+    {"import", cmd_import, "a PyTorch state_dict (safetensors, .pt) into parameters to train from"},
     {"ckpt", cmd_ckpt, "checkpoints: inspect (tree, metadata) and verify (checksums)"},
     {"bench", cmd_bench, "benchmarks: allreduce (ours against MPI_Allreduce)"},
 };

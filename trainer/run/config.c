@@ -141,6 +141,7 @@ size_t train_config_json(const train_config_t *a, const char *model_spec, int wo
     PUT("\"threads\":%d,\"log_every\":%d,\"eval_every\":%d,", a->threads, a->log_every, a->eval_every);
     PUT_STR("metrics", a->metrics);
     PUT_STR("export_params", a->export_params);
+    PUT_STR("init_params", a->init_params);
     PUT("\"bucket_mb\":%.17g,\"skip_nonfinite\":%s,\"shuffle\":%s,", a->bucket_mb,
         a->skip_nonfinite ? "true" : "false", a->shuffle ? "true" : "false");
     PUT_STR("overlap", a->overlap);

@@ -18,6 +18,7 @@ typedef struct {
     const char *device;         /* "auto" | "cpu" | "cuda" */
     const char *metrics;        /* JSON lines (rank 0), NULL: none */
     const char *export_params;  /* final parameters (HDF5), NULL: none */
+    const char *init_params;    /* a fresh run's parameters from this file, NULL: drawn */
     const char *ckpt_dir;       /* NULL: no checkpoints */
     const char *resume;         /* "auto" | "never" | a checkpoint file */
     int batch;                  /* rows per rank per micro-batch; 0: from the checkpoint */

@@ -23,6 +23,7 @@
 #include "trainer/run/device_choice.h"
 #include "trainer/run/eval.h"
 #include "trainer/run/metrics.h"
+#include "trainer/run/saved_model.h"
 #include "trainer/run/session_internal.h"
 
 /* ln 2: nats per token over this are bits per token (bits per byte for
@@ -55,6 +56,24 @@ static void collect(session_t *s, const step_result_t *res)
                  res->new_skipped > 1 ? "; more such steps since the last log line" : "");
 }
 
+/* --init-params: a fresh run's parameters from a parameters file or a
+ * checkpoint of the same model (rank 0; the broadcast hands them on). */
+static rt_status init_params_load(session_t *s, const param_registry_t *reg, float *params)
+{
+    saved_model_t sm;
+    rt_status st = saved_model_load(&sm, s->cfg.init_params, "init-params");
+    if (st == RT_OK && (strcmp(sm.spec.text, s->spec.text) != 0 || sm.reg.total != reg->total))
+        st = rt_fail(RT_ERR_USAGE, "--init-params %s is for model '%s' but this run's model is '%s'",
+                     s->cfg.init_params, sm.spec.text, s->spec.text);
+    if (st == RT_OK) {
+        memcpy(params, sm.params, sizeof(float) * (size_t)reg->total);
+        printf("init: parameters from %s\n", s->cfg.init_params);
+        fflush(stdout);
+    }
+    saved_model_free(&sm);
+    return st;
+}
+
 /* Resume (the ranks compare what they loaded) or initialise on rank 0 and
  * broadcast; then the gradient sync and the parameters onto the device. */
 static rt_status session_start(session_t *s)
@@ -72,11 +91,16 @@ static rt_status session_start(session_t *s)
         rt_status st = RT_OK;
         if (s->rank == 0) {
             replica_init_params(s->rep, (uint64_t)s->cfg.seed);
-            if (s->hooks->on_init)
+            if (s->cfg.init_params)
+                st = init_params_load(s, reg, params);
+            if (st == RT_OK && s->hooks->on_init)
                 st = s->hooks->on_init(s->hooks->ctx, reg, params);
         }
         bool speak;
+        /* every rank learns rank 0's outcome: a failure here is shared */
+        s->consistent = true;
         TRY(ranks_agree(s->comm, st, &speak));
+        s->consistent = false;
         TRY(session_bcast(s, params, (size_t)reg->total, RT_DTYPE_F32));
     }
     if (s->world > 1) {

@@ -32,6 +32,29 @@ static void prune_note(void *ctx, const char *line)
     fflush(stderr);
 }
 
+/* A fresh start with --init-params: the file names this run's model, found
+ * before any step (session_start reads the parameters). A resumed run takes
+ * its parameters from the checkpoint and does not read the file. */
+static rt_status init_params_check(session_t *s)
+{
+    const char *path = s->cfg.init_params;
+    if (!path)
+        return RT_OK;
+    char spec[512];
+    if (params_read_spec_h5(path, spec, sizeof spec) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "--init-params");
+    model_spec_t m;
+    rt_status st = model_spec_parse(spec, &m);
+    if (st != RT_OK)
+        return rt_fail(RT_ERR_USAGE, "--init-params %s: model_spec '%s' is not a model spec", path, spec);
+    bool same = !strcmp(m.text, s->spec.text);
+    model_spec_free(&m);
+    if (!same)
+        return rt_fail(RT_ERR_USAGE, "--init-params %s is for model '%s' but this run's model is '%s'",
+                       path, spec, s->spec.text);
+    return RT_OK;
+}
+
 rt_status session_resume_choose(session_t *s)
 {
     const train_config_t *a = &s->cfg;
@@ -51,17 +74,17 @@ rt_status session_resume_choose(session_t *s)
     /* the history is known once the checkpoint is loaded */
     ckpt_run_init(&s->ckpt_run, a->keep, -1, prune_note, NULL);
     if (!strcmp(a->resume, "never"))
-        return RT_OK;
+        return init_params_check(s);
     if (!strcmp(a->resume, "auto")) {
         if (!a->ckpt_dir)
-            return RT_OK;
+            return init_params_check(s);
         int64_t step = 0;
         TRY(ckpt_find_latest(a->ckpt_dir, s->resume_path, sizeof s->resume_path, &step,
                              resume_skip_report, NULL));
         if (!s->resume_path[0])
             printf("resume: no complete checkpoint in %s, starting at step 0\n", a->ckpt_dir);
         fflush(stdout);
-        return RT_OK;
+        return s->resume_path[0] ? RT_OK : init_params_check(s);
     }
     if (strlen(a->resume) >= sizeof s->resume_path)
         return rt_fail(RT_ERR_USAGE, "--resume: path too long");
