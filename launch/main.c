@@ -21,10 +21,9 @@ static const command_entry commands[] = {
     {"train", cmd_train, "train a model data-parallel (run under mpirun for several ranks)"},
     {"eval", cmd_eval, "loss (and accuracy) of saved parameters over a dataset"},
     {"sample", cmd_sample, "generate text from a trained byte-level language model"},
-    {"export", cmd_export, "a trained model for other runtimes (onnx)"},
-    {"launch", cmd_launch, "run a command on N ranks with mpirun; restart failed training"},
-    {"export", cmd_export, "saved parameters in another format (safetensors)"},
+    {"export", cmd_export, "a trained model in another format (onnx, safetensors)"},
     {"import", cmd_import, "a PyTorch state_dict (safetensors, .pt) into parameters to train from"},
+    {"launch", cmd_launch, "run a command on N ranks with mpirun; restart failed training"},
     {"ckpt", cmd_ckpt, "checkpoints: inspect (tree, metadata) and verify (checksums)"},
     {"bench", cmd_bench, "benchmarks: allreduce (ours against MPI_Allreduce)"},
 };
