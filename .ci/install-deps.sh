@@ -15,7 +15,7 @@ packages=(build-essential cmake pkg-config git
   libonnx-dev python3-onnx
   python3-torch python3-h5py python3-numpy python3-yaml dataset-fashion-mnist
   fortunes fortunes-min
-  iproute2 valgrind)
+  iproute2 valgrind clang)
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do

@@ -162,11 +162,12 @@ rt_status idx_read(const char *path, int want_dims, idx_array_t *out)
                          (long long)out->shape[i]);
             goto done;
         }
-        total *= out->shape[i];
-        if (total > (1LL << 40)) {
+        /* checked before multiplying: the product must not overflow */
+        if (out->shape[i] > (1LL << 40) / total) {
             st = rt_fail(RT_ERR_FORMAT, "%s: implausible size (more than 2^40 bytes)", path);
             goto done;
         }
+        total *= out->shape[i];
     }
     /* The header's size against what the file can hold, before allocating
      * it: a plain file holds exactly its remaining bytes; deflate expands
