@@ -8,11 +8,13 @@
 # build time, python3-onnx is the test's checker; the test installs ONNX
 # Runtime from npm (onnxruntime-node), so it needs node and npm: Debian's
 # nodejs and npm unless a node with its own npm (NodeSource's) is there.
+# protobuf-compiler and python3-protobuf: the TensorBoard test decodes the
+# event files with its own .proto, independently of protoc-c.
 set -euo pipefail
 packages=(build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
   libprotobuf-c-dev protobuf-c-compiler libopenblas-dev zlib1g-dev libcjson-dev
-  libonnx-dev python3-onnx
+  libonnx-dev python3-onnx protobuf-compiler python3-protobuf
   python3-torch python3-h5py python3-numpy python3-yaml dataset-fashion-mnist
   fortunes fortunes-min
   iproute2 valgrind clang)

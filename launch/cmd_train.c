@@ -66,6 +66,8 @@ rt_status train_flags_parse(train_config_t *c, int argc, char **argv)
          "1: ZeRO-1, each rank holds and updates the optimizer state of its shard only (0)", false, false},
         {"trace", ARG_STRING, &c->trace, "F.json",
          "Chrome-trace timeline per rank (F.rank<R>.json with several ranks; chrome://tracing, Perfetto)", false, false},
+        {"tensorboard", ARG_STRING, &c->tensorboard, "DIR",
+         "TensorBoard event file in DIR, a new one per run (rank 0; the metrics' scalars at each log step)", false, false},
         {"skip-nonfinite", ARG_FLAG, &c->skip_nonfinite, NULL, "skip steps with a non-finite loss or gradient instead of stopping", false, false},
         {"no-shuffle", ARG_FLAG, &no_shuffle, NULL, "take the records in file order (debugging, tests)", false, false},
         {"tf32", ARG_FLAG, &c->tf32, NULL, "GPU: allow TF32 tensor cores in matrix products (default full fp32)", false, false},

@@ -91,6 +91,8 @@ rt_status train_config_check(const train_config_t *c)
         return rt_fail(RT_ERR_USAGE, "--zero must be 0 or 1, got %d", c->zero);
     if (c->trace && !*c->trace)
         return rt_fail(RT_ERR_USAGE, "--trace: empty file name");
+    if (c->tensorboard && !*c->tensorboard)
+        return rt_fail(RT_ERR_USAGE, "--tensorboard: empty directory name");
     return RT_OK;
 }
 
@@ -147,6 +149,7 @@ size_t train_config_json(const train_config_t *a, const char *model_spec, int wo
     PUT_STR("overlap", a->overlap);
     PUT("\"zero\":%d,", a->zero);
     PUT_STR("trace", a->trace);
+    PUT_STR("tensorboard", a->tensorboard);
     PUT_STR("ckpt_dir", a->ckpt_dir);
     PUT("\"ckpt_every\":%d,\"keep\":%d,", a->ckpt_every, a->keep);
     PUT_STR("resume", a->resume);

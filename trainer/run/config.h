@@ -30,6 +30,7 @@ typedef struct {
     const char *overlap;        /* "thread" | "layers" | "off" (trainer/run/grad_sync.h) */
     int zero;                   /* 0 | 1: ZeRO-1 sharded optimizer state */
     const char *trace;          /* Chrome-trace timeline, per rank; NULL: none */
+    const char *tensorboard;    /* event-file directory (rank 0); NULL: none */
     bool skip_nonfinite, tf32, eager;
     bool shuffle;               /* false: records in file order (tests, debugging) */
 } train_config_t;

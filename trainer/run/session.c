@@ -25,6 +25,7 @@
 #include "trainer/run/metrics.h"
 #include "trainer/run/saved_model.h"
 #include "trainer/run/session_internal.h"
+#include "trainer/tensorboard/tb_train.h"
 
 /* ln 2: nats per token over this are bits per token (bits per byte for
  * byte-level tokens) */
@@ -124,6 +125,17 @@ static rt_status session_start(session_t *s)
     return replica_upload(s->rep, s->opt_steps, s->skipped);
 }
 
+/* A failed event-file write is reported once and ends the event file; the
+ * training goes on (the metrics and checkpoints do not depend on it). */
+static void tb_done(session_t *s, rt_status st)
+{
+    if (st == RT_OK)
+        return;
+    LOG_WARN("--tensorboard: %s; no more events are written", rt_last_error());
+    tb_writer_close(s->tb);
+    s->tb = NULL;
+}
+
 static rt_status run_eval(session_t *s, int64_t step)
 {
     if (!device_is_host(s->dev))
@@ -147,6 +159,8 @@ static rt_status run_eval(session_t *s, int64_t step)
         fflush(stdout);
         if (s->metrics)
             metrics_write_eval(s->metrics, step, loss, acc, bpb);
+        if (s->tb)
+            tb_done(s, tb_write_eval(s->tb, step, loss, acc, bpb));
     }
     return RT_OK;
 }
@@ -328,6 +342,8 @@ static rt_status session_train(session_t *s)
             print_step(s, &m, eta);
             if (s->metrics)
                 metrics_write_step(s->metrics, &m);
+            if (s->tb)
+                tb_done(s, tb_write_train_step(s->tb, &m));
         }
         if (s->rank == 0 && s->hooks->after_step) {
             session_step_report_t rep = {.step = done, .total_steps = s->total_steps,

@@ -20,6 +20,7 @@
 #include "trainer/run/grad_sync.h"
 #include "trainer/run/replica.h"
 #include "trainer/run/session.h"
+#include "trainer/tensorboard/tb_writer.h"
 
 typedef struct {
     train_config_t cfg;          /* a copy: the batch may come from the checkpoint */
@@ -46,6 +47,7 @@ typedef struct {
     grad_sync_t *sync;
     rt_trace_t *trace;           /* --trace: this rank's timeline; NULL: none */
     FILE *metrics;
+    tb_writer_t *tb;             /* --tensorboard (rank 0); NULL: none, or after a write failed */
     int64_t steps_per_epoch;     /* optimizer steps */
     int64_t loader_spe;          /* loader batches per epoch */
     int64_t total_steps;

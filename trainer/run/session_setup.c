@@ -140,6 +140,9 @@ static rt_status setup_inner(session_t *s, ckpt_reader_t **rd)
         if (!s->metrics)
             return rt_fail(RT_ERR_USAGE, "--metrics %s: %s", a->metrics, strerror(errno));
     }
+    /* a new event file even when resuming: TensorBoard merges a directory's files */
+    if (s->rank == 0 && a->tensorboard && tb_writer_open(&s->tb, a->tensorboard) != RT_OK)
+        return rt_fail_context(RT_ERR_USAGE, "--tensorboard");
     TRY(open_replica(s));
     if (s->resume_path[0]) {
         if (s->micro_in_epoch >= s->steps_per_epoch * a->accum)
@@ -177,6 +180,9 @@ void session_setup_free(session_t *s)
     host_free(s->split);
     if (s->metrics)
         fclose(s->metrics);
+    if (tb_writer_close(s->tb) != RT_OK)
+        LOG_WARN("--tensorboard: %s", rt_last_error());
+    s->tb = NULL;
 }
 
 void session_release_batch(session_t *s)
