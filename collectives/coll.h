@@ -72,6 +72,13 @@ double coll_timeout(const coll_comm_t *c);
 void coll_set_warn_fraction(coll_comm_t *c, double fraction);
 double coll_warn_fraction(const coll_comm_t *c);
 
+/* The ring pipeline's segment size (bytes) and segments in flight per
+ * direction for later calls on c (a new communicator takes RT_COLL_SEGMENT
+ * and RT_COLL_WINDOW, else 256 KiB and 4: tuned for latency as well as
+ * bandwidth). A setting given in the environment wins over this call;
+ * out-of-range values are ignored. Every rank must set the same. */
+void coll_set_pipeline(coll_comm_t *c, size_t segment_bytes, int window);
+
 /* recv[i] = op over ranks of send[i]; send == recv means in place. Every rank
  * gets bit-identical results. */
 rt_status coll_allreduce(coll_comm_t *c, const void *send, void *recv, size_t count,

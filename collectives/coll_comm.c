@@ -190,6 +190,16 @@ void coll_set_warn_fraction(coll_comm_t *c, double fraction)
 
 double coll_warn_fraction(const coll_comm_t *c) { return c ? c->warn_fraction : 0; }
 
+void coll_set_pipeline(coll_comm_t *c, size_t segment_bytes, int window)
+{
+    if (!c)
+        return;
+    if (segment_bytes >= 64 && segment_bytes <= ((size_t)1 << 30) && !getenv("RT_COLL_SEGMENT"))
+        c->segment_bytes = segment_bytes;
+    if (window >= 1 && window <= 64 && !getenv("RT_COLL_WINDOW"))
+        c->window = window;
+}
+
 void coll_abort(coll_comm_t *c, int code)
 {
     MPI_Abort(c ? c->mpi : MPI_COMM_WORLD, code ? code : 1);
