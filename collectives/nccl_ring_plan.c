@@ -30,6 +30,35 @@ static size_t chunk_len(size_t len, size_t ci, size_t chunk)
     return len - start < chunk ? len - start : chunk;
 }
 
+/* One step's transfers: the send of slen elements at soff and the receive
+ * of rlen at roff, cut into pieces of chunk_elems (the reduce-scatter
+ * pipelines them against the reduction; the allgather moves whole
+ * segments, having nothing to overlap with), alternating two slots. */
+static rt_status run_step(nccl_ring_phase_t phase, int k, size_t soff, size_t slen, size_t roff,
+                          size_t rlen, size_t chunk_elems, nccl_ring_xfer_fn fn, void *arg)
+{
+    size_t chunk = phase == NCCL_RING_REDUCE_SCATTER ? chunk_elems : (slen > rlen ? slen : rlen);
+    if (chunk == 0)
+        chunk = 1;
+    size_t ns = (slen + chunk - 1) / chunk, nr = (rlen + chunk - 1) / chunk;
+    size_t nx = ns > nr ? ns : nr;
+    for (size_t ci = 0; ci < nx; ci++) {
+        nccl_ring_xfer_t x = {
+            .phase = phase,
+            .step = k,
+            .first_of_step = ci == 0,
+            .last_of_step = ci + 1 == nx,
+            .send_off = soff + ci * chunk,
+            .send_len = chunk_len(slen, ci, chunk),
+            .recv_off = roff + ci * chunk,
+            .recv_len = chunk_len(rlen, ci, chunk),
+            .slot = (int)(ci % 2),
+        };
+        TRY(fn(arg, &x));
+    }
+    return RT_OK;
+}
+
 rt_status nccl_ring_plan_run(nccl_ring_phase_t phase, size_t count, int n, int r,
                              size_t chunk_elems, nccl_ring_xfer_fn fn, void *arg)
 {
@@ -49,26 +78,7 @@ rt_status nccl_ring_plan_run(nccl_ring_phase_t phase, size_t count, int n, int r
         size_t soff, slen, roff, rlen;
         nccl_ring_segment(count, n, sseg, &soff, &slen);
         nccl_ring_segment(count, n, rseg, &roff, &rlen);
-        /* the allgather moves whole segments: nothing to overlap with */
-        size_t chunk = phase == NCCL_RING_REDUCE_SCATTER ? chunk_elems : (slen > rlen ? slen : rlen);
-        if (chunk == 0)
-            chunk = 1;
-        size_t ns = (slen + chunk - 1) / chunk, nr = (rlen + chunk - 1) / chunk;
-        size_t nx = ns > nr ? ns : nr;
-        for (size_t ci = 0; ci < nx; ci++) {
-            nccl_ring_xfer_t x = {
-                .phase = phase,
-                .step = k,
-                .first_of_step = ci == 0,
-                .last_of_step = ci + 1 == nx,
-                .send_off = soff + ci * chunk,
-                .send_len = chunk_len(slen, ci, chunk),
-                .recv_off = roff + ci * chunk,
-                .recv_len = chunk_len(rlen, ci, chunk),
-                .slot = (int)(ci % 2),
-            };
-            TRY(fn(arg, &x));
-        }
+        TRY(run_step(phase, k, soff, slen, roff, rlen, chunk_elems, fn, arg));
     }
     return RT_OK;
 }
@@ -93,26 +103,7 @@ rt_status nccl_ring_plan_run_v(nccl_ring_phase_t phase, const size_t *counts, in
         for (int i = 0; i < rc; i++)
             roff += counts[i];
         size_t slen = counts[sc], rlen = counts[rc];
-        /* the allgather moves whole chunks: nothing to overlap with */
-        size_t chunk = phase == NCCL_RING_REDUCE_SCATTER ? chunk_elems : (slen > rlen ? slen : rlen);
-        if (chunk == 0)
-            chunk = 1;
-        size_t ns = (slen + chunk - 1) / chunk, nr = (rlen + chunk - 1) / chunk;
-        size_t nx = ns > nr ? ns : nr;
-        for (size_t ci = 0; ci < nx; ci++) {
-            nccl_ring_xfer_t x = {
-                .phase = phase,
-                .step = k,
-                .first_of_step = ci == 0,
-                .last_of_step = ci + 1 == nx,
-                .send_off = soff + ci * chunk,
-                .send_len = chunk_len(slen, ci, chunk),
-                .recv_off = roff + ci * chunk,
-                .recv_len = chunk_len(rlen, ci, chunk),
-                .slot = (int)(ci % 2),
-            };
-            TRY(fn(arg, &x));
-        }
+        TRY(run_step(phase, k, soff, slen, roff, rlen, chunk_elems, fn, arg));
     }
     return RT_OK;
 }
