@@ -468,7 +468,7 @@ static rt_status open_classification(dataset_t *d, hid_t file, const dataset_opt
 
     d->labels = malloc((size_t)info->count * sizeof *d->labels);
     if (!d->labels) {
-        st = rt_fail(RT_ERR_NOMEM, "labels of %lld records", (long long)info->count);
+        st = rt_fail(RT_ERR_NOMEM, "cannot allocate the labels of %lld records", (long long)info->count);
         goto done;
     }
     TRY_GOTO(st, check_labels_crc(d, labels, opt), done);
