@@ -14,13 +14,11 @@ pre=rt$id
 dir=/run/ringtrain-slurm-$pre
 
 # Processes whose command line names the scratch directory: slurmctld,
-# slurmd and munged are started with paths in it.
+# slurmd and munged are started with paths in it. One grep over every
+# command line; "[r]" keeps the pattern from matching grep's own.
 ours() {
-  local p
-  for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = $$ ] && continue
-    { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null | grep -qF -- "$dir/" && echo "${p#/proc/}"
-  done
+  grep -laE -- "/run/[r]ingtrain-slurm-$pre/" /proc/[0-9]*/cmdline 2>/dev/null |
+    sed -n 's|^/proc/\([0-9]*\)/cmdline$|\1|p'
 }
 
 # The nodes first, so that no slurmd or job step outlives the controller.

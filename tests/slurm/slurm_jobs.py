@@ -149,12 +149,16 @@ def preempt(c, p, train, ref):
         return
     t0 = time.monotonic()
     c.cmd("scancel", "--batch", "--signal=TERM", jid)
-    # The script requeues the job itself; Slurm holds a requeued batch job
-    # back for a while (BeginTime); the test lets it start at once.
+    # The script requeues the job itself.
     c.wait(f"job {jid} requeued (PENDING, Restarts=1)",
            lambda: (lambda j: j.get("JobState") == "PENDING" and j.get("Restarts") == "1")(c.job(jid)),
            60)
-    print(f"TERM to requeued: {time.monotonic() - t0:.1f} s")
+    # Slurm holds a requeued batch job back (BeginTime, 2 min in 22.05)
+    # while the nodes finish the previous run; the test waits for that end
+    # itself (both nodes idle) and then lets the job start at once.
+    c.wait("both nodes idle after the requeue",
+           lambda: c.cmd("sinfo", "-h", "-N", "-o", "%t", check=False).split() == ["idle", "idle"], 60)
+    print(f"TERM to requeued and nodes idle: {time.monotonic() - t0:.1f} s")
     c.cmd("scontrol", "update", f"JobId={jid}", "StartTime=now")
     info = c.wait_done(jid)
     log = read(out)

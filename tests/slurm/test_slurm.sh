@@ -38,9 +38,10 @@ cleanup() {
   bash "$sl/slurm-down.sh" "$id" || left="$left slurm-down.sh-failed"
   rm -rf -- "$scratch"
   # The checks after the trap's work: nothing of the cluster or the jobs.
-  for p in /proc/[0-9]*; do
-    { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null | grep -qF -e "$scratch" -e "$dir/" &&
-      left="$left pid:${p#/proc/}($(cat "$p/comm" 2>/dev/null))"
+  # one grep over every command line; "[r]" keeps it from matching its own
+  for p in $(grep -laE -e "/[r]t_slurm\.${scratch##*rt_slurm.}" -e "/run/[r]ingtrain-slurm-rt$id/" \
+               /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's|^/proc/\([0-9]*\)/cmdline$|\1|p'); do
+    left="$left pid:$p($(cat "/proc/$p/comm" 2>/dev/null))"
   done
   ip netns list 2>/dev/null | awk '{print $1}' | grep -qE "^rt$id-" && left="$left namespaces:rt$id-*"
   ip link show "rt$id-br" >/dev/null 2>&1 && left="$left bridge:rt$id-br"
