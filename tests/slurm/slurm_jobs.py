@@ -39,6 +39,8 @@ class Cluster:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OMPI_MCA_")}
         self.env["SLURM_CONF"] = os.path.join(self.dir, "slurm.conf")
         self.node = lambda n: f"rt{cid}-h{n}"
+        self.tmp = os.path.join(scratch, "tmp")
+        os.makedirs(self.tmp, exist_ok=True)
 
     def cmd(self, *args, check=True, timeout=30):
         r = subprocess.run([str(a) for a in args], env=self.env, capture_output=True, text=True,
@@ -75,7 +77,10 @@ class Cluster:
 
     def submit(self, name, ckpt, export, train, *sbatch_args):
         out = os.path.join(self.scratch, f"{name}-%j.out")
+        # TMPDIR: the script's hostfile goes there, and must not stay (Open
+        # MPI's session directories go there too)
         env = dict(self.env, RINGTRAIN=e.RINGTRAIN, CKPT_DIR=ckpt, GRACE="1", CKPT_EVERY=str(EVERY),
+                   TMPDIR=self.tmp,
                    TRAIN_ARGS=" ".join(map(str, train + ["--export-params", export])))
         r = subprocess.run(["sbatch", "--parsable", "--ntasks-per-node=2", "--cpus-per-task=1",
                             "--gpus-per-node=0", f"--output={out}", *sbatch_args,
@@ -252,6 +257,8 @@ def main():
             test(c, p, train, p("ref.h5"))
         except (RuntimeError, subprocess.SubprocessError) as x:
             e.check(False, f"{test.__name__}: {x}")
+        left = [n for n in os.listdir(c.tmp) if n.startswith("ringtrain-hosts.")]
+        e.check(not left, f"{test.__name__}: the script's hostfile is gone ({left})")
         print(f"{test.__name__}: {time.monotonic() - t0:.1f} s")
     e.finish()
 
