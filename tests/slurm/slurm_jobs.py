@@ -259,6 +259,8 @@ def main():
             e.check(False, f"{test.__name__}: {x}")
         left = [n for n in os.listdir(c.tmp) if n.startswith("ringtrain-hosts.")]
         e.check(not left, f"{test.__name__}: the script's hostfile is gone ({left})")
+        for n in left:  # so that the next job's check sees its own only
+            os.unlink(os.path.join(c.tmp, n))
         print(f"{test.__name__}: {time.monotonic() - t0:.1f} s")
     e.finish()
 
