@@ -104,7 +104,7 @@ def ckpts(d):
     return sorted(glob.glob(os.path.join(d, "ckpt-*.h5")))
 
 
-def lingering(c, path):
+def lingering(path):
     """Processes anywhere whose command line contains path (launcher, mpirun,
     ranks of a job using that checkpoint directory)."""
     left = []
@@ -211,7 +211,7 @@ def node_failure(c, p, train, ref):
     ok &= e.check(re.search(rf"failed node\(s\): {dead} ", log) is not None,
                   f"the job's output names the failed node {dead}")
     time.sleep(1)
-    left = lingering(c, ckpt)
+    left = lingering(ckpt)
     ok &= e.check(not left, f"no process of the job left anywhere ({left})")
     steps = [v for v in ns_pids(c.node(1)) if comm(v) != "slurmd"]
     ok &= e.check(not steps, f"only slurmd left on {c.node(1)} ({[comm(v) for v in steps]})")
