@@ -33,7 +33,8 @@ async writes the writer thread's file). The model is large enough (13 MB
 checkpoints; 3.2 MB in the sanitizer build, which writes as slowly) that a
 write takes tens of milliseconds.
 
-The seed is printed; RT_FAULT_SEED=N replays a run. Under AddressSanitizer
+The seed is printed; RT_FAULT_SEED=N replays a run, and RT_FAULT_ONLY=REGEX
+runs the cases whose name (victim/moment/mode) matches. Under AddressSanitizer
 (slower) the matrix keeps every victim and mode but runs one of the two
 kill moments per victim and mode, drawn from the seed (printed), unless
 RT_FAULT_FULL=1."""
@@ -218,6 +219,14 @@ def last_step(metrics):
     return max(steps, default=0)
 
 
+def brief_log(text):
+    """The launcher's lines, the ranks' errors and the last lines of a log."""
+    lines = text.splitlines()
+    keep = [l for l in lines[:-15] if l.startswith(("ringtrain launch", "---")) or
+            re.search(r"ERROR|ringtrain train:|RT_|resum|noticed|exited", l)]
+    return "\n".join(keep[-60:] + lines[-15:])
+
+
 class Case:
     def __init__(self, root, victim, moment, mode, rng, base_train):
         self.victim, self.moment, self.mode = victim, moment, mode
@@ -299,7 +308,7 @@ class Case:
                        "found (pids: launcher, mpirun as its child, ranks by environ)"):
             launcher.kill()
             launcher.wait()
-            print(self.log_text()[-4000:])
+            print(brief_log(self.log_text()))
             return
         print(f"  {self.name}: kill -9 of {self.victim}, {hit}", flush=True)
         if self.victim == "launcher":
@@ -327,7 +336,7 @@ class Case:
             ok &= e.check(len(restarts) == 1 and want in restarts[0],
                           f"{self.name}: one restart, after '{want}': {restarts}")
         if not ok:
-            print(text[-5000:])
+            print(brief_log(text))
         e.same_bytes(self.out, ref, f"{self.name}: final parameters vs the straight run")
         left, _ = wait_gone(sid, self.marker, 5.0)
         e.check(not left, f"{self.name}: no process of the job left: {left}")
@@ -371,6 +380,10 @@ def main():
         cases = [c for c in cases if keep[(c[0], c[2])] == c[1]]
         print("sanitizer build: one kill moment per victim and mode, drawn from the seed "
               "(RT_FAULT_FULL=1 runs all): " + ", ".join(f"{v}/{m}/{x or 'default'}" for v, m, x in cases))
+    only = os.environ.get("RT_FAULT_ONLY")
+    if only:
+        cases = [c for c in cases if re.search(only, f"{c[0]}/{c[1]}/{c[2] or 'default'}")]
+        print(f"RT_FAULT_ONLY={only}: {len(cases)} cases")
     root = tempfile.mkdtemp(prefix="rt_fault_matrix.")
     t0 = time.monotonic()
     leftovers = []
