@@ -247,6 +247,12 @@ class Case:
         # drawn in the same order for every case, so a seed replays exactly
         self.kill_step = rng.randint(3, STEPS - 3)
         self.kill_ckpt = rng.randrange(EVERY, STEPS + 1, EVERY)
+        if victim == "launcher":
+            # mpirun gives the ranks SIGTERM only --grace (1 s) after the
+            # launcher's death: an early kill leaves the job steps to stop
+            # before its end, so that the new launch has something to resume
+            self.kill_step = rng.randint(3, STEPS // 4)
+            self.kill_ckpt = EVERY
         self.logs = []
 
     def start(self, n):
@@ -335,6 +341,8 @@ class Case:
                     "mpirun": "mpirun killed by signal 9"}[self.victim]
             ok &= e.check(len(restarts) == 1 and want in restarts[0],
                           f"{self.name}: one restart, after '{want}': {restarts}")
+        resumed = re.findall(r"ringtrain train: resumed from \S*ckpt-0*(\d+)\.h5", text)
+        print(f"  {self.name}: resumed from step {', '.join(resumed) or '-'}; {len(restarts)} restart(s)")
         if not ok:
             print(brief_log(text))
         e.same_bytes(self.out, ref, f"{self.name}: final parameters vs the straight run")
