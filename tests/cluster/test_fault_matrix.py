@@ -24,8 +24,9 @@ as if nothing had happened:
 The victims are found in /proc: mpirun as the launcher's child, the ranks by
 OMPI_COMM_WORLD_RANK and the case marker in /proc/PID/environ. "At a random
 step": the step is drawn from the seed and the kill sent once rank 0's
-metrics file (--log-every 1) reports it. "In a checkpoint write": the
-checkpoint to strike is drawn from the seed; inotify on the checkpoint
+metrics file (--log-every 1) reports it (the launcher: a step up to 15,
+see below). "In a checkpoint write": the checkpoint to strike is drawn from
+the seed (the launcher: the first one); inotify on the checkpoint
 directory reports the creation of its temporary file (.ckpt-<step>.h5.tmp.*)
 and the kill follows at once; the case checks that the temporary file was
 still there when the signal had been sent (the write was in progress; with
