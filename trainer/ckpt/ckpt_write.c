@@ -400,6 +400,17 @@ static rt_status file_release(const char *tmp)
     return RT_OK;
 }
 
+/* Whether data_write takes the large-array path for any of the arrays
+ * (small checkpoints need no O_DIRECT descriptor and no buffers). */
+static bool any_large(const ckpt_array_t *arrays, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (arrays[i].rank > 0 &&
+            (size_t)ckpt_array_count(&arrays[i]) * rt_dtype_size(arrays[i].type) >= 2 * WRITE_BLOCK)
+            return true;
+    return false;
+}
+
 static rt_status file_write(const char *tmp, const ckpt_meta_t *m, const ckpt_array_t *arrays, int n)
 {
     rt_status st;
@@ -417,7 +428,7 @@ static rt_status file_write(const char *tmp, const ckpt_meta_t *m, const ckpt_ar
     if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) >= 0 && handle)
         fd = *(int *)handle;
     TRY_GOTO(st, reserve_space(fd, tmp, m, arrays, n), close_file);
-    dio = fd >= 0 ? ckpt_dio_open(tmp, fd) : NULL;
+    dio = fd >= 0 && any_large(arrays, n) ? ckpt_dio_open(tmp, fd) : NULL;
     TRY_GOTO(st, meta_write(file, m), close_file);
     /* The count lets verify tell a file cut short from a complete one, even
      * under a complete-looking name. */
