@@ -173,6 +173,13 @@ static herr_t rows_write(hid_t ds, const ckpt_array_t *a, size_t row, hsize_t r0
     return rc;
 }
 
+/* Arrays written in blocks (and with O_DIRECT where it is available);
+ * smaller ones and scalars go in one H5Dwrite. */
+static bool array_large(const ckpt_array_t *a)
+{
+    return a->rank > 0 && (size_t)ckpt_array_count(a) * rt_dtype_size(a->type) >= 2 * WRITE_BLOCK;
+}
+
 /* The first rows of a large array, written through HDF5 before the rest
  * goes past it: at least this many bytes, more than HDF5's 64 KiB sieve
  * buffer, so HDF5 writes them straight to the file and keeps no copy of
@@ -190,7 +197,7 @@ static rt_status data_write(hid_t ds, const ckpt_array_t *a, int fd, ckpt_dio *d
     for (int d = 1; d < a->rank; d++)
         row *= (size_t)a->dims[d];
     size_t bytes = a->rank > 0 ? row * (size_t)a->dims[0] : row;
-    if (a->rank == 0 || bytes < 2 * WRITE_BLOCK || fd < 0) {
+    if (!array_large(a) || fd < 0) {
         if (H5Dwrite(ds, ckpt_h5_mem_type(a->type), H5S_ALL, H5S_ALL, H5P_DEFAULT, a->data) < 0)
             return ckpt_h5_fail(RT_ERR_HDF5, "H5Dwrite");
         if (fd >= 0)
@@ -405,8 +412,7 @@ static rt_status file_release(const char *tmp)
 static bool any_large(const ckpt_array_t *arrays, int n)
 {
     for (int i = 0; i < n; i++)
-        if (arrays[i].rank > 0 &&
-            (size_t)ckpt_array_count(&arrays[i]) * rt_dtype_size(arrays[i].type) >= 2 * WRITE_BLOCK)
+        if (array_large(&arrays[i]))
             return true;
     return false;
 }
