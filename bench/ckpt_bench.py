@@ -3,7 +3,7 @@
 sequential speed, measured with dd in the same run (docs/PERFORMANCE.md,
 "Checkpoints").
 
-  bench/ckpt_bench.py BUILD_DIR [--dir D] [--rounds N] [--hidden H]
+  bench/ckpt_bench.py BUILD_DIR [--dir D] [--rounds N] [--hidden H] [--page-cache]
 
 Writes a checkpoint of an MLP 1000 -> H -> 10 (H = 100000: 100.1 M
 parameters) with AdamW moments m and v (3 x 400 MB = 1.2 GB) through
@@ -14,7 +14,9 @@ Both writes include fsync. Before each read the file's pages are dropped
 from the page cache (posix_fadvise DONTNEED after fsync), so reads come from
 the disk: dd reads with bs=1M, the checkpoint is opened, every array read
 and its CRC-32C checked (ckpt_driver load; the closed-form value check
-afterwards is not timed). Files are removed at the end."""
+afterwards is not timed). Files are removed at the end. --page-cache:
+the checkpoint's large arrays go through the page cache instead of
+O_DIRECT (RT_CKPT_TEST_NO_DIRECT=1), the writer before 2026-12-01."""
 import argparse
 import os
 import re
@@ -29,7 +31,10 @@ ap.add_argument("build")
 ap.add_argument("--dir", default="/tmp/ckpt_bench.%d" % os.getpid())
 ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--hidden", type=int, default=100000)
+ap.add_argument("--page-cache", action="store_true")
 a = ap.parse_args()
+if a.page_cache:
+    os.environ["RT_CKPT_TEST_NO_DIRECT"] = "1"
 driver = os.path.join(a.build, "tests/ckpt/ckpt_driver")
 shape = ["--in", "1000", "--hidden", str(a.hidden), "--out", "10"]
 need = 2 * 3 * 4 * (1000 * a.hidden + 11 * a.hidden) + (1 << 30)

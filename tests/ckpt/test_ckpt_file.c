@@ -412,8 +412,9 @@ static void test_unwritable(void)
 }
 
 /* Arrays of 8 MiB and more take the threaded paths (checksum beside the
- * write, block writes with early writeback, block reads with a checksum
- * thread): 2-D of 20 MB (3 write blocks, 2 read blocks), and
+ * write, O_DIRECT writes from 16 MiB, or block writes with early writeback
+ * where O_DIRECT is not available, block reads with a checksum thread):
+ * 2-D of 20 MB (3 write blocks, 2 read blocks), and
  * 1-D, then a flipped byte in the last block. */
 static void test_large(void)
 {

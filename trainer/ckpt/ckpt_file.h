@@ -86,7 +86,15 @@ int64_t ckpt_array_count(const ckpt_array_t *a);
  * flushes after K datasets, prints "RT_CKPT_TEST_PAUSED <tmp path>" on
  * stderr and sleeps, so a test can kill it mid-write. Space for the file
  * is reserved (fallocate) before HDF5 writes, so a full disk usually fails
- * there; RT_CKPT_TEST_NO_RESERVE=1 skips that to test failures inside HDF5. */
+ * there; RT_CKPT_TEST_NO_RESERVE=1 skips that to test failures inside HDF5.
+ *
+ * Arrays of 16 MiB and more go to disk with O_DIRECT where the file system
+ * takes it (the file is the same; docs/PERFORMANCE.md, "Checkpoints");
+ * RT_CKPT_TEST_NO_DIRECT=1 writes them through the page cache instead.
+ * Threads: any one thread may call it; the threads it starts (checksum,
+ * direct writer) make no HDF5 calls, but HDF5 itself is not thread-safe
+ * here, so no other checkpoint call (read, verify, find-latest) may run in
+ * the process while it does. */
 rt_status ckpt_write(const char *dir, const ckpt_meta_t *meta,
                      const ckpt_array_t *arrays, int n,
                      char *path_out, size_t path_len);

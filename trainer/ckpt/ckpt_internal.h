@@ -56,4 +56,15 @@ rt_status ckpt_run_add_own(ckpt_run_t *run, int64_t step);
  * ahead (POSIX_FADV_WILLNEED); does nothing when that is not possible. */
 void ckpt_readahead(int fd, hid_t ds, size_t from, size_t len);
 
+/* O_DIRECT writing of a file's large datasets (ckpt_direct.c). Open gives
+ * NULL where the file system does not take O_DIRECT; the caller then writes
+ * through the page cache. fd is the file's page-cache descriptor (HDF5's),
+ * which writes the parts that are not whole 4 KiB pages. */
+typedef struct ckpt_dio ckpt_dio;
+ckpt_dio *ckpt_dio_open(const char *path, int fd);
+void ckpt_dio_close(ckpt_dio *d);
+/* Writes len bytes of data at file offset off. Returns 0, or the errno of
+ * the first write that failed. */
+int ckpt_dio_write(ckpt_dio *d, const void *data, size_t len, uint64_t off);
+
 #endif

@@ -1,6 +1,7 @@
 /* ckpt_write.c - writes a checkpoint so that it is either complete under
- * its final name or absent: temporary name, one whole-array write per
- * dataset, fsync, rename, fsync of the directory. */
+ * its final name or absent: temporary name, the datasets (large arrays
+ * mostly with O_DIRECT, ckpt_direct.c), fsync, rename, fsync of the
+ * directory. */
 #define _GNU_SOURCE /* memfd_create */
 #include <errno.h>
 #include <fcntl.h>
@@ -135,25 +136,16 @@ static void *crc_job_run(void *arg)
     return NULL;
 }
 
-/* Writes an array's data. Large arrays go in blocks of whole rows, and
- * after each block the kernel is asked to start writing the file out
- * (sync_file_range, asynchronous), so the disk works while the next block
- * is copied into the page cache instead of all at the final fsync. */
+/* Writes rows [r0, r1) of an array's data through HDF5, in blocks of
+ * whole rows, and after each block asks the kernel to start writing the
+ * file out (sync_file_range, asynchronous), so the disk works while the
+ * next block is copied into the page cache instead of all at the final
+ * fsync. The path where O_DIRECT is not available. */
 #define WRITE_BLOCK (8u << 20)
 
-static herr_t data_write(hid_t ds, const ckpt_array_t *a, int fd)
+static herr_t rows_write(hid_t ds, const ckpt_array_t *a, size_t row, hsize_t r0, hsize_t r1, int fd)
 {
     hid_t mt = ckpt_h5_mem_type(a->type);
-    size_t row = rt_dtype_size(a->type);
-    for (int d = 1; d < a->rank; d++)
-        row *= (size_t)a->dims[d];
-    size_t bytes = a->rank > 0 ? row * (size_t)a->dims[0] : row;
-    if (a->rank == 0 || bytes < 2 * WRITE_BLOCK || fd < 0) {
-        herr_t rc = H5Dwrite(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->data);
-        if (rc >= 0 && fd >= 0)
-            sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-        return rc;
-    }
     hsize_t h[CKPT_MAX_RANK];
     for (int d = 0; d < a->rank; d++)
         h[d] = (hsize_t)a->dims[d];
@@ -162,16 +154,16 @@ static herr_t data_write(hid_t ds, const ckpt_array_t *a, int fd)
     hid_t fsp = H5Dget_space(ds), msp = H5Screate_simple(a->rank, h, NULL);
     if (fsp < 0 || msp < 0)
         rc = -1;
-    for (hsize_t r0 = 0; rc >= 0 && r0 < h[0]; r0 += rows_per_block) {
+    for (; rc >= 0 && r0 < r1; r0 += rows_per_block) {
         hsize_t start[CKPT_MAX_RANK] = {0}, count[CKPT_MAX_RANK];
         memcpy(count, h, sizeof count);
         start[0] = r0;
-        count[0] = h[0] - r0 < rows_per_block ? h[0] - r0 : rows_per_block;
+        count[0] = r1 - r0 < rows_per_block ? r1 - r0 : rows_per_block;
         if (H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
             H5Sselect_hyperslab(msp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
             H5Dwrite(ds, mt, msp, fsp, H5P_DEFAULT, a->data) < 0)
             rc = -1;
-        else
+        else if (fd >= 0)
             sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     }
     if (msp >= 0)
@@ -181,8 +173,64 @@ static herr_t data_write(hid_t ds, const ckpt_array_t *a, int fd)
     return rc;
 }
 
+/* Arrays written in blocks (and with O_DIRECT where it is available);
+ * smaller ones and scalars go in one H5Dwrite. */
+static bool array_large(const ckpt_array_t *a)
+{
+    return a->rank > 0 && (size_t)ckpt_array_count(a) * rt_dtype_size(a->type) >= 2 * WRITE_BLOCK;
+}
+
+/* The first rows of a large array, written through HDF5 before the rest
+ * goes past it: at least this many bytes, more than HDF5's 64 KiB sieve
+ * buffer, so HDF5 writes them straight to the file and keeps no copy of
+ * file bytes that the direct writes would make stale. */
+#define DIRECT_HEAD (1u << 20)
+
+/* Writes an array's data. Small arrays: one H5Dwrite. Large ones: the
+ * first rows through HDF5, which allocates the dataset's contiguous storage
+ * exactly as a whole write would (the file stays byte for byte the same),
+ * then the rest at the dataset's offset in the file with O_DIRECT
+ * (ckpt_direct.c), or, without O_DIRECT, through HDF5 in blocks. */
+static rt_status data_write(hid_t ds, const ckpt_array_t *a, int fd, ckpt_dio *dio)
+{
+    size_t row = rt_dtype_size(a->type);
+    for (int d = 1; d < a->rank; d++)
+        row *= (size_t)a->dims[d];
+    size_t bytes = a->rank > 0 ? row * (size_t)a->dims[0] : row;
+    if (!array_large(a) || fd < 0) {
+        if (H5Dwrite(ds, ckpt_h5_mem_type(a->type), H5S_ALL, H5S_ALL, H5P_DEFAULT, a->data) < 0)
+            return ckpt_h5_fail(RT_ERR_HDF5, "H5Dwrite");
+        if (fd >= 0)
+            sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        return RT_OK;
+    }
+    if (!dio) {
+        if (rows_write(ds, a, row, 0, (hsize_t)a->dims[0], fd) < 0)
+            return ckpt_h5_fail(RT_ERR_HDF5, "H5Dwrite");
+        return RT_OK;
+    }
+    hsize_t head_rows = (DIRECT_HEAD + row - 1) / row;
+    if (head_rows > (hsize_t)a->dims[0])
+        head_rows = (hsize_t)a->dims[0];
+    if (rows_write(ds, a, row, 0, head_rows, -1) < 0)
+        return ckpt_h5_fail(RT_ERR_HDF5, "H5Dwrite");
+    haddr_t off = H5Dget_offset(ds);
+    if (off == HADDR_UNDEF) { /* not expected of contiguous storage; HDF5 writes the rest */
+        H5Eclear2(H5E_DEFAULT);
+        if (rows_write(ds, a, row, head_rows, (hsize_t)a->dims[0], fd) < 0)
+            return ckpt_h5_fail(RT_ERR_HDF5, "H5Dwrite");
+        return RT_OK;
+    }
+    size_t done = (size_t)head_rows * row;
+    int e = ckpt_dio_write(dio, (const char *)a->data + done, bytes - done, (uint64_t)off + done);
+    if (e)
+        return rt_fail(RT_ERR_IO, "writing %zu bytes at offset %" PRIu64 ": %s", bytes - done, (uint64_t)off + done,
+                       strerror(e));
+    return RT_OK;
+}
+
 /* Writes one array as a contiguous dataset with its crc32c attribute. */
-static rt_status dataset_write(hid_t file, hid_t lcpl, hid_t dcpl, const ckpt_array_t *a, int fd)
+static rt_status dataset_write(hid_t file, hid_t lcpl, hid_t dcpl, const ckpt_array_t *a, int fd, ckpt_dio *dio)
 {
     rt_status st = RT_OK;
     hsize_t dims[CKPT_MAX_RANK];
@@ -202,15 +250,13 @@ static rt_status dataset_write(hid_t file, hid_t lcpl, hid_t dcpl, const ckpt_ar
      * the checksum costs no time on top of the disk's. */
     pthread_t tid;
     int threaded = job.len >= CRC_THREAD_MIN && pthread_create(&tid, NULL, crc_job_run, &job) == 0;
-    herr_t wrc = count > 0 ? data_write(ds, a, fd) : 0;
+    st = count > 0 ? data_write(ds, a, fd, dio) : RT_OK;
     if (threaded)
         pthread_join(tid, NULL);
     else
         crc_job_run(&job);
-    if (wrc < 0) {
-        st = ckpt_h5_fail(RT_ERR_HDF5, "H5Dwrite");
+    if (st != RT_OK)
         goto close_ds;
-    }
     st = ckpt_attr_write_u32(ds, "crc32c", job.crc);
 close_ds:
     H5Dclose(ds);
@@ -361,6 +407,16 @@ static rt_status file_release(const char *tmp)
     return RT_OK;
 }
 
+/* Whether data_write takes the large-array path for any of the arrays
+ * (small checkpoints need no O_DIRECT descriptor and no buffers). */
+static bool any_large(const ckpt_array_t *arrays, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (array_large(&arrays[i]))
+            return true;
+    return false;
+}
+
 static rt_status file_write(const char *tmp, const ckpt_meta_t *m, const ckpt_array_t *arrays, int n)
 {
     rt_status st;
@@ -373,10 +429,12 @@ static rt_status file_write(const char *tmp, const ckpt_meta_t *m, const ckpt_ar
     }
     /* The descriptor is taken now, while the file is healthy (sec2 driver). */
     int fd = -1;
+    ckpt_dio *dio = NULL;
     void *handle = NULL;
     if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) >= 0 && handle)
         fd = *(int *)handle;
     TRY_GOTO(st, reserve_space(fd, tmp, m, arrays, n), close_file);
+    dio = fd >= 0 && any_large(arrays, n) ? ckpt_dio_open(tmp, fd) : NULL;
     TRY_GOTO(st, meta_write(file, m), close_file);
     /* The count lets verify tell a file cut short from a complete one, even
      * under a complete-looking name. */
@@ -385,12 +443,13 @@ static rt_status file_write(const char *tmp, const ckpt_meta_t *m, const ckpt_ar
     for (int i = 0; i < n; i++) {
         if (i == pause_after)
             test_pause(file, tmp);
-        TRY_GOTO(st, dataset_write(file, lcpl, dcpl, &arrays[i], fd), close_file);
+        TRY_GOTO(st, dataset_write(file, lcpl, dcpl, &arrays[i], fd, dio), close_file);
     }
     /* Flush first: a close that fails cannot be retried (see file_abandon). */
     if (H5Fflush(file, H5F_SCOPE_LOCAL) < 0)
         st = ckpt_h5_fail(RT_ERR_IO, "writing %s (H5Fflush)", tmp);
 close_file:
+    ckpt_dio_close(dio);
     if (st != RT_OK) {
         /* A flush that now succeeds (into memory) empties HDF5's dirty
          * cache, which the close needs after a failed flush. */
