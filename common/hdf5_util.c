@@ -42,6 +42,9 @@ rt_status h5_attr_string(hid_t loc, const char *name, char *buf, size_t cap, boo
     mtype = H5Tcopy(H5T_C_S1);
     if (H5Tis_variable_str(ftype) > 0) {
         char *value = NULL;
+        st = h5_vlen_attr_check(loc, name);
+        if (st != RT_OK)
+            goto close_mtype;
         H5Tset_size(mtype, H5T_VARIABLE);
         H5Tset_cset(mtype, H5Tget_cset(ftype));
         if (H5Aread(attr, mtype, &value) < 0) {

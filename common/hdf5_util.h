@@ -13,6 +13,12 @@
  * it) into buf; *present is false when the attribute does not exist. */
 rt_status h5_attr_string(hid_t loc, const char *name, char *buf, size_t cap, bool *present);
 
+/* Checks from the file's bytes that reading the variable-length string
+ * attribute `name` of loc cannot hang libhdf5 (its global heap collection
+ * walks to its end; hdf5_vlen_check.c says why); RT_ERR_FORMAT if not.
+ * Every reader of such an attribute calls it before H5Aread. */
+rt_status h5_vlen_attr_check(hid_t loc, const char *name);
+
 /* Reads an integer attribute holding 1..cap values (converted to int64). */
 rt_status h5_attr_i64(hid_t loc, const char *name, int64_t *vals, int cap, int *count,
                       bool *present);

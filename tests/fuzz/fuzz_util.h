@@ -41,14 +41,14 @@ static const char *fuzz_tmpdir(void)
 }
 
 /* A path in the private directory. */
-static const char *fuzz_path(const char *name, char *buf, size_t size)
+__attribute__((unused)) static const char *fuzz_path(const char *name, char *buf, size_t size)
 {
     snprintf(buf, size, "%s/%s", fuzz_tmpdir(), name);
     return buf;
 }
 
 /* Writes data to the file `name` in the private directory; its path. */
-static const char *fuzz_file(const char *name, const uint8_t *data, size_t size, char *buf,
+__attribute__((unused)) static const char *fuzz_file(const char *name, const uint8_t *data, size_t size, char *buf,
                              size_t bufsize)
 {
     fuzz_path(name, buf, bufsize);

@@ -6,17 +6,18 @@
 # script exits 1: add it to tests/fuzz/regress/<target>/ with the fix.
 # New inputs go to a scratch copy of the corpus; --merge folds them back
 # into tests/fuzz/corpus/<target> (minimised with -merge=1).
-# Usage: tests/fuzz/run.sh [--seconds N] [--bin-dir D] [--artifacts D] [--merge] [TARGET...]
+# Usage: tests/fuzz/run.sh [--seconds N] [--bin-dir D] [--artifacts D] [--logs D] [--merge] [TARGET...]
 set -uo pipefail
 src=$(cd "$(dirname "$0")" && pwd)
-seconds=60; bin=build-fuzz/tests/fuzz; art=fuzz-artifacts; merge=0
+seconds=60; bin=build-fuzz/tests/fuzz; art=fuzz-artifacts; merge=0; logs=
 while (($#)); do
   case $1 in
     --seconds) seconds=$2; shift 2;;
     --bin-dir) bin=$2; shift 2;;
     --artifacts) art=$2; shift 2;;
+    --logs) logs=$2; shift 2;;
     --merge) merge=1; shift;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0;;
     --*) echo "run.sh: unknown flag $1" >&2; exit 2;;
     *) break;;
   esac
@@ -26,8 +27,9 @@ if ((${#targets[@]} == 0)); then
   for d in "$src"/corpus/*/; do targets+=("$(basename "$d")"); done
 fi
 mkdir -p "$art"
+[ -n "$logs" ] && mkdir -p "$logs"
 status=0
-printf '%-18s %10s %8s %8s %s\n' target execs cov ft result
+printf '%-18s %10s %7s %6s %6s %14s %s\n' target execs exec/s cov ft corpus result
 for t in "${targets[@]}"; do
   exe=$bin/$t
   [ -x "$exe" ] || { echo "run.sh: no $exe (configure with -DCMAKE_C_COMPILER=clang -DRT_FUZZ=ON)" >&2; exit 2; }
@@ -48,8 +50,12 @@ for t in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  corp=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2)
+  [ -n "$logs" ] && cp "$log" "$logs/$t.log"
   if [ $rc -eq 0 ]; then res=ok; else res="CRASH (exit $rc; input in $art/)"; status=1; tail -40 "$log"; fi
-  printf '%-18s %10s %8s %8s %s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$res"
+  printf '%-18s %10s %7s %6s %6s %14s %s\n' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" \
+    "${corp:-?}" "$res"
   if [ $merge = 1 ] && [ $rc -eq 0 ]; then
     "$exe" -merge=1 "$src/corpus/$t" "$work/new" >/dev/null 2>&1
   fi

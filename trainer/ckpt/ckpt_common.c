@@ -10,6 +10,7 @@
 
 #include "common/check.h"
 #include "common/crc32c.h"
+#include "common/hdf5_util.h"
 #include "trainer/ckpt/ckpt_internal.h"
 
 int64_t ckpt_array_count(const ckpt_array_t *a)
@@ -173,7 +174,19 @@ rt_status ckpt_attr_read_str(hid_t obj, const char *name, char **s)
         st = rt_fail(RT_ERR_FORMAT, "attribute '%s' is not a string", name);
         goto close_ft;
     }
+    /* one string: H5Aread writes every element into a buffer sized for one */
+    hid_t sp = H5Aget_space(attr);
+    hssize_t npoints = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (npoints != 1) {
+        st = rt_fail(RT_ERR_FORMAT, "attribute '%s' is not a single string", name);
+        goto close_ft;
+    }
     if (H5Tis_variable_str(ft) > 0) {
+        st = h5_vlen_attr_check(obj, name);
+        if (st != RT_OK)
+            goto close_ft;
         hid_t mt = str_type();
         char *v = NULL;
         if (mt < 0 || H5Aread(attr, mt, &v) < 0) {
