@@ -169,7 +169,7 @@ static rt_status failure_return(session_t *s, int64_t step)
     s->consistent = true;
     if (s->rank == 0)
         return rt_fail(RT_ERR_IO,
-                       "checkpoint at step %lld (training stops rather than go on without it): %s",
+                       "rank 0: checkpoint at step %lld (training stops rather than go on without it): %s",
                        (long long)step, s->ckpt_error);
     return rt_fail(RT_ERR_IO, "rank 0 could not write the checkpoint at step %lld", (long long)step);
 }
