@@ -167,10 +167,15 @@ static void report_take(session_t *s, const ckpt_write_report_t *r)
 static rt_status failure_return(session_t *s, int64_t step)
 {
     s->consistent = true;
-    if (s->rank == 0)
+    if (s->rank == 0) {
+        char path[4096];
+        if (ckpt_path_for_step(s->cfg.ckpt_dir, step, path, sizeof path) != RT_OK)
+            snprintf(path, sizeof path, "%s", s->cfg.ckpt_dir);
         return rt_fail(RT_ERR_IO,
-                       "rank 0: checkpoint at step %lld (training stops rather than go on without it): %s",
-                       (long long)step, s->ckpt_error);
+                       "rank 0: checkpoint at step %lld, %s, not written (training stops rather than go on "
+                       "without it): %s",
+                       (long long)step, path, s->ckpt_error);
+    }
     return rt_fail(RT_ERR_IO, "rank 0 could not write the checkpoint at step %lld", (long long)step);
 }
 
