@@ -1,16 +1,20 @@
 /* ckpt_writer.c - the checkpoint writer thread (see ckpt_writer.h): one
  * thread per write, joined when its report is taken, so that "at most one
  * in flight" is the thread's own lifetime. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* syscall(SYS_gettid) */
 #include "trainer/run/ckpt_writer.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/check.h"
 #include "common/timer.h"
@@ -42,11 +46,27 @@ static void test_delay(void)
         ;
 }
 
+/* The writer gives way to the training threads: on a busy CPU the step
+ * loop keeps its pace and the write takes the time left over (Linux nice
+ * values are per thread; the checksum thread ckpt_write starts inherits
+ * it). Where that cannot be set the write runs at the loop's priority. */
+#define WRITER_NICE 10
+
+static void writer_yield_priority(void)
+{
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (errno == 0 && now < WRITER_NICE)
+        (void)setpriority(PRIO_PROCESS, (id_t)tid, WRITER_NICE);
+}
+
 static void *writer_main(void *arg)
 {
     ckpt_writer_t *w = arg;
     ckpt_write_report_t *r = &w->report;
     const double t0 = rt_now();
+    writer_yield_priority();
     test_delay();
     r->status = ckpt_save(w->dir, w->run, &w->meta, w->arrays, w->n, r->path, sizeof r->path);
     r->seconds = rt_now() - t0;
