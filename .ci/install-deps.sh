@@ -10,6 +10,9 @@
 # nodejs and npm unless a node with its own npm (NodeSource's) is there.
 # protobuf-compiler and python3-protobuf: the TensorBoard test decodes the
 # event files with its own .proto, independently of protoc-c.
+# Slurm test cluster (tests/slurm, cluster/slurm/slurm-up.sh): slurm-wlm
+# (slurmctld, slurmd, client commands) and munge; util-linux (unshare,
+# nsenter) and iproute2 (network namespaces) are needed too.
 set -euo pipefail
 packages=(build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
@@ -17,7 +20,7 @@ packages=(build-essential cmake pkg-config git
   libonnx-dev python3-onnx protobuf-compiler python3-protobuf
   python3-torch python3-h5py python3-numpy python3-yaml dataset-fashion-mnist
   fortunes fortunes-min
-  iproute2 valgrind clang)
+  iproute2 util-linux slurm-wlm munge valgrind clang)
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do

@@ -4,10 +4,11 @@
 # Adds to the existing target rt_collectives.
 if(RT_HAVE_CUDA)
   target_sources(rt_collectives PRIVATE ${CMAKE_CURRENT_LIST_DIR}/nccl_comm.cu
-    ${CMAKE_CURRENT_LIST_DIR}/nccl_ring_plan.c)
+    ${CMAKE_CURRENT_LIST_DIR}/nccl_ring_plan.c ${CMAKE_CURRENT_LIST_DIR}/nccl_history.c)
   target_link_libraries(rt_collectives PUBLIC CUDA::cudart NCCL::nccl)
 else()
-  # the schedule is plain C: its CPU test runs in every build
+  # the schedule and the flight recorder are plain C: their CPU tests run
+  # in every build
   target_sources(rt_collectives PRIVATE ${CMAKE_CURRENT_LIST_DIR}/nccl_comm_stub.c
-    ${CMAKE_CURRENT_LIST_DIR}/nccl_ring_plan.c)
+    ${CMAKE_CURRENT_LIST_DIR}/nccl_ring_plan.c ${CMAKE_CURRENT_LIST_DIR}/nccl_history.c)
 endif()

@@ -16,15 +16,19 @@
 extern "C" {
 #include "common/status.h"
 #include "common/check.h"
+#include "common/log.h"
+#include "common/timeout.h"
 #include "common/timer.h"
 }
 #include "collectives/nccl_comm.h"
+#include "collectives/nccl_history.h"
 #include "collectives/nccl_ring_plan.h"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,6 +47,8 @@ struct nccl_comm {
     cudaEvent_t recvd[NC_SLOTS], reduced[NC_SLOTS], step_done;
     void *scratch;        /* NC_SLOTS chunks of the widest type */
     size_t chunk_elems;
+    nccl_history_t hist;  /* the last calls, for stall warnings and timeouts */
+    cudaEvent_t hist_done[NCCL_HISTORY]; /* recorded after each call, by slot */
 };
 
 /* ---- kernels ------------------------------------------------------------ */
@@ -235,6 +241,9 @@ static rt_status nc_init(nccl_comm_t *c, MPI_Comm comm, int device)
         CHECK_CUDA(cudaEventCreateWithFlags(&c->reduced[i], cudaEventDisableTiming));
     }
     CHECK_CUDA(cudaEventCreateWithFlags(&c->step_done, cudaEventDisableTiming));
+    for (int i = 0; i < NCCL_HISTORY; i++)
+        CHECK_CUDA(cudaEventCreateWithFlags(&c->hist_done[i], cudaEventDisableTiming));
+    nccl_history_init(&c->hist, c->rank, c->size);
     TRY(nc_alloc_scratch(c, NC_DEFAULT_CHUNK_ELEMS));
     return RT_OK;
 }
@@ -281,6 +290,9 @@ extern "C" void nccl_comm_destroy(nccl_comm_t *c)
     }
     if (c->step_done)
         (void)cudaEventDestroy(c->step_done);
+    for (int i = 0; i < NCCL_HISTORY; i++)
+        if (c->hist_done[i])
+            (void)cudaEventDestroy(c->hist_done[i]);
     if (c->scratch)
         (void)cudaFree(c->scratch);
     free(c);
@@ -370,7 +382,7 @@ static rt_status nc_ag_xfer(void *arg, const nccl_ring_xfer_t *x)
     return RT_OK;
 }
 
-extern "C" rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void *recv,
+static rt_status nc_allreduce_ring(nccl_comm_t *c, const void *send, void *recv,
                                          size_t count, rt_dtype dtype, coll_op op, void *stream)
 {
     TRY(nc_check_call(c, send, recv, count, op, "nccl_allreduce_ring"));
@@ -428,7 +440,7 @@ static rt_status nc_check_v(const nccl_comm_t *c, void *buf, const size_t *count
     return RT_OK;
 }
 
-extern "C" rt_status nccl_reduce_scatter_v_ring(nccl_comm_t *c, void *buf, const size_t *counts,
+static rt_status nc_reduce_scatter_v_ring(nccl_comm_t *c, void *buf, const size_t *counts,
                                                 rt_dtype dtype, coll_op op, void *stream)
 {
     ncclDataType_t t = ncclFloat32;
@@ -458,7 +470,7 @@ extern "C" rt_status nccl_reduce_scatter_v_ring(nccl_comm_t *c, void *buf, const
     return RT_OK;
 }
 
-extern "C" rt_status nccl_allgather_v_ring(nccl_comm_t *c, void *buf, const size_t *counts,
+static rt_status nc_allgather_v_ring(nccl_comm_t *c, void *buf, const size_t *counts,
                                            rt_dtype dtype, void *stream)
 {
     ncclDataType_t t = ncclFloat32;
@@ -475,7 +487,7 @@ extern "C" rt_status nccl_allgather_v_ring(nccl_comm_t *c, void *buf, const size
                                 nc_ag_xfer, &g);
 }
 
-extern "C" rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *recv,
+static rt_status nc_allreduce_ref(nccl_comm_t *c, const void *send, void *recv,
                                         size_t count, rt_dtype dtype, coll_op op, void *stream)
 {
     TRY(nc_check_call(c, send, recv, count, op, "nccl_allreduce_ref"));
@@ -489,16 +501,97 @@ extern "C" rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *
     return RT_OK;
 }
 
+/* ---- the flight recorder (nccl_history.h) -------------------------------- */
+
+/* Records a call that was enqueued without error, with an event after it on
+ * the caller's stream; a call enqueued during a graph capture has no event
+ * of its own to ask. */
+static rt_status nc_recorded(nccl_comm_t *c, rt_status st, const char *kind, size_t count,
+                             rt_dtype dtype, void *stream)
+{
+    if (st != RT_OK)
+        return st;
+    cudaStream_t s = (cudaStream_t)stream;
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    CHECK_CUDA(cudaStreamIsCapturing(s, &capture));
+    int tracked = capture == cudaStreamCaptureStatusNone;
+    int slot = nccl_history_begin(&c->hist, kind, count, dtype, tracked, rt_now());
+    if (tracked)
+        CHECK_CUDA(cudaEventRecord(c->hist_done[slot], s));
+    return RT_OK;
+}
+
+static int nc_hist_query(void *ctx, int slot)
+{
+    cudaError_t e = cudaEventQuery(((nccl_comm_t *)ctx)->hist_done[slot]);
+    if (e == cudaSuccess)
+        return 1;
+    if (e == cudaErrorNotReady)
+        return 0;
+    (void)cudaGetLastError(); /* the wait reports the stream's own error */
+    return -1;
+}
+
+static size_t nc_sum_counts(const nccl_comm_t *c, const size_t *counts)
+{
+    size_t total = 0;
+    for (int i = 0; counts && i < c->size; i++)
+        total += counts[i];
+    return total;
+}
+
+extern "C" rt_status nccl_allreduce_ring(nccl_comm_t *c, const void *send, void *recv,
+                                         size_t count, rt_dtype dtype, coll_op op, void *stream)
+{
+    return nc_recorded(c, nc_allreduce_ring(c, send, recv, count, dtype, op, stream), "allreduce",
+                       count, dtype, stream);
+}
+
+extern "C" rt_status nccl_reduce_scatter_v_ring(nccl_comm_t *c, void *buf, const size_t *counts,
+                                                rt_dtype dtype, coll_op op, void *stream)
+{
+    return nc_recorded(c, nc_reduce_scatter_v_ring(c, buf, counts, dtype, op, stream),
+                       "reduce_scatter_v", c ? nc_sum_counts(c, counts) : 0, dtype, stream);
+}
+
+extern "C" rt_status nccl_allgather_v_ring(nccl_comm_t *c, void *buf, const size_t *counts,
+                                           rt_dtype dtype, void *stream)
+{
+    return nc_recorded(c, nc_allgather_v_ring(c, buf, counts, dtype, stream), "allgather_v",
+                       c ? nc_sum_counts(c, counts) : 0, dtype, stream);
+}
+
+extern "C" rt_status nccl_allreduce_ref(nccl_comm_t *c, const void *send, void *recv,
+                                        size_t count, rt_dtype dtype, coll_op op, void *stream)
+{
+    return nc_recorded(c, nc_allreduce_ref(c, send, recv, count, dtype, op, stream),
+                       "ncclAllReduce", count, dtype, stream);
+}
+
+/* Polls the stream: 50 us naps for the first 100 ms, longer than a step's
+ * exchange normally waits, so finishing costs little latency; then 1 ms
+ * naps, so that a rank waiting on a stalled peer leaves the CPU to others
+ * (the host collectives back off the same way). */
+#define NC_WAIT_SHORT_NAP_NS (50 * 1000L)
+#define NC_WAIT_LONG_NAP_NS (1000 * 1000L)
+#define NC_WAIT_SHORT_PHASE_S 0.1
+
 extern "C" rt_status nccl_comm_wait(nccl_comm_t *c, void *stream, double timeout_s)
 {
     CHECK_ARG(c != NULL, "nccl_comm_wait: communicator is NULL");
     cudaStream_t s = (cudaStream_t)stream;
-    double deadline = rt_now() + timeout_s;
+    double start = rt_now(), deadline = start + timeout_s;
+    double warn_fraction = rt_timeout_warn_fraction();
+    int warned = 0;
     for (;;) {
         cudaError_t q = cudaStreamQuery(s);
-        if (q == cudaSuccess)
+        double now = rt_now();
+        if (q == cudaSuccess) {
+            nccl_history_all_done(&c->hist, now);
             return RT_OK;
+        }
         if (q != cudaErrorNotReady) {
+            nccl_history_print(&c->hist, "after a CUDA error in the wait", now);
             nccl_comm_abort(c);
             return rt_fail(RT_ERR_CUDA, "rank %d: waiting for the all-reduce: %s", c->rank,
                            cudaGetErrorString(q));
@@ -508,17 +601,34 @@ extern "C" rt_status nccl_comm_wait(nccl_comm_t *c, void *stream, double timeout
         ncclResult_t async = ncclSuccess;
         ncclResult_t rc = ncclCommGetAsyncError(c->nccl, &async);
         if (rc != ncclSuccess || (async != ncclSuccess && async != ncclInProgress)) {
+            nccl_history_print(&c->hist, "after an NCCL error", now);
             nccl_comm_abort(c);
             return rt_fail(RT_ERR_NCCL, "rank %d: NCCL asynchronous error: %s; communicator aborted",
                            c->rank, ncclGetErrorString(rc != ncclSuccess ? rc : async));
         }
-        if (timeout_s > 0 && rt_now() > deadline) {
+        nccl_history_poll(&c->hist, nc_hist_query, c, now);
+        if (!warned && timeout_s > 0 && warn_fraction > 0 &&
+            now - start > warn_fraction * timeout_s) {
+            warned = 1;
+            char line[512];
+            nccl_history_stall_line(&c->hist, now - start, warn_fraction, timeout_s, line,
+                                    sizeof line);
+            LOG_WARN("%s", line);
+        }
+        if (timeout_s > 0 && now > deadline) {
+            nccl_history_print(&c->hist, "after the wait timed out", now);
+            const nccl_hist_entry *e = nccl_history_oldest_pending(&c->hist);
+            char what[96] = "all-reduce";
+            if (e)
+                snprintf(what, sizeof what, "device %s #%llu", e->kind,
+                         (unsigned long long)e->seq);
             nccl_comm_abort(c);
             return rt_fail(RT_ERR_TIMEOUT,
-                           "rank %d: all-reduce did not finish within %.1f s (a peer is missing "
-                           "or stuck); communicator aborted", c->rank, timeout_s);
+                           "rank %d: %s did not finish within %.1f s (a peer is missing "
+                           "or stuck); communicator aborted", c->rank, what, timeout_s);
         }
-        struct timespec nap = {0, 50 * 1000}; /* 50 us: cheap, and well under any deadline */
+        struct timespec nap = {
+            0, now - start < NC_WAIT_SHORT_PHASE_S ? NC_WAIT_SHORT_NAP_NS : NC_WAIT_LONG_NAP_NS};
         nanosleep(&nap, NULL);
     }
 }

@@ -114,6 +114,17 @@ void launch_result_describe(const launch_result_t *res, char *out, int size);
  * never). */
 rt_status launch_run_once(const launch_argv_t *argv, double stop_kill_s, launch_result_t *res);
 
+/* Makes the launcher the subreaper of its descendants
+ * (PR_SET_CHILD_SUBREAPER): a process whose parent dies (a rank whose mpirun
+ * was killed) becomes the launcher's child rather than init's. */
+bool launch_become_subreaper(void);
+
+/* After mpirun has exited and been reaped: SIGKILL to every remaining child
+ * (processes of the job that outlived mpirun), reaping them, until none is
+ * left or limit_s seconds have passed; names them on stderr. Returns how many
+ * were killed. */
+int launch_kill_leftovers(double limit_s);
+
 /* The restart loop: runs the plan; a failure that is not a usage error
  * (exit 2), not an exec failure and not a stop by signal is started again
  * with resume_auto, up to max_restarts times, each restart logged on stderr

@@ -1,7 +1,8 @@
 /* launcher_run.c - runs mpirun (fork + execvp, never a shell; it gets
  * SIGTERM if the launcher dies), relays its stderr while reading the
  * failure cause from it, forwards SIGINT/SIGTERM, and restarts a failed job
- * from its newest checkpoint. */
+ * from its newest checkpoint once every process of the old run is gone
+ * (launcher_reap.c). */
 #define _DEFAULT_SOURCE /* kill, setpgid, sigaction, sigprocmask */
 #include "launch/launcher.h"
 
@@ -361,6 +362,11 @@ int launch_run(launch_plan_t *plan, int max_restarts, const char *ckpt_dir, bool
     mode_t old = umask(0);
     umask(old | 022);
 
+    /* ranks that outlive a killed mpirun become our children: killed below
+     * before a restart (they hold the checkpoint directory's lock) */
+    if (!launch_become_subreaper())
+        fprintf(stderr, "ringtrain launch: cannot become the job's subreaper (%s); ranks "
+                "of a killed mpirun are left to Open MPI\n", strerror(errno));
     struct sigaction old_int, old_term;
     g_stop_signal = 0;
     install_handlers(&old_int, &old_term);
@@ -376,6 +382,7 @@ int launch_run(launch_plan_t *plan, int max_restarts, const char *ckpt_dir, bool
             rc = LAUNCH_EXIT_FAILED;
             break;
         }
+        launch_kill_leftovers(5.0);
         char what[700];
         launch_result_describe(&res, what, sizeof what);
         if (res.exec_failed) {

@@ -9,6 +9,9 @@
 #   usage  a rank's usage error, exit 2
 #   term   waits for SIGTERM (touches ready.<n> first), records it, exit 143
 #   deaf   ignores SIGTERM (touches ready.<n> first) and sleeps 30 s
+#   orphan leaves a "rank" behind (sleep 60 in a session of its own, as an
+#          Open MPI rank has its own process group; pid in orphan.<n>), then
+#          acts as kill9
 set -u
 dir=$FAKE_MPIRUN_DIR
 n=$(( $(cat "$dir/count" 2>/dev/null || echo 0) + 1 ))
@@ -26,6 +29,11 @@ case $act in
     echo "[1,0]<stderr>:[r0/4 vm] ring.c:1 ERROR: allreduce timed out after 5 s waiting for rank 3" >&2
     echo "MPI_ABORT was invoked on rank 0 in communicator MPI_COMM_WORLD" >&2
     exit 1 ;;
+  orphan)
+    setsid sleep 60 </dev/null >/dev/null 2>&1 &
+    echo $! > "$dir/orphan.$n"
+    echo "mpirun noticed that process rank 0 with PID 0 on node vm exited on signal 9 (Killed)." >&2
+    exit 137 ;;
   usage) echo "[1,0]<stderr>:ringtrain train: unknown flag '--bogus'" >&2; exit 2 ;;
   term)
     trap 'echo TERM > "$dir/got.$n"; exit 143' TERM

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_launch_restart.sh - `ringtrain launch` end to end with a stand-in
 # mpirun (fake_mpirun.sh): restarts with the cause and the checkpoint they
-# resume from, --resume auto on restarts only, no retry of usage errors,
+# resume from, --resume auto on restarts only, processes that outlive
+# mpirun killed before a restart, no retry of usage errors,
 # the restart limit, SIGTERM forwarding, exit codes, hostfile and -np
 # refusals naming the line, and argv passed through verbatim (no shell).
 set -u
@@ -45,6 +46,16 @@ check "restart 2 names the timeout message" has "$work/restart.err" \
 check "first run has no --resume" lacks "$work/fake/argv.1" "--resume"
 check "restart ends with --resume auto" test "$(tail -n 2 "$work/fake/argv.2" | tr '\n' ' ')" = "--resume auto "
 check "the mpirun command is printed" has "$work/restart.err" "ringtrain launch: running: $here/fake_mpirun.sh -np 2 --oversubscribe --tag-output"
+
+# 1b. a process of the job that outlives mpirun is killed before the restart
+run orphan orphan,ok -np 2 --oversubscribe --max-restarts 1 -- "${train[@]}"
+opid=$(cat "$work/fake/orphan.1" 2>/dev/null || echo 0)
+check "orphan: restarted job exits 0" test "$(rc orphan)" = 0
+check "orphan: the leftover process is gone" test "$opid" -gt 0 -a ! -e "/proc/$opid"
+check "orphan: named on stderr" has "$work/orphan.err" "1 process of the job outlived mpirun (pid $opid): killed"
+check "orphan: killed before the restart" test "$(grep -n 'outlived mpirun' "$work/orphan.err" | cut -d: -f1)" \
+  -lt "$(grep -n 'restart 1 of 1' "$work/orphan.err" | cut -d: -f1)"
+[ "$opid" -gt 0 ] && kill -9 "$opid" 2>/dev/null
 
 # 2. restart limit
 run limit kill9,kill9,ok -np 2 --oversubscribe --max-restarts 1 -- "${train[@]}"

@@ -9,7 +9,8 @@ tests/ckpt/crc32c_ref.py.
 - np=2 MLP with --eval, --metrics and checkpoints, then resumed for 10
   more steps: each run's own file (a new name), each starting with
   file_version "brain.Event:2"; the first file unchanged by the resumed
-  run; the union holds every scalar of the metrics file once (same steps,
+  run; the resumed run's file holds a SessionLog START at its first step
+  (21) right after the version; the union holds every scalar of the metrics file once (same steps,
   the same value as float32 within the metrics text's printed digits),
   comm/exposed_ms included, and nothing else;
 - np=1 byte-level GPT: tokens/s, bits/byte, MFU and the eval's bits/byte;
@@ -103,6 +104,18 @@ def read_events(pb, path):
     check(times == sorted(times) and times and times[0] > 1.6e9,
           f"{os.path.basename(path)}: wall times are Unix times, in order")
     return versions, scalars, cut
+
+
+def session_logs(pb, path):
+    """[(record index, step, status, msg)] of the file's session_log events."""
+    recs, _ = read_records(path)
+    out = []
+    for i, body in enumerate(recs):
+        ev = pb.CheckEvent()
+        ev.ParseFromString(body)
+        if ev.WhichOneof("what") == "session_log":
+            out.append((i, ev.step, ev.session_log.status, ev.session_log.msg))
+    return out
 
 
 def expected_scalars(metrics_path):
@@ -219,10 +232,17 @@ def main():
             check(versions == [(0, "brain.Event:2")], f"{os.path.basename(f)}: first record file_version: {versions}")
             check(not cut, f"{os.path.basename(f)}: ends after a whole record")
             steps = {s for s, _, _ in scalars}
+            logs = session_logs(pb, f)
             if f == first:
                 check(steps and max(steps) <= 20, f"first file: steps up to 20 ({sorted(steps)})")
+                check(logs == [], f"first file: no session_log ({logs})")
             else:
                 check(steps and min(steps) > 20, f"second file: steps after 20 only ({sorted(steps)})")
+                # SessionLog START at the resumed run's first step, right
+                # after the version: TensorBoard purges older events at
+                # steps >= 21 (what a killed run logged past ckpt-20)
+                check(logs == [(1, 21, 1, "resumed from step 20")],
+                      f"second file: session_log START at step 21 as record 1 ({logs})")
             got += scalars
         want = expected_scalars(p("m.jsonl"))
         tags = {t for _, t in want}

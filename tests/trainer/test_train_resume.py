@@ -280,9 +280,17 @@ def main():
                                     batch=16, steps=10**8, ckpt_dir=p("ckS"), log_every=1000, eval=None,
                                     eval_every=None, ckpt_every=None, schedule=None, warmup=None)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        # The signal goes after the run's header line: the handler is in
+        # place before the session prints it (a fixed sleep could signal a
+        # process still starting, which then dies of SIGTERM: exit -15).
+        seen = []
+        while not seen or (seen[-1] and not seen[-1].startswith("train ")):
+            seen.append(proc.stdout.readline())
+        check(seen[-1].startswith("train "), f"header line before the signal: {seen}")
+        time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
+        out = "".join(seen) + out
         check(proc.returncode == 143, f"SIGTERM: exit 143 (got {proc.returncode}) {err}")
         stop = [l for l in out.splitlines() if l.startswith("stopped by signal 15 after step")]
         if check(len(stop) == 1, f"says where it stopped: {out[-500:]}"):

@@ -143,6 +143,14 @@ static rt_status setup_inner(session_t *s, ckpt_reader_t **rd)
     /* a new event file even when resuming: TensorBoard merges a directory's files */
     if (s->rank == 0 && a->tensorboard && tb_writer_open(&s->tb, a->tensorboard) != RT_OK)
         return rt_fail_context(RT_ERR_USAGE, "--tensorboard");
+    if (s->tb && s->resume_path[0]) {
+        /* TensorBoard drops what a killed run logged past the checkpoint */
+        char msg[160];
+        snprintf(msg, sizeof msg, "resumed from step %lld", (long long)s->sc.step);
+        if (tb_writer_session_start(s->tb, s->sc.step + 1, msg) != RT_OK ||
+            tb_writer_flush(s->tb) != RT_OK)
+            return rt_fail_context(RT_ERR_USAGE, "--tensorboard");
+    }
     TRY(open_replica(s));
     TRY(session_ckpt_setup(s));
     if (s->resume_path[0]) {

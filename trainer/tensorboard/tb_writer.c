@@ -166,6 +166,19 @@ rt_status tb_writer_scalar(tb_writer_t *w, int64_t step, const char *tag, double
     return append_event(w, &ev);
 }
 
+rt_status tb_writer_session_start(tb_writer_t *w, int64_t step, const char *msg)
+{
+    Tensorflow__SessionLog log = TENSORFLOW__SESSION_LOG__INIT;
+    log.status = TENSORFLOW__SESSION_LOG__SESSION_STATUS__START;
+    log.msg = (char *)(msg ? msg : "");
+    Tensorflow__Event ev = TENSORFLOW__EVENT__INIT;
+    ev.wall_time = wall_now();
+    ev.step = step;
+    ev.what_case = TENSORFLOW__EVENT__WHAT_SESSION_LOG;
+    ev.session_log = &log;
+    return append_event(w, &ev);
+}
+
 rt_status tb_writer_flush(tb_writer_t *w)
 {
     size_t done = 0;

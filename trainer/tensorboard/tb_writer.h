@@ -33,6 +33,12 @@ const char *tb_writer_path(const tb_writer_t *w);
  * {tag, simple_value = (float)value}. */
 rt_status tb_writer_scalar(tb_writer_t *w, int64_t step, const char *tag, double value);
 
+/* Buffers an Event {step, session_log {status START, msg}}: written at the
+ * first step of a resumed run, it makes TensorBoard drop what earlier files
+ * hold for that step and later, the steps a killed run logged after its
+ * last checkpoint (TensorBoard purges "orphaned" events at a START). */
+rt_status tb_writer_session_start(tb_writer_t *w, int64_t step, const char *msg);
+
 /* Writes what is buffered; RT_ERR_IO naming the file. After a failed
  * write the file may end in a partial record (readers skip a cut-off last
  * record). */
