@@ -76,6 +76,9 @@ rt_status train_flags_parse(train_config_t *c, int argc, char **argv)
          "checkpoint directory (rank 0 locks it and writes ckpt-<step>.h5; a final one at the end)", false, false},
         {"ckpt-every", ARG_INT, &c->ckpt_every, "N", "also checkpoint every N steps (0: only at the end)", false, false},
         {"keep", ARG_INT, &c->keep, "N", "keep the N newest checkpoints (0: all; default 3)", false, false},
+        {"ckpt-write", ARG_STRING, &c->ckpt_write, "sync|async",
+         "async (default): the step loop copies the state and goes on while a thread writes it; "
+         "sync: the loop waits for the write", false, false},
         {"resume", ARG_STRING, &c->resume, "auto|never|PATH",
          "auto: newest good checkpoint in --ckpt-dir (default); never; or this file", false, false},
     };
@@ -87,8 +90,9 @@ rt_status train_flags_parse(train_config_t *c, int argc, char **argv)
     TRY(args_parse(&cmd, specs, nspecs, argc, argv));
     c->shuffle = !no_shuffle;
     /* what only the flags can tell: given or not */
-    if (!c->ckpt_dir && (specs[nspecs - 3].seen || specs[nspecs - 2].seen))
-        return rt_fail(RT_ERR_USAGE, "--%s needs --ckpt-dir", specs[nspecs - 3].seen ? "ckpt-every" : "keep");
+    for (int i = nspecs - 4; !c->ckpt_dir && i < nspecs - 1; i++)  /* --ckpt-every, --keep, --ckpt-write */
+        if (specs[i].seen)
+            return rt_fail(RT_ERR_USAGE, "--%s needs --ckpt-dir", specs[i].name);
     if (specs[F_BATCH].seen && c->batch < 1)
         return rt_fail(RT_ERR_USAGE, "--batch must be at least 1, got %d", c->batch);
     if (specs[F_EPOCHS].seen && specs[F_STEPS].seen)

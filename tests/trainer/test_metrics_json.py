@@ -16,7 +16,8 @@ NaN in one step of each; --skip-nonfinite, --log-every 1, evaluation every
   a line as an older build wrote it (a bare nan) and a cut-off last line;
   the resumed run drops both with a warning naming them, drops the killed
   run's lines past step 8, and ends with a file that parses line by line
-  and equals the straight run's except for the wall-clock keys and the
+  and equals the straight run's except for the wall-clock keys, the
+  checkpoint lines (which time the writes) and the
   dropped line."""
 import json
 import os
@@ -66,7 +67,10 @@ def strict_lines(path, what):
 
 
 def sans_wall(rows):
-    return [{k: v for k, v in r.items() if k not in WALL} for r in rows if r is not None]
+    """The training's lines without the wall-clock keys; the checkpoint lines
+    (the run's I/O, timed) are left out."""
+    return [{k: v for k, v in r.items() if k not in WALL} for r in rows
+            if r is not None and "checkpoint" not in r]
 
 
 def skipped_steps(stderr):

@@ -19,6 +19,7 @@ void train_config_default(train_config_t *c)
     c->schedule = "constant";
     c->device = "auto";
     c->resume = "auto";
+    c->ckpt_write = "async";
     c->lr = 1e-3;
     c->momentum = 0.9;
     c->weight_decay = -1.0;
@@ -50,6 +51,9 @@ rt_status train_config_check(const train_config_t *c)
         return rt_fail(RT_ERR_USAGE, "--resume: give auto, never or a checkpoint file");
     if (c->ckpt_dir && !*c->ckpt_dir)
         return rt_fail(RT_ERR_USAGE, "--ckpt-dir: empty directory name");
+    if (!c->ckpt_write || (strcmp(c->ckpt_write, "sync") && strcmp(c->ckpt_write, "async")))
+        return rt_fail(RT_ERR_USAGE, "--ckpt-write '%s' is not sync or async",
+                       c->ckpt_write ? c->ckpt_write : "");
     if (c->ckpt_every < 0)
         return rt_fail(RT_ERR_USAGE, "--ckpt-every must not be negative, got %d", c->ckpt_every);
     if (c->keep < 0)
@@ -152,6 +156,8 @@ size_t train_config_json(const train_config_t *a, const char *model_spec, int wo
     PUT_STR("tensorboard", a->tensorboard);
     PUT_STR("ckpt_dir", a->ckpt_dir);
     PUT("\"ckpt_every\":%d,\"keep\":%d,", a->ckpt_every, a->keep);
+    /* --ckpt-write is left out: it changes when the file is written, not
+     * what is in it, and the two modes write the same bytes */
     PUT_STR("resume", a->resume);
     PUT("\"world\":%d}", world);
 #undef PUT_STR

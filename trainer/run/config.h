@@ -21,6 +21,7 @@ typedef struct {
     const char *init_params;    /* a fresh run's parameters from this file, NULL: drawn */
     const char *ckpt_dir;       /* NULL: no checkpoints */
     const char *resume;         /* "auto" | "never" | a checkpoint file */
+    const char *ckpt_write;     /* "async" (a writer thread writes a copy) | "sync" */
     int batch;                  /* rows per rank per micro-batch; 0: from the checkpoint */
     int epochs, steps;          /* one of them (steps 0: epochs) */
     int accum, warmup, seed, log_every, threads, eval_every, ckpt_every, keep;
@@ -37,6 +38,7 @@ typedef struct {
 
 /* The defaults of `ringtrain train`: adamw, constant, auto, lr 1e-3,
  * momentum 0.9, epochs 1, accum 1, log every 50, keep 3, resume auto,
+ * checkpoints written asynchronously,
  * buckets of 4 MiB, overlap on a thread, no ZeRO, shuffled. */
 void train_config_default(train_config_t *c);
 

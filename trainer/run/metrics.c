@@ -165,6 +165,19 @@ rt_status metrics_write_eval(FILE *f, int64_t step, double loss, double accuracy
     return put_line(f, o, ok);
 }
 
+rt_status metrics_write_checkpoint(FILE *f, int64_t step, const char *path, double stall_ms,
+                                   double write_ms)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return rt_fail(RT_ERR_NOMEM, "metrics: out of memory for a line");
+    bool ok = add_int(o, "step", step);
+    ok = ok && cJSON_AddStringToObject(o, "checkpoint", path) != NULL;
+    ok = ok && add_real(o, "ckpt_stall_ms", stall_ms, "%.1f");
+    ok = ok && add_real(o, "ckpt_write_ms", write_ms, "%.1f");
+    return put_line(f, o, ok);
+}
+
 rt_status metrics_write_final(FILE *f, int64_t step, double seconds, int64_t skipped, uint64_t hash)
 {
     cJSON *o = cJSON_CreateObject();

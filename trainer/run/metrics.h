@@ -43,6 +43,13 @@ rt_status metrics_write_step(FILE *f, const metrics_step_t *m);
 /* accuracy and bits_per_byte NaN: left out; loss not finite: null. */
 rt_status metrics_write_eval(FILE *f, int64_t step, double loss, double accuracy,
                              double bits_per_byte);
+/* A checkpoint written (at the time its write ended, so with an
+ * asynchronous write after later steps' lines): its step and file, the
+ * milliseconds the step loop was held by it (copy, and waiting for the
+ * previous write; with --ckpt-write sync the whole write) and those the
+ * write took (the file, its fsyncs and the pruning). */
+rt_status metrics_write_checkpoint(FILE *f, int64_t step, const char *path, double stall_ms,
+                                   double write_ms);
 rt_status metrics_write_final(FILE *f, int64_t step, double seconds, int64_t skipped,
                               uint64_t hash);
 

@@ -226,6 +226,16 @@ rt_status replica_upload(replica_t *r, int64_t opt_steps, int64_t skipped)
     return device_upload(r->dev, r->state, r->state_host, sizeof *r->state);
 }
 
+rt_status replica_copy_out(replica_t *r, float *params, float *const state[2])
+{
+    TRY(replica_wait(r));
+    TRY(device_download(r->dev, params, r->params, sizeof(float) * (size_t)r->reg.total));
+    const size_t bytes = sizeof(float) * (size_t)(r->opt.hi - r->opt.lo);
+    for (int i = 0; bytes && i < optim_state_count(&r->cfg.optim); i++)
+        TRY(device_download(r->dev, state[i], r->opt.state[i], bytes));
+    return RT_OK;
+}
+
 rt_status replica_download(replica_t *r, bool optimizer)
 {
     const size_t arena = sizeof(float) * (size_t)r->reg.total;

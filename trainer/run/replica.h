@@ -101,6 +101,12 @@ rt_status replica_upload(replica_t *r, int64_t opt_steps, int64_t skipped);
 /* Device -> host: parameters, and the optimizer state when `optimizer`;
  * waits for every queued step first. */
 rt_status replica_download(replica_t *r, bool optimizer);
+/* Device -> the caller's host buffers (an asynchronous checkpoint's copy):
+ * the parameters into params (the whole arena) and optimizer state array i
+ * into state[i] (the shard [lo, hi), replica_shard, from state[i][0]);
+ * waits for every queued step first. The replica's own host copies are
+ * not touched. */
+rt_status replica_copy_out(replica_t *r, float *params, float *const state[2]);
 
 /* Gradient averaging across ranks (NULL: a single process). Not owned. */
 void replica_set_sync(replica_t *r, grad_sync_t *sync);

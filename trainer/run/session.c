@@ -165,17 +165,21 @@ static rt_status run_eval(session_t *s, int64_t step)
     return RT_OK;
 }
 
-/* All ranks learn whether any was asked to stop (one 4-byte all-reduce a
- * step), so that they stop after the same step. */
+/* All ranks learn whether any was asked to stop, and whether rank 0's
+ * asynchronous checkpoint write has failed (one 16-byte all-reduce a step),
+ * so that they stop after the same step. */
 static rt_status stop_agree(session_t *s, bool *stop)
 {
-    int32_t mine = s->hooks->stop_requested ? s->hooks->stop_requested(s->hooks->ctx) : 0;
-    int32_t sum = mine;
+    int64_t mine[2] = {s->hooks->stop_requested ? s->hooks->stop_requested(s->hooks->ctx) : 0,
+                       s->rank == 0 ? session_ckpt_poll(s) : 0};
+    int64_t sum[2] = {mine[0], mine[1]};
     if (s->comm && s->world > 1)
-        TRY(coll_allreduce(s->comm, &mine, &sum, 1, RT_DTYPE_I32, COLL_SUM));
-    *stop = sum != 0;
+        TRY(coll_allreduce(s->comm, mine, sum, 2, RT_DTYPE_I64, COLL_SUM));
+    if (sum[1])
+        return session_ckpt_failed(s, sum[1]);
+    *stop = sum[0] != 0;
     if (*stop)
-        s->stop_signal = mine ? mine : SIGTERM;
+        s->stop_signal = mine[0] ? (int)mine[0] : SIGTERM;
     return RT_OK;
 }
 
@@ -365,14 +369,15 @@ static rt_status session_train(session_t *s)
         bool stop = false;
         TRY(stop_agree(s, &stop));
         if (a->ckpt_dir && (stop || done == s->total_steps || (a->ckpt_every && done % a->ckpt_every == 0))) {
+            const double t_ckpt = rt_now();
             if (!res.have) {  /* the loss so far and the counters go into the checkpoint */
                 TRY(replica_read_result(s->rep, &res));
                 collect(s, &res);
             }
-            TRY(replica_download(s->rep, true));
-            TRY(session_checkpoint(s, done));
+            TRY(session_checkpoint(s, done, t_ckpt));
         }
         if (stop) {
+            TRY(session_ckpt_drain(s));
             if (s->rank == 0) {
                 printf("stopped by signal %d after step %lld%s\n", s->stop_signal, (long long)done,
                        a->ckpt_dir ? "; final checkpoint written" : " (no --ckpt-dir: no checkpoint)");
@@ -381,6 +386,7 @@ static rt_status session_train(session_t *s)
             return RT_OK;
         }
     }
+    TRY(session_ckpt_drain(s));
     TRY(replica_download(s->rep, true));
     return session_finish(s, rt_now() - t_start, global_batch);
 }
@@ -437,6 +443,7 @@ rt_status session_run(const train_config_t *cfg, coll_comm_t *comm, const sessio
     bool abandon = false;
     if (st == RT_OK) {
         st = session_train(s);
+        session_ckpt_end(s);  /* no write outlives the session, whatever happened */
         /* a non-finite step and diverged replicas are seen by every rank
          * alike (they come from all-reduced values): rank 0 reports them */
         speak = s->rank == 0;

@@ -1,7 +1,7 @@
 /* session_internal.h - the state of a training session, shared by its
  * files: session.c (the run and its loop), session_setup.c (datasets,
  * loader, device, replica, batches), session_resume.c (choosing and loading
- * a checkpoint) and session_ckpt.c (writing one). Not for use elsewhere. */
+ * a checkpoint) and session_ckpt.c (writing them). Not for use elsewhere. */
 #ifndef RT_TRAINER_RUN_SESSION_INTERNAL_H
 #define RT_TRAINER_RUN_SESSION_INTERNAL_H
 
@@ -17,6 +17,8 @@
 #include "trainer/optim/grad_plan.h"
 #include "trainer/optim/optim.h"
 #include "trainer/optim/schedule.h"
+#include "trainer/run/ckpt_snapshot.h"
+#include "trainer/run/ckpt_writer.h"
 #include "trainer/run/grad_sync.h"
 #include "trainer/run/replica.h"
 #include "trainer/run/session.h"
@@ -60,6 +62,12 @@ typedef struct {
     ckpt_state_t list;
     ckpt_run_t ckpt_run;         /* rank 0: what pruning may delete (its own, its history) */
     uint64_t digest;             /* of what this rank loaded */
+    ckpt_writer_t *writer;       /* rank 0, --ckpt-write async: the writer thread; NULL otherwise */
+    ckpt_snapshot_t snap;        /* its copy of the state (reused by every checkpoint) */
+    double ckpt_stall;           /* seconds the step loop was held by the latest checkpoint */
+    int64_t ckpt_failed;         /* rank 0: step + 1 of a write that failed (0: none) */
+    char ckpt_error[1024];       /* its message */
+    char ckpt_path[4096];        /* the latest synchronous write's file */
     int stop_signal;
     /* the loss since the last metrics line */
     double loss_acc;
@@ -88,7 +96,30 @@ rt_status session_resume_load(session_t *s, ckpt_reader_t *rd);
 rt_status session_resume_agree(session_t *s);
 
 /* session_ckpt.c */
-rt_status session_checkpoint(session_t *s, int64_t done);
+/* --ckpt-dir with --ckpt-write async (every rank knows). */
+bool session_ckpt_async(const session_t *s);
+/* Rank 0 with async checkpoints: the writer and its snapshot buffers
+ * (before the first step, so that a run that cannot hold them fails early). */
+rt_status session_ckpt_setup(session_t *s);
+/* Every rank: the checkpoint of `done` steps (t0: when the step loop
+ * turned to it, for the stall it reports), written here (sync) or started
+ * on the writer thread once the previous write has ended (async); fails on
+ * every rank alike when this write (sync) or an earlier one (async)
+ * failed. */
+rt_status session_checkpoint(session_t *s, int64_t done, double t0);
+/* Rank 0, between steps, without blocking: takes the report of an ended
+ * write; returns step + 1 of a failed write not yet shared (0: none), for
+ * the per-step agreement to share. */
+int64_t session_ckpt_poll(session_t *s);
+/* Every rank, once they all know that a write failed (step + 1 as
+ * session_ckpt_poll gives it): the error the job stops with. */
+rt_status session_ckpt_failed(session_t *s, int64_t failed);
+/* Every rank, at the end of a run (its last step, or a stop): waits for the
+ * write in flight and fails on every rank alike when it failed. */
+rt_status session_ckpt_drain(session_t *s);
+/* Rank 0, when the session ends whatever happened: waits for a write still
+ * in flight (says how it ended), then frees the writer and its buffers. */
+void session_ckpt_end(session_t *s);
 /* The optimizer state as whole-arena host arrays, as checkpoints hold it:
  * the replica's own host copies, or with ZeRO-1 (the replica holds its
  * shard only) arrays allocated here, which session_full_state_free frees.

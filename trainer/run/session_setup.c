@@ -152,6 +152,7 @@ static rt_status setup_inner(session_t *s, ckpt_reader_t **rd)
             return rt_fail_context(RT_ERR_USAGE, "--tensorboard");
     }
     TRY(open_replica(s));
+    TRY(session_ckpt_setup(s));
     if (s->resume_path[0]) {
         if (s->micro_in_epoch >= s->steps_per_epoch * a->accum)
             return rt_fail(RT_ERR_FORMAT, "checkpoint %s: position %lld batches is past the epoch's %lld steps",
@@ -171,6 +172,7 @@ rt_status session_setup(session_t *s)
 
 void session_setup_free(session_t *s)
 {
+    session_ckpt_end(s);  /* the writer reads the snapshot, whose pinned memory needs the device */
     session_release_batch(s);
     loader_close(s->loader);
     if (s->eval_open)
