@@ -5,11 +5,13 @@
  * launcher's fault-test hooks, and ending the whole job when a rank fails
  * alone. Flags and metrics: docs/TRAINING.md. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "collectives/coll.h"
@@ -144,10 +146,13 @@ static int stop_requested(void *ctx)
 /* RT_TEST_DIE_AT_STEP / RT_TEST_HANG_AT_STEP (and their _RANK, default 1):
  * the launcher's end-to-end tests kill or hang one rank before a given step
  * (0-based) to check restarts and collective timeouts; they fire only in a
- * run that started from step 0 (docs/LAUNCH.md). Unset: never fire. */
+ * run that started from step 0 (docs/LAUNCH.md). Unset: never fire.
+ * RT_TEST_STEP_SLEEP_MS: every rank sleeps that long before each step, in
+ * every run, so that a test's job outlasts a stop sequence it provokes. */
 typedef struct {
     long long die_at, hang_at;
     int die_rank, hang_rank;
+    long sleep_ms;
 } fault_hooks_t;
 
 static void fault_hooks_read(fault_hooks_t *f)
@@ -157,11 +162,19 @@ static void fault_hooks_read(fault_hooks_t *f)
     f->hang_at = (v = getenv("RT_TEST_HANG_AT_STEP")) ? strtoll(v, NULL, 10) : -1;
     f->die_rank = (v = getenv("RT_TEST_DIE_RANK")) ? atoi(v) : 1;
     f->hang_rank = (v = getenv("RT_TEST_HANG_RANK")) ? atoi(v) : 1;
+    f->sleep_ms = (v = getenv("RT_TEST_STEP_SLEEP_MS")) ? strtol(v, NULL, 10) : 0;
+    if (f->sleep_ms < 0 || f->sleep_ms > 60000)
+        f->sleep_ms = 0;
 }
 
 static void fault_before_step(void *ctx, int rank, int64_t step, bool resumed)
 {
     const fault_hooks_t *f = ctx;
+    if (f->sleep_ms > 0) {
+        struct timespec nap = {f->sleep_ms / 1000, (f->sleep_ms % 1000) * 1000000L};
+        while (nanosleep(&nap, &nap) != 0 && errno == EINTR && !g_stop_signal)
+            ;
+    }
     if (resumed)
         return;
     if (step == f->die_at && rank == f->die_rank) {

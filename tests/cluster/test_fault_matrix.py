@@ -250,17 +250,25 @@ class Case:
         self.kill_ckpt = rng.randrange(EVERY, STEPS + 1, EVERY)
         if victim == "launcher":
             # mpirun gives the ranks SIGTERM only --grace (1 s) after the
-            # launcher's death: an early kill leaves the job steps to stop
-            # before its end, so that the new launch has something to resume
+            # launcher's death: an early kill, and steps slowed to 50 ms
+            # (RT_TEST_STEP_SLEEP_MS, the first launch only: at least 2 s
+            # left), make the job stop before its end, so that the new
+            # launch has something to resume
             self.kill_step = rng.randint(3, STEPS // 4)
             self.kill_ckpt = EVERY
+            self.slow_first = True
+        else:
+            self.slow_first = False
         self.logs = []
 
     def start(self, n):
         log = os.path.join(self.dir, f"launch{n}.log")
         self.logs.append(log)
+        env = self.env
+        if self.slow_first and n == 1:
+            env = dict(env, RT_TEST_STEP_SLEEP_MS="50")
         with open(log, "w") as f:
-            return subprocess.Popen(self.argv, stdout=f, stderr=subprocess.STDOUT, env=self.env,
+            return subprocess.Popen(self.argv, stdout=f, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True, preexec_fn=job_priority)
 
     def log_text(self):
@@ -339,8 +347,10 @@ class Case:
         ok = e.check(rc == 0, f"{self.name}: the job finishes, exit 0 (got {rc})")
         restarts = re.findall(r"ringtrain launch: restart \d+ of 2 after: .*", text)
         if self.victim == "launcher":
-            ok &= e.check(re.search(r"ringtrain train: resumed from \S+ckpt-\d+\.h5", text) is not None,
-                          f"{self.name}: the new launch resumed from a checkpoint")
+            got = re.findall(r"ringtrain train: resumed from \S*ckpt-0*(\d+)\.h5", text)
+            ok &= e.check(len(got) == 1 and int(got[0]) < STEPS,
+                          f"{self.name}: the new launch resumed from a checkpoint before the "
+                          f"end (step {STEPS}): {got}")
         else:
             want = {"rank0": "rank 0 exited on signal 9", "rank1": "rank 1 exited on signal 9",
                     "mpirun": "mpirun killed by signal 9"}[self.victim]
