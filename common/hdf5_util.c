@@ -1,6 +1,7 @@
 /* hdf5_util.c - HDF5 attribute helpers shared by datasets, parameter
  * exports and checkpoints: string and integer attributes, read and written
  * the way h5py reads and writes them. */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include "common/hdf5_util.h"
 
 #include <stdio.h>
@@ -9,11 +10,11 @@
 
 #include "common/check.h"
 
-rt_status h5_attr_string(hid_t loc, const char *name, char *buf, size_t cap, bool *present)
+rt_status h5_attr_string_dup(hid_t loc, const char *name, char **out, bool *present)
 {
     rt_status st = RT_OK;
     *present = false;
-    buf[0] = '\0';
+    *out = NULL;
     htri_t exists = H5Aexists(loc, name);
     CHECK_HDF5(exists);
     if (!exists)
@@ -31,6 +32,7 @@ rt_status h5_attr_string(hid_t loc, const char *name, char *buf, size_t cap, boo
         st = rt_fail(RT_ERR_FORMAT, "attribute '%s' is not a string", name);
         goto close_ftype;
     }
+    /* one string: H5Aread writes every element into a buffer sized for one */
     hid_t space = H5Aget_space(attr);
     hssize_t npoints = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
     if (space >= 0)
@@ -51,9 +53,10 @@ rt_status h5_attr_string(hid_t loc, const char *name, char *buf, size_t cap, boo
             st = rt_hdf5_error("H5Aread", __FILE__, __LINE__);
             goto close_mtype;
         }
-        snprintf(buf, cap, "%s", value ? value : "");
+        *out = strdup(value ? value : "");
         H5free_memory(value);
     } else {
+        /* fixed-length (e.g. written by other tools): read as is */
         size_t size = H5Tget_size(ftype);
         char *tmp = calloc(size + 1, 1);
         if (!tmp) {
@@ -68,9 +71,10 @@ rt_status h5_attr_string(hid_t loc, const char *name, char *buf, size_t cap, boo
             st = rt_hdf5_error("H5Aread", __FILE__, __LINE__);
             goto close_mtype;
         }
-        snprintf(buf, cap, "%s", tmp);
-        free(tmp);
+        *out = tmp;
     }
+    if (!*out)
+        st = rt_fail(RT_ERR_NOMEM, "attribute '%s'", name);
 close_mtype:
     H5Tclose(mtype);
 close_ftype:
@@ -78,6 +82,17 @@ close_ftype:
 close_attr:
     H5Aclose(attr);
     return st;
+}
+
+rt_status h5_attr_string(hid_t loc, const char *name, char *buf, size_t cap, bool *present)
+{
+    char *value = NULL;
+    buf[0] = '\0';
+    TRY(h5_attr_string_dup(loc, name, &value, present));
+    if (value)
+        snprintf(buf, cap, "%s", value);
+    free(value);
+    return RT_OK;
 }
 
 rt_status h5_attr_i64(hid_t loc, const char *name, int64_t *vals, int cap, int *count,

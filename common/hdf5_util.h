@@ -13,6 +13,10 @@
  * it) into buf; *present is false when the attribute does not exist. */
 rt_status h5_attr_string(hid_t loc, const char *name, char *buf, size_t cap, bool *present);
 
+/* The same into a new string (*out, to free; NULL when not present). A
+ * string attribute must hold exactly one string: RT_ERR_FORMAT if not. */
+rt_status h5_attr_string_dup(hid_t loc, const char *name, char **out, bool *present);
+
 /* Checks from the file's bytes that reading the variable-length string
  * attribute `name` of loc cannot hang libhdf5 (its global heap collection
  * walks to its end; hdf5_vlen_check.c says why); RT_ERR_FORMAT if not.

@@ -161,62 +161,11 @@ rt_status ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v)
 
 rt_status ckpt_attr_read_str(hid_t obj, const char *name, char **s)
 {
-    hid_t attr = H5I_INVALID_HID; /* set by attr_open; initialised for gcc 13's flow analysis */
-    TRY(attr_open(obj, name, &attr));
-    rt_status st = RT_OK;
-    *s = NULL;
-    hid_t ft = H5Aget_type(attr);
-    if (ft < 0) {
-        st = ckpt_h5_fail(RT_ERR_HDF5, "H5Aget_type");
-        goto close_attr;
-    }
-    if (H5Tget_class(ft) != H5T_STRING) {
-        st = rt_fail(RT_ERR_FORMAT, "attribute '%s' is not a string", name);
-        goto close_ft;
-    }
-    /* one string: H5Aread writes every element into a buffer sized for one */
-    hid_t sp = H5Aget_space(attr);
-    hssize_t npoints = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (npoints != 1) {
-        st = rt_fail(RT_ERR_FORMAT, "attribute '%s' is not a single string", name);
-        goto close_ft;
-    }
-    if (H5Tis_variable_str(ft) > 0) {
-        st = h5_vlen_attr_check(obj, name);
-        if (st != RT_OK)
-            goto close_ft;
-        hid_t mt = str_type();
-        char *v = NULL;
-        if (mt < 0 || H5Aread(attr, mt, &v) < 0) {
-            st = ckpt_h5_fail(RT_ERR_HDF5, "H5Aread");
-        } else {
-            *s = strdup(v ? v : "");
-            H5free_memory(v);
-            if (!*s)
-                st = rt_fail(RT_ERR_NOMEM, "attribute '%s': out of memory", name);
-        }
-        if (mt >= 0)
-            H5Tclose(mt);
-    } else {
-        /* Fixed-length strings (e.g. written by other tools): read as is. */
-        size_t len = H5Tget_size(ft);
-        char *v = calloc(len + 1, 1);
-        if (!v) {
-            st = rt_fail(RT_ERR_NOMEM, "attribute '%s': out of memory", name);
-        } else if (H5Aread(attr, ft, v) < 0) {
-            free(v);
-            st = ckpt_h5_fail(RT_ERR_HDF5, "H5Aread");
-        } else {
-            *s = v;
-        }
-    }
-close_ft:
-    H5Tclose(ft);
-close_attr:
-    H5Aclose(attr);
-    return st;
+    bool present = false;
+    TRY(h5_attr_string_dup(obj, name, s, &present));
+    if (!present)
+        return rt_fail(RT_ERR_FORMAT, "attribute '%s' is missing", name);
+    return RT_OK;
 }
 
 rt_status ckpt_meta_crc(const ckpt_meta_t *m, uint32_t *crc)
