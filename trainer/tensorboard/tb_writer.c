@@ -45,6 +45,15 @@ static double wall_now(void)
 }
 
 /* Frames one Event into the buffer. */
+/* An Event at the current wall time and `step`, its `what` still to set. */
+static Tensorflow__Event event_now(int64_t step)
+{
+    Tensorflow__Event ev = TENSORFLOW__EVENT__INIT;
+    ev.wall_time = wall_now();
+    ev.step = step;
+    return ev;
+}
+
 static rt_status append_event(tb_writer_t *w, const Tensorflow__Event *ev)
 {
     const size_t n = tensorflow__event__get_packed_size(ev);
@@ -124,8 +133,7 @@ rt_status tb_writer_open(tb_writer_t **out, const char *dir)
     w->fd = -1;
     rt_status st = create_file(w, dir);
     if (st == RT_OK) {
-        Tensorflow__Event ev = TENSORFLOW__EVENT__INIT;
-        ev.wall_time = wall_now();
+        Tensorflow__Event ev = event_now(0);
         ev.what_case = TENSORFLOW__EVENT__WHAT_FILE_VERSION;
         ev.file_version = (char *)TB_FILE_VERSION;
         st = append_event(w, &ev);
@@ -158,9 +166,7 @@ rt_status tb_writer_scalar(tb_writer_t *w, int64_t step, const char *tag, double
     Tensorflow__Summary sum = TENSORFLOW__SUMMARY__INIT;
     sum.n_value = 1;
     sum.value = vals;
-    Tensorflow__Event ev = TENSORFLOW__EVENT__INIT;
-    ev.wall_time = wall_now();
-    ev.step = step;
+    Tensorflow__Event ev = event_now(step);
     ev.what_case = TENSORFLOW__EVENT__WHAT_SUMMARY;
     ev.summary = &sum;
     return append_event(w, &ev);
@@ -171,9 +177,7 @@ rt_status tb_writer_session_start(tb_writer_t *w, int64_t step, const char *msg)
     Tensorflow__SessionLog log = TENSORFLOW__SESSION_LOG__INIT;
     log.status = TENSORFLOW__SESSION_LOG__SESSION_STATUS__START;
     log.msg = (char *)(msg ? msg : "");
-    Tensorflow__Event ev = TENSORFLOW__EVENT__INIT;
-    ev.wall_time = wall_now();
-    ev.step = step;
+    Tensorflow__Event ev = event_now(step);
     ev.what_case = TENSORFLOW__EVENT__WHAT_SESSION_LOG;
     ev.session_log = &log;
     return append_event(w, &ev);
