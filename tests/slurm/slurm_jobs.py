@@ -130,7 +130,15 @@ def comm(pid):
 
 def wait_ckpt(c, ckpt, jid):
     first = os.path.join(ckpt, f"ckpt-{EVERY:08d}.h5")
-    return c.wait(f"job {jid} writes {first}", lambda: os.path.exists(first), 90)
+    if c.wait(f"job {jid} writes {first}", lambda: os.path.exists(first), 90):
+        return True
+    # what Slurm made of the job, for the reader of a failed run
+    info = c.job(jid)
+    print(f"job {jid}: state {info.get('JobState')}, reason {info.get('Reason')}, "
+          f"nodes {info.get('NodeList')}, restarts {info.get('Restarts')}")
+    print(c.cmd("sinfo", "-N", check=False))
+    c.logs(jid)
+    return False
 
 
 def plain(c, p, train, ref):
@@ -164,6 +172,11 @@ def preempt(c, p, train, ref):
     c.wait("both nodes idle after the requeue",
            lambda: c.cmd("sinfo", "-h", "-N", "-o", "%t", check=False).split() == ["idle", "idle"], 60)
     print(f"TERM to requeued and nodes idle: {time.monotonic() - t0:.1f} s")
+    # slurmd revoked the job's old credential when the first run ended, and
+    # refuses a credential created in the same second as that revocation
+    # ("Job credential revoked", the job then FAILS). Slurm's own hold above
+    # avoids it; a test that skips the hold waits for the next wall second.
+    time.sleep(2.0)
     c.cmd("scontrol", "update", f"JobId={jid}", "StartTime=now")
     info = c.wait_done(jid)
     log = read(out)
