@@ -45,14 +45,15 @@ static rt_status ctx_init(rt_cuda_ctx_t *ctx, int device, bool tf32)
     ctx->tf32 = tf32;
     CHECK_CUDA(cudaSetDevice(device));
     CHECK_CUDA(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
-    CHECK_CUBLAS(cublasCreate(&ctx->blas));
-    CHECK_CUBLAS(cublasSetStream(ctx->blas, ctx->stream));
+    TRY(cublas_api_get(&ctx->blas_api));
+    CHECK_CUBLAS(ctx->blas_api->Create(&ctx->blas));
+    CHECK_CUBLAS(ctx->blas_api->SetStream(ctx->blas, ctx->stream));
     /* after cublasSetStream, which resets the workspace to the default pool */
     CHECK_CUDA(cudaMalloc(&ctx->blas_workspace, RT_BLAS_WORKSPACE_BYTES));
-    CHECK_CUBLAS(cublasSetWorkspace(ctx->blas, ctx->blas_workspace, RT_BLAS_WORKSPACE_BYTES));
+    CHECK_CUBLAS(ctx->blas_api->SetWorkspace(ctx->blas, ctx->blas_workspace, RT_BLAS_WORKSPACE_BYTES));
     /* DEFAULT_MATH keeps fp32 products in fp32 (no TF32 unless asked). */
-    CHECK_CUBLAS(cublasSetMathMode(ctx->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                   : CUBLAS_DEFAULT_MATH));
+    CHECK_CUBLAS(ctx->blas_api->SetMathMode(ctx->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                            : CUBLAS_DEFAULT_MATH));
     return RT_OK;
 }
 
@@ -77,7 +78,7 @@ extern "C" void cuda_ctx_destroy(rt_cuda_ctx_t *ctx)
         return;
     /* Teardown errors cannot be acted on; the handle and stream go anyway. */
     if (ctx->blas)
-        (void)cublasDestroy(ctx->blas);
+        (void)ctx->blas_api->Destroy(ctx->blas);
     if (ctx->stream)
         (void)cudaStreamSynchronize(ctx->stream);
     if (ctx->blas_workspace)
@@ -201,8 +202,8 @@ extern "C" rt_status linear_forward_cuda(float *out, const float *inp, const flo
     const float one = 1.0f, zero = 0.0f;
     /* Row-major out[B,OC] is column-major out^T (OC x B) = W (OC x C, stored
      * as C x OC column-major, hence op T) times inp^T (C x B). */
-    CHECK_CUBLAS(cublasSgemm(ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, B, C, &one, weight, C,
-                             inp, C, &zero, out, OC));
+    CHECK_CUBLAS(ctx->blas_api->Sgemm(ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, B, C, &one, weight, C,
+                                      inp, C, &zero, out, OC));
     if (bias != NULL) {
         int64_t n = (int64_t)B * OC;
         bias_add_kernel<<<grid_for(n), RT_THREADS, 0, ctx->stream>>>(out, bias, n, OC);
@@ -224,14 +225,14 @@ extern "C" rt_status linear_backward_cuda(float *dinp, float *dweight, float *db
     if (dinp != NULL) {
         /* dinp[B,C] += dout[B,OC] . W[OC,C]; column-major: dinp^T (C x B) =
          * W^T (C x OC, as stored) . dout^T (OC x B, as stored). */
-        CHECK_CUBLAS(cublasSgemm(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, C, B, OC, &one, weight, C,
-                                 dout, OC, &one, dinp, C));
+        CHECK_CUBLAS(ctx->blas_api->Sgemm(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, C, B, OC, &one, weight, C,
+                                          dout, OC, &one, dinp, C));
     }
     if (dweight != NULL) {
         /* dW[OC,C] += dout^T . inp; column-major: dW^T (C x OC) = inp^T
          * (C x B, as stored) . dout (B x OC: op T of the stored OC x B). */
-        CHECK_CUBLAS(cublasSgemm(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, B, &one, inp, C,
-                                 dout, OC, &one, dweight, C));
+        CHECK_CUBLAS(ctx->blas_api->Sgemm(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, B, &one, inp, C,
+                                          dout, OC, &one, dweight, C));
     }
     if (dbias != NULL) {
         const int nchunks = (B + DB_ROWS - 1) / DB_ROWS;
@@ -260,8 +261,8 @@ extern "C" rt_status linear_weight_rows_cuda(float *dweight, const float *dout, 
     /* as linear_backward's dW, over the R columns of dout from row0 (its
      * leading dimension stays OC): column-major dW^T (C x R) = inp^T (C x
      * B) . (dout + row0 viewed as R x B, ld OC)^T */
-    CHECK_CUBLAS(cublasSgemm(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, R, B, &one, inp, C,
-                             dout + row0, OC, &one, dweight, C));
+    CHECK_CUBLAS(ctx->blas_api->Sgemm(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, R, B, &one, inp, C,
+                                      dout + row0, OC, &one, dweight, C));
     return RT_OK;
 }
 

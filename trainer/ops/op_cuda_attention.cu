@@ -106,8 +106,8 @@ static rt_status sgemm_heads(rt_cuda_ctx_t *ctx, cublasOperation_t ta, cublasOpe
                              long long sa, const float *Bm, int ldb, long long sb, float beta,
                              float *Cm, int ldc, long long sc, int heads)
 {
-    CHECK_CUBLAS(cublasSgemmStridedBatched(ctx->blas, ta, tb, m, n, k, &alpha, A, lda, sa, Bm, ldb,
-                                           sb, &beta, Cm, ldc, sc, heads));
+    CHECK_CUBLAS(ctx->blas_api->SgemmStridedBatched(ctx->blas, ta, tb, m, n, k, &alpha, A, lda, sa, Bm, ldb,
+                                                    sb, &beta, Cm, ldc, sc, heads));
     return RT_OK;
 }
 

@@ -12,6 +12,7 @@
 
 #include "common/cuda_grid.h"
 #include "common/status.h"
+#include "trainer/ops/cublas_loader.h"
 #include "trainer/ops/op_cuda.h"
 
 enum { RT_SCRATCH_RETIRED_MAX = 16 };
@@ -20,6 +21,7 @@ struct rt_cuda_ctx {
     int device;
     bool tf32;
     cudaStream_t stream;
+    const rt_cublas_api *blas_api; /* cuBLAS, loaded with the first context */
     cublasHandle_t blas;
     void *blas_workspace;
     /* scratch for two-pass reductions; buffers it outgrew stay allocated
