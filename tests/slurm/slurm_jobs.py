@@ -75,13 +75,17 @@ class Cluster:
                      if re.search(rf"(JobId={jid}\b|job {jid}\b|\[{jid}\.|JOB {jid}\b)", l)]
             print(f"--- {os.path.basename(f)}, job {jid}:\n" + "\n".join(lines[-15:]))
 
-    def submit(self, name, ckpt, export, train, *sbatch_args):
+    def submit(self, name, ckpt, export, train, *sbatch_args, step_sleep_ms=0):
         out = os.path.join(self.scratch, f"{name}-%j.out")
         # TMPDIR: the script's hostfile goes there, and must not stay (Open
         # MPI's session directories go there too)
         env = dict(self.env, RINGTRAIN=e.RINGTRAIN, CKPT_DIR=ckpt, GRACE="1", CKPT_EVERY=str(EVERY),
                    TMPDIR=self.tmp,
                    TRAIN_ARGS=" ".join(map(str, train + ["--export-params", export])))
+        if step_sleep_ms:
+            # the launcher forwards RT_* to every rank: each sleeps before
+            # each step, so the job outlasts what the test does to it
+            env["RT_TEST_STEP_SLEEP_MS"] = str(step_sleep_ms)
         r = subprocess.run(["sbatch", "--parsable", "--ntasks-per-node=2", "--cpus-per-task=1",
                             "--gpus-per-node=0", f"--output={out}", *sbatch_args,
                             os.path.join(e.SRC, "cluster", "slurm", "ringtrain.sbatch")],
@@ -129,8 +133,8 @@ def comm(pid):
 
 
 def wait_ckpt(c, ckpt, jid):
-    first = os.path.join(ckpt, f"ckpt-{EVERY:08d}.h5")
-    if c.wait(f"job {jid} writes {first}", lambda: os.path.exists(first), 90):
+    # any checkpoint: --keep 3 prunes the first within a few steps
+    if c.wait(f"job {jid} writes a checkpoint into {ckpt}", lambda: ckpts(ckpt), 90):
         return True
     # what Slurm made of the job, for the reader of a failed run
     info = c.job(jid)
@@ -156,7 +160,9 @@ def plain(c, p, train, ref):
 
 def preempt(c, p, train, ref):
     ckpt = p("ck_term")
-    jid, out = c.submit("term", ckpt, p("term.h5"), train)
+    # 1000 steps of 5 ms at least: unslowed, the job can end (2 s) before
+    # the test has seen its first checkpoint and sent TERM
+    jid, out = c.submit("term", ckpt, p("term.h5"), train, step_sleep_ms=5)
     if not wait_ckpt(c, ckpt, jid):
         print(read(out)[-4000:])
         return
@@ -200,7 +206,7 @@ def preempt(c, p, train, ref):
 def node_failure(c, p, train, ref):
     ckpt = p("ck_node")
     dead = c.node(2)
-    jid, out = c.submit("node", ckpt, p("node.h5"), train, "--no-requeue")
+    jid, out = c.submit("node", ckpt, p("node.h5"), train, "--no-requeue", step_sleep_ms=5)
     if not wait_ckpt(c, ckpt, jid):
         print(read(out)[-4000:])
         return
