@@ -64,7 +64,8 @@ char *launch_argv_render(const launch_argv_t *a);
 
 /* Names of the environment variables the ranks need (sorted, no duplicates):
  * RT_* (but RT_MPIRUN), NCCL_*, OMPI_ALLOW_RUN_AS_ROOT, OMPI_ALLOW_RUN_AS_ROOT_CONFIRM,
- * OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, CUDA_VISIBLE_DEVICES. envp is
+ * OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, CUDA_VISIBLE_DEVICES (but not
+ * inside a Slurm job, SLURM_JOB_ID set: Slurm sets it per node). envp is
  * "NAME=value" strings; names with characters outside [A-Za-z0-9_] are
  * skipped. Returns the count; out[] receives up to max pointers into storage
  * owned by the caller-provided buffer buf of size bufsize. */

@@ -241,15 +241,31 @@ static int cmp_str(const void *x, const void *y)
     return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
+/* Whether envp holds a non-empty SLURM_JOB_ID: the launcher runs inside a
+ * Slurm allocation. */
+static bool in_slurm_job(char *const *envp)
+{
+    for (int i = 0; envp && envp[i]; i++)
+        if (!strncmp(envp[i], "SLURM_JOB_ID=", 13) && envp[i][13] != '\0')
+            return true;
+    return false;
+}
+
 int launch_env_select(char *const *envp, const char **out, int max, char *buf, int bufsize)
 {
     int count = 0, used = 0;
+    /* Inside a Slurm job each node's daemons get that node's GPUs in their
+     * own CUDA_VISIBLE_DEVICES from slurmd; the batch shell's value names
+     * the first node's, which on a shared node may be another job's GPUs. */
+    bool keep_visible_devices = !in_slurm_job(envp);
     for (int i = 0; envp && envp[i]; i++) {
         const char *eq = strchr(envp[i], '=');
         if (!eq || eq == envp[i])
             continue;
         size_t n = (size_t)(eq - envp[i]);
         if (!env_wanted(envp[i], n) || count >= max || used + (int)n + 1 > bufsize)
+            continue;
+        if (!keep_visible_devices && n == 20 && !strncmp(envp[i], "CUDA_VISIBLE_DEVICES", n))
             continue;
         char *name = buf + used;
         memcpy(name, envp[i], n);

@@ -112,6 +112,16 @@ static void test_env(void)
     EXPECT(n == 6, "selected %d names, want 6", n);
     for (int i = 0; i < n && i < 6; i++)
         EXPECT(!strcmp(out[i], want[i]), "env[%d] '%s', want '%s'", i, out[i], want[i]);
+
+    /* inside a Slurm job Slurm gives each node its own GPUs: the batch
+     * shell's CUDA_VISIBLE_DEVICES (the first node's) is not forwarded */
+    char *slurm[] = {"CUDA_VISIBLE_DEVICES=2,3", "SLURM_JOB_ID=41", "RT_A=1", NULL};
+    n = launch_env_select(slurm, out, 16, buf, sizeof buf);
+    EXPECT(n == 1 && !strcmp(out[0], "RT_A"), "in a Slurm job: %d names, first '%s'", n,
+           n ? out[0] : "");
+    char *empty_id[] = {"SLURM_JOB_ID=", "CUDA_VISIBLE_DEVICES=1", NULL};
+    n = launch_env_select(empty_id, out, 16, buf, sizeof buf);
+    EXPECT(n == 1 && !strcmp(out[0], "CUDA_VISIBLE_DEVICES"), "empty SLURM_JOB_ID: %d names", n);
 }
 
 static void test_scan(void)
