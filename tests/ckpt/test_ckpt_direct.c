@@ -2,9 +2,11 @@
  * (ckpt_direct.c) on its own: bytes at odd file offsets, odd lengths (an
  * edge of a page, a block and a bit, several blocks), from source
  * addresses placed like the file (written in place) and not (copied), land
- * exactly where they belong, and nothing outside them is touched (the file is filled with a pattern first and read back whole
- * through a fresh descriptor); a write past a file-size limit reports its
- * error; the test hook turns the direct path off. The files live in the
+ * exactly where they belong, and nothing outside them is touched (the
+ * file is filled with a pattern first and read back whole through a fresh
+ * descriptor), and the bytes copied are the whole pages or none; a write
+ * past a file-size limit reports its error, either way; the test hook
+ * turns the direct path off. The files live in the
  * working directory (the build tree, on a disk), where O_DIRECT works on
  * Linux file systems; where it does not, the writer must say so by giving
  * NULL, which is checked instead. */
@@ -118,7 +120,8 @@ static void limit_case(const unsigned char *src, size_t shift)
     EXPECT(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit");
     ckpt_dio *d = ckpt_dio_open(path, fd);
     int e = d ? ckpt_dio_write(d, src + shift, 20 * MIB, 4096) : -1;
-    EXPECT(e == EFBIG, "a write past the file-size limit (source +%zu): %s", shift, e > 0 ? strerror(e) : "no error");
+    EXPECT(e == EFBIG, "a write past the file-size limit (source +%zu): %s", shift,
+           e > 0 ? strerror(e) : "no error");
     ckpt_dio_close(d);
     setrlimit(RLIMIT_FSIZE, &old);
     close(fd);

@@ -52,12 +52,13 @@ static void test_delay(void)
  * runs only on a core the step loop leaves idle (a nice value only lowers
  * its share: at nice 10 it still took about a tenth of a core it shared
  * with a training thread, which then held up the others at the step's
- * next synchronisation; docs/PERFORMANCE.md, "Checkpoint stall"). Policy and nice are
- * per thread on Linux and inherited by the threads ckpt_write starts (the
- * checksum and O_DIRECT threads). The write always ends: the next
- * checkpoint, the end of the run and a stop wait for it by blocking
- * (pthread_join), which frees a core. Where SCHED_IDLE is refused (a
- * seccomp profile, a kernel without it) the thread falls back to nice 10.
+ * next synchronisation; docs/PERFORMANCE.md, "Checkpoint stall"). Policy
+ * and nice are per thread on Linux and inherited by the threads ckpt_write
+ * starts (the checksum and O_DIRECT threads). The write always ends: the
+ * next checkpoint, the end of the run and a stop wait for it by blocking
+ * (pthread_join; the other ranks meanwhile nap in the collective's wait),
+ * which frees a core. Where SCHED_IDLE is refused (a seccomp profile, a
+ * kernel without it) the thread falls back to nice 10.
  *
  * SCHED_IDLE would also put the thread's disk requests in the idle I/O
  * class, which a busy disk may starve; they are kept best-effort, at its
