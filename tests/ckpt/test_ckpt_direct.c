@@ -1,10 +1,12 @@
 /* test_ckpt_direct.c - the O_DIRECT writer of large checkpoint datasets
  * (ckpt_direct.c) on its own: bytes at odd file offsets, odd lengths (an
- * edge of a page, a block and a bit, several blocks) and from unaligned
- * source addresses land exactly where they belong, and nothing outside them
- * is touched (the file is filled with a pattern first and read back whole
- * through a fresh descriptor); a write past a file-size limit reports its
- * error; the test hook turns the direct path off. The files live in the
+ * edge of a page, a block and a bit, several blocks), from source
+ * addresses placed like the file (written in place) and not (copied), land
+ * exactly where they belong, and nothing outside them is touched (the
+ * file is filled with a pattern first and read back whole through a fresh
+ * descriptor), and the bytes copied are the whole pages or none; a write
+ * past a file-size limit reports its error, either way; the test hook
+ * turns the direct path off. The files live in the
  * working directory (the build tree, on a disk), where O_DIRECT works on
  * Linux file systems; where it does not, the writer must say so by giving
  * NULL, which is checked instead. */
@@ -67,9 +69,10 @@ static unsigned char *file_read(size_t size)
     return p;
 }
 
-/* Writes len bytes from src + shift at file offset off and checks the
- * whole file. */
-static void one_case(const unsigned char *src, uint64_t off, size_t len, size_t shift)
+/* Writes len bytes from src + shift at file offset off, checks the whole
+ * file, and that the writer copied `copied` bytes (0: it wrote from the
+ * caller's memory). */
+static void one_case(const unsigned char *src, uint64_t off, size_t len, size_t shift, uint64_t copied)
 {
     size_t size = (size_t)off + len + 5000;
     int fd = file_fill(size);
@@ -84,6 +87,8 @@ static void one_case(const unsigned char *src, uint64_t off, size_t len, size_t 
     }
     int e = ckpt_dio_write(d, src + shift, len, off);
     EXPECT(e == 0, "write of %zu bytes at %llu (source +%zu): %s", len, (unsigned long long)off, shift, strerror(e));
+    EXPECT(ckpt_dio_bounced(d) == copied, "%zu bytes at %llu (source +%zu): %llu bytes copied, expected %llu", len,
+           (unsigned long long)off, shift, (unsigned long long)ckpt_dio_bounced(d), (unsigned long long)copied);
     ckpt_dio_close(d);
     close(fd);
     unsigned char *back = file_read(size);
@@ -103,8 +108,8 @@ static void one_case(const unsigned char *src, uint64_t off, size_t len, size_t 
 }
 
 /* A write that the file-size limit stops partway is an error, not a
- * short file that looks complete. */
-static void limit_case(const unsigned char *src)
+ * short file that looks complete (from src + shift: in place or copied). */
+static void limit_case(const unsigned char *src, size_t shift)
 {
     int fd = file_fill(4096);
     struct rlimit old, lim;
@@ -114,8 +119,9 @@ static void limit_case(const unsigned char *src)
     signal(SIGXFSZ, SIG_IGN);
     EXPECT(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit");
     ckpt_dio *d = ckpt_dio_open(path, fd);
-    int e = d ? ckpt_dio_write(d, src, 20 * MIB, 4096) : -1;
-    EXPECT(e == EFBIG, "a write past the file-size limit: %s", e > 0 ? strerror(e) : "no error");
+    int e = d ? ckpt_dio_write(d, src + shift, 20 * MIB, 4096) : -1;
+    EXPECT(e == EFBIG, "a write past the file-size limit (source +%zu): %s", shift,
+           e > 0 ? strerror(e) : "no error");
     ckpt_dio_close(d);
     setrlimit(RLIMIT_FSIZE, &old);
     close(fd);
@@ -140,32 +146,42 @@ int main(void)
     close(probe);
 
     size_t max = 26 * MIB;
-    unsigned char *src = malloc(max);
+    unsigned char *src = NULL; /* page-aligned, like a snapshot buffer */
+    if (posix_memalign((void **)&src, 4096, max) != 0)
+        return 1;
     uint32_t x = 12345;
     for (size_t i = 0; i < max; i++)
         src[i] = (unsigned char)((x = x * 1664525u + 1013904223u) >> 24);
 
-    /* {offset, length, source shift}: a page-aligned start and end; odd
-     * ones; shorter than a page inside one and across two; exactly one
-     * block; one block and a page and a bit; several blocks and a part;
-     * the offsets HDF5 gives (4 KiB-aligned, plus a 1 MiB head). */
+    /* {offset, length, source shift, bytes copied}: a page-aligned start
+     * and end; odd ones; shorter than a page inside one and across two;
+     * exactly one block; one block and a page and a bit; several blocks and
+     * a part; the offsets HDF5 gives (4 KiB-aligned, plus a 1 MiB head).
+     * Copied: the whole file pages in the range (the partial ones at its
+     * ends go through the page cache) when the source is not placed like
+     * the file modulo 4096, none when it is. */
     static const struct {
         uint64_t off;
         size_t len, shift;
+        uint64_t copied;
     } cases[] = {
-        {0, 4096, 0},
-        {4096, 3 * 4096, 16},
-        {1, 10, 3},
-        {4090, 20, 1},
-        {12345, 4096, 7},
-        {4096, 8 * MIB, 0},
-        {69632 + 1052000, 8 * MIB + 4096 + 3, 16},
-        {77, 2 * 8 * MIB + 12345, 5},
-        {65536, 25 * MIB + 777, 4096},
+        {0, 4096, 0, 0},
+        {4096, 3 * 4096, 16, 3 * 4096},
+        {1, 10, 3, 0},
+        {4090, 20, 1, 0},
+        {12345, 4096, 7, 0},
+        {4096, 8 * MIB, 0, 0},
+        {4096, 8 * MIB, 64, 8 * MIB},                             /* a 64-byte-aligned tensor */
+        {69632 + 1052000, 8 * MIB + 4096 + 3, 16, 8 * MIB},       /* head 672 bytes */
+        {69632 + 1052000, 20 * MIB + 5, 3424, 0},                 /* 3424 + 672 = 4096: in place */
+        {77, 2 * 8 * MIB + 12345, 5, 2 * 8 * MIB + 2 * 4096},     /* head 4019, 8326 bytes left */
+        {77, 2 * 8 * MIB + 12345, 77, 0},                         /* 77 + 4019 = 4096: in place */
+        {65536, 25 * MIB + 777, 4096, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        one_case(src, cases[i].off, cases[i].len, cases[i].shift);
-    limit_case(src);
+        one_case(src, cases[i].off, cases[i].len, cases[i].shift, cases[i].copied);
+    limit_case(src, 0);
+    limit_case(src, 16);
 
     setenv("RT_CKPT_TEST_NO_DIRECT", "1", 1);
     int fd = file_fill(4096);

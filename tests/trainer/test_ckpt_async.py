@@ -8,7 +8,9 @@ with AdamW on 512 records, batch 16, a checkpoint every 4 steps):
   every dataset at the same offset with the same bytes, and every attribute
   equal but created_unix and meta_crc32c; the bytes that differ are HDF5's
   object times and metadata checksums (the second of writing), never raw
-  data; the final parameters are equal byte for byte; each checkpoint has a metrics line (step, file,
+  data; the final parameters are equal byte for byte (also for arrays of
+  18 MB, which go to disk with O_DIRECT: from the async snapshot in place,
+  from the sync run's arena through a copy); each checkpoint has a metrics line (step, file,
   ckpt_stall_ms, ckpt_write_ms), the sync ones with the stall at least the
   write time;
 - the loop goes on during a write: with every write held back 1.5 s (test
@@ -31,7 +33,11 @@ with AdamW on 512 records, batch 16, a checkpoint every 4 steps):
   file; no checkpoint or temporary file is left; a failure of the final
   write (np=1) is reported too;
 - SIGTERM while a write is in flight: exit 143 after a final checkpoint, and
-  both that one and the one in flight verify."""
+  both that one and the one in flight verify;
+- the writer thread (found by its name, rt-ckpt-write, in /proc) runs under
+  SCHED_IDLE, silently, with its disk requests best-effort (where ionice is
+  installed); with SCHED_IDLE refused (test hook RT_CKPT_TEST_NO_SCHED_IDLE)
+  it runs at nice 10 and one line says so."""
 import os
 import re
 import shutil
@@ -116,12 +122,9 @@ def same_file(a, b, what):
         return
     ra, rb = raw_ranges(a), raw_ranges(b)
     check(ra == rb, f"{what}: every dataset at the same offset")
-    raw = set()
-    for off, size in ra.values():
-        if off is not None:
-            raw.update(range(off, off + size))
-    diff = [i for i in range(len(ba)) if ba[i] != bb[i]] if ba != bb else []
-    check(not any(i in raw for i in diff), f"{what}: the raw data are identical "
+    diff = np.nonzero(np.frombuffer(ba, np.uint8) != np.frombuffer(bb, np.uint8))[0]
+    in_raw = sum(int(((diff >= off) & (diff < off + size)).sum()) for off, size in ra.values() if off is not None)
+    check(in_raw == 0, f"{what}: the raw data are identical "
           f"({len(diff)} bytes of metadata differ: object times and checksums)")
     ia, ib = h5_items(a), h5_items(b)
     for k in ("a:/@created_unix", "a:/@meta_crc32c"):
@@ -174,6 +177,26 @@ def main():
             if what == "sync":
                 check(all(r["ckpt_stall_ms"] >= r["ckpt_write_ms"] for r in lines),
                       f"sync: the loop is held for the whole write: {lines}")
+
+        # 1b. the same with arrays large enough for O_DIRECT (fc1.weight
+        # and its moments, 18 MB each): async writes them from its
+        # page-aligned snapshot without a copy, sync from the live arena
+        # through the aligned buffers
+        big = [a for a in base]
+        big[big.index("--model") + 1] = "mlp:1000,4500,10"
+        big[big.index("--data") + 1] = write_dataset(p("big.h5"), *rt_testlib.learnable_data(rng, 64, 1000, 10)[::2], 10)
+        big[big.index("--steps") + 1] = 3
+        big[big.index("--ckpt-every") + 1] = 2
+        for sub in ("bs", "ba"):
+            os.mkdir(p(sub))
+        train(big + ["--ckpt-dir", "ck", "--ckpt-write", "sync"], cwd=p("bs"))
+        train(big + ["--ckpt-dir", "ck"], cwd=p("ba"))
+        for step in (2, 3):
+            if check(os.path.exists(ckpt(p("bs/ck"), step)) and os.path.exists(ckpt(p("ba/ck"), step)),
+                     f"both runs wrote the large ckpt-{step}"):
+                same_file(ckpt(p("bs/ck"), step), ckpt(p("ba/ck"), step), f"sync vs async, large ckpt-{step}")
+                check(verifies(ckpt(p("ba/ck"), step)), f"the large async ckpt-{step} verifies")
+        shutil.rmtree(p("bs")), shutil.rmtree(p("ba"))
 
         # 2. the loop goes on while a (delayed) write runs; one in flight; the end waits
         delay = {"RT_CKPT_TEST_WRITE_DELAY_MS": "1500"}
@@ -287,7 +310,61 @@ def main():
             s = int(stop.group(1))
             check(s >= 3 and verifies(ckpt(p("T"), 2)) and verifies(ckpt(p("T"), s)),
                   f"the write in flight (step 2) and the final one (step {s}) verify")
+
+        # 7. the writer's priority, as the kernel records it
+        for hook, want in (({}, "SCHED_IDLE"), ({"RT_CKPT_TEST_NO_SCHED_IDLE": "1"}, "nice 10")):
+            got, err = writer_priority(base + ["--ckpt-dir", p("P" + str(len(hook)))], hook)
+            if want == "SCHED_IDLE":
+                check(got and got["policy"] == SCHED_IDLE,
+                      f"the writer thread runs under SCHED_IDLE (policy {SCHED_IDLE}): {got}\n{err}")
+                check("SCHED_IDLE refused" not in err, f"nothing said when SCHED_IDLE is taken: {err}")
+            else:
+                check(got and got["policy"] == 0 and got["nice"] == 10,
+                      f"SCHED_IDLE refused: the writer thread at nice 10: {got}\n{err}")
+                check(err.count("checkpoint writer thread at nice 10 (SCHED_IDLE refused") == 1,
+                      f"one line says so: {err}")
+            if got and got.get("ioclass") is not None:
+                check(got["ioclass"].startswith("best-effort"),
+                      f"its disk requests stay best-effort (not idle class): {got}")
     return checker.summary()
+
+
+SCHED_IDLE = 5  # sched.h
+
+
+def writer_priority(args, env):
+    """Runs a training whose first write waits 3 s (test hook), finds its
+    writer thread by name in /proc meanwhile and reads its scheduling
+    policy and nice value (/proc/PID/task/TID/stat fields 41 and 19) and,
+    where ionice is installed, its I/O class. Returns ({policy, nice,
+    ioclass}, stderr), or (None, stderr) when the thread was not seen."""
+    more = [a for a in args]
+    more[more.index("--steps") + 1] = 8
+    proc = subprocess.Popen([RINGTRAIN, "train"] + [str(a) for a in more], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env, "RT_CKPT_TEST_WRITE_DELAY_MS": "3000"})
+    got = None
+    deadline = time.monotonic() + 60
+    while got is None and proc.poll() is None and time.monotonic() < deadline:
+        tasks = os.path.join("/proc", str(proc.pid), "task")
+        for tid in (os.listdir(tasks) if os.path.isdir(tasks) else []):
+            try:
+                with open(os.path.join(tasks, tid, "comm")) as f:
+                    if f.read().strip() != "rt-ckpt-write":
+                        continue
+                with open(os.path.join(tasks, tid, "stat")) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()  # fields from 3 on
+            except OSError:
+                continue  # the thread ended meanwhile
+            got = {"policy": int(fields[41 - 3]), "nice": int(fields[19 - 3]), "ioclass": None}
+            if shutil.which("ionice"):
+                r = subprocess.run(["ionice", "-p", tid], capture_output=True, text=True)
+                got["ioclass"] = r.stdout.strip() if r.returncode == 0 else None
+            break
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=60)
+    check(proc.returncode == 0, f"the run ends well: {proc.returncode}\n{err}")
+    return got, err
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 /* ckpt_direct.c - writes the bulk of a large dataset's bytes with O_DIRECT,
- * past the page cache: the caller's bytes are copied into two aligned
- * buffers in turn while a writer thread hands the other one to the disk.
+ * past the page cache: straight from the caller's memory when it is
+ * aligned like the file (an asynchronous checkpoint's snapshot buffers,
+ * ckpt_snapshot.c), otherwise copied into two aligned buffers in turn
+ * while a writer thread hands the other one to the disk.
  *
  * Why: through the page cache every byte is copied into a freshly
  * allocated page-cache page, and on a virtual machine whose host reclaims
@@ -8,7 +10,8 @@
  * page first costs a fault on the host; the copy then runs at a fraction of
  * memory speed and the write at about half of dd's (docs/PERFORMANCE.md,
  * "Checkpoints"). With O_DIRECT the only copy is into two buffers that stay
- * mapped, and the disk works while the next block is copied. */
+ * mapped, and the disk works while the next block is copied; from aligned
+ * memory there is none, and the only CPU work left is the kernel's. */
 #define _GNU_SOURCE /* O_DIRECT */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +29,9 @@
  * through the page cache, never both. */
 #define DIO_ALIGN 4096u
 #define DIO_BLOCK (8u << 20)
+/* Bytes per write when there is no copy to overlap: large enough for the
+ * disk to keep several requests in flight. */
+#define DIO_DIRECT_CHUNK (64u << 20)
 
 struct ckpt_dio {
     int dfd;         /* the file, opened with O_DIRECT */
@@ -41,6 +47,7 @@ struct ckpt_dio {
     int done;
     int err; /* errno of the first failed write, 0 if none */
     int buffered; /* O_DIRECT refused a write: the rest goes through fd */
+    uint64_t bounced; /* bytes copied into buf[] so far */
 };
 
 /* pwrite of all n bytes, resumed after short writes. Returns 0 or errno. */
@@ -130,6 +137,75 @@ void ckpt_dio_close(ckpt_dio *d)
     free(d);
 }
 
+/* The body, from memory that is aligned like the file offset: straight
+ * from the caller's bytes, in blocks, with no copy. */
+static int body_write_in_place(ckpt_dio *d, const unsigned char *p, size_t body, uint64_t off)
+{
+    for (size_t pos = 0; pos < body; pos += DIO_DIRECT_CHUNK) {
+        size_t n = body - pos < DIO_DIRECT_CHUNK ? body - pos : DIO_DIRECT_CHUNK;
+        int e = block_write(d, p + pos, n, (off_t)(off + pos));
+        if (e)
+            return e;
+    }
+    return 0;
+}
+
+/* The body, from memory that is not: each block is copied into one of the
+ * two aligned buffers while the writer thread writes the other. */
+static int body_write_bounced(ckpt_dio *d, const unsigned char *p, size_t body, uint64_t off)
+{
+    pthread_t tid;
+    if (pthread_mutex_init(&d->mu, NULL) != 0)
+        return EAGAIN;
+    if (pthread_cond_init(&d->cv, NULL) != 0) {
+        pthread_mutex_destroy(&d->mu);
+        return EAGAIN;
+    }
+    d->full[0] = d->full[1] = 0;
+    d->done = 0;
+    d->err = 0;
+    int e = pthread_create(&tid, NULL, writer_run, d);
+    if (e) {
+        pthread_cond_destroy(&d->cv);
+        pthread_mutex_destroy(&d->mu);
+        return e;
+    }
+    int slot = 0;
+    for (size_t pos = 0; pos < body; pos += DIO_BLOCK, slot ^= 1) {
+        size_t n = body - pos < DIO_BLOCK ? body - pos : DIO_BLOCK;
+        pthread_mutex_lock(&d->mu);
+        while (d->full[slot] && !d->err)
+            pthread_cond_wait(&d->cv, &d->mu);
+        int failed = d->err != 0;
+        pthread_mutex_unlock(&d->mu);
+        if (failed)
+            break;
+        /* The copy of this block overlaps the writer's write of the
+         * previous one. */
+        memcpy(d->buf[slot], p + pos, n);
+        pthread_mutex_lock(&d->mu);
+        d->len[slot] = n;
+        d->off[slot] = (off_t)(off + pos);
+        d->full[slot] = 1;
+        pthread_cond_broadcast(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+    }
+    pthread_mutex_lock(&d->mu);
+    d->done = 1;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(tid, NULL);
+    e = d->err;
+    pthread_cond_destroy(&d->cv);
+    pthread_mutex_destroy(&d->mu);
+    return e;
+}
+
+uint64_t ckpt_dio_bounced(const ckpt_dio *d)
+{
+    return d ? d->bounced : 0;
+}
+
 int ckpt_dio_write(ckpt_dio *d, const void *data, size_t len, uint64_t off)
 {
     const unsigned char *p = data;
@@ -144,50 +220,15 @@ int ckpt_dio_write(ckpt_dio *d, const void *data, size_t len, uint64_t off)
     if (e)
         return e;
     if (body > 0) {
-        pthread_t tid;
-        if (pthread_mutex_init(&d->mu, NULL) != 0)
-            return EAGAIN;
-        if (pthread_cond_init(&d->cv, NULL) != 0) {
-            pthread_mutex_destroy(&d->mu);
-            return EAGAIN;
+        /* Memory placed like the file (an aligned snapshot buffer) goes to
+         * the disk as it is; other memory (the live arena of a synchronous
+         * write, a tensor inside it) through the aligned buffers. */
+        if ((uintptr_t)(p + head) % DIO_ALIGN == 0) {
+            e = body_write_in_place(d, p + head, body, off + head);
+        } else {
+            e = body_write_bounced(d, p + head, body, off + head);
+            d->bounced += body;
         }
-        d->full[0] = d->full[1] = 0;
-        d->done = 0;
-        d->err = 0;
-        e = pthread_create(&tid, NULL, writer_run, d);
-        if (e) {
-            pthread_cond_destroy(&d->cv);
-            pthread_mutex_destroy(&d->mu);
-            return e;
-        }
-        int slot = 0;
-        for (size_t pos = 0; pos < body; pos += DIO_BLOCK, slot ^= 1) {
-            size_t n = body - pos < DIO_BLOCK ? body - pos : DIO_BLOCK;
-            pthread_mutex_lock(&d->mu);
-            while (d->full[slot] && !d->err)
-                pthread_cond_wait(&d->cv, &d->mu);
-            int failed = d->err != 0;
-            pthread_mutex_unlock(&d->mu);
-            if (failed)
-                break;
-            /* The copy of this block overlaps the writer's write of the
-             * previous one. */
-            memcpy(d->buf[slot], p + head + pos, n);
-            pthread_mutex_lock(&d->mu);
-            d->len[slot] = n;
-            d->off[slot] = (off_t)(off + head + pos);
-            d->full[slot] = 1;
-            pthread_cond_broadcast(&d->cv);
-            pthread_mutex_unlock(&d->mu);
-        }
-        pthread_mutex_lock(&d->mu);
-        d->done = 1;
-        pthread_cond_broadcast(&d->cv);
-        pthread_mutex_unlock(&d->mu);
-        pthread_join(tid, NULL);
-        e = d->err;
-        pthread_cond_destroy(&d->cv);
-        pthread_mutex_destroy(&d->mu);
         if (e)
             return e;
     }

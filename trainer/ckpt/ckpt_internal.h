@@ -63,8 +63,14 @@ void ckpt_readahead(int fd, hid_t ds, size_t from, size_t len);
 typedef struct ckpt_dio ckpt_dio;
 ckpt_dio *ckpt_dio_open(const char *path, int fd);
 void ckpt_dio_close(ckpt_dio *d);
-/* Writes len bytes of data at file offset off. Returns 0, or the errno of
- * the first write that failed. */
+/* Writes len bytes of data at file offset off. The whole 4 KiB pages of
+ * the file go with O_DIRECT: from data itself when data + k and off + k are
+ * both multiples of 4096 for some k (memory aligned like the file), else
+ * through a copy; the partial pages at either end through fd. Returns 0,
+ * or the errno of the first write that failed. */
 int ckpt_dio_write(ckpt_dio *d, const void *data, size_t len, uint64_t off);
+/* Bytes ckpt_dio_write has copied rather than written in place (0 for
+ * NULL). */
+uint64_t ckpt_dio_bounced(const ckpt_dio *d);
 
 #endif

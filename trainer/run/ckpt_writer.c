@@ -1,11 +1,12 @@
 /* ckpt_writer.c - the checkpoint writer thread (see ckpt_writer.h): one
  * thread per write, joined when its report is taken, so that "at most one
  * in flight" is the thread's own lifetime. */
-#define _GNU_SOURCE /* syscall(SYS_gettid) */
+#define _GNU_SOURCE /* syscall(SYS_gettid), pthread_setname_np */
 #include "trainer/run/ckpt_writer.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/check.h"
+#include "common/log.h"
 #include "common/timer.h"
 
 struct ckpt_writer {
@@ -46,19 +48,56 @@ static void test_delay(void)
         ;
 }
 
-/* The writer gives way to the training threads: on a busy CPU the step
- * loop keeps its pace and the write takes the time left over (Linux nice
- * values are per thread; the checksum thread ckpt_write starts inherits
- * it). Where that cannot be set the write runs at the loop's priority. */
+/* The writer gives way to the training threads: SCHED_IDLE, so that it
+ * runs only on a core the step loop leaves idle (a nice value only lowers
+ * its share: at nice 10 it still took about a tenth of a core it shared
+ * with a training thread, which then held up the others at the step's
+ * next synchronisation; docs/PERFORMANCE.md, "Checkpoint stall"). Policy
+ * and nice are per thread on Linux and inherited by the threads ckpt_write
+ * starts (the checksum and O_DIRECT threads). The write always ends: the
+ * next checkpoint, the end of the run and a stop wait for it by blocking
+ * (pthread_join; the other ranks meanwhile nap in the collective's wait),
+ * which frees a core. Where SCHED_IDLE is refused (a seccomp profile, a
+ * kernel without it) the thread falls back to nice 10.
+ *
+ * SCHED_IDLE would also put the thread's disk requests in the idle I/O
+ * class, which a busy disk may starve; they are kept best-effort, at its
+ * lowest level. */
 #define WRITER_NICE 10
+#define IOPRIO_CLASS_SHIFT 13
+#define IOPRIO_CLASS_BE 2
+#define IOPRIO_WHO_PROCESS 1
+
+static atomic_flag priority_said = ATOMIC_FLAG_INIT;
 
 static void writer_yield_priority(void)
 {
     pid_t tid = (pid_t)syscall(SYS_gettid);
-    errno = 0;
-    int now = getpriority(PRIO_PROCESS, (id_t)tid);
-    if (errno == 0 && now < WRITER_NICE)
-        (void)setpriority(PRIO_PROCESS, (id_t)tid, WRITER_NICE);
+#ifdef SYS_ioprio_set
+    (void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, (int)tid, (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | 7);
+#endif
+    const char *how = "SCHED_IDLE";
+#ifdef SCHED_IDLE
+    struct sched_param sp = {.sched_priority = 0};
+    const char *hook = getenv("RT_CKPT_TEST_NO_SCHED_IDLE"); /* test hook: the fallback */
+    int rc = hook && *hook ? EPERM : pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+#else
+    int rc = ENOSYS;
+#endif
+    if (rc != 0) {
+        how = "nice 10";
+        errno = 0;
+        int now = getpriority(PRIO_PROCESS, (id_t)tid);
+        if (errno == 0 && now < WRITER_NICE)
+            (void)setpriority(PRIO_PROCESS, (id_t)tid, WRITER_NICE);
+    }
+    /* once per process: quiet when the policy took, one line when not */
+    if (atomic_flag_test_and_set(&priority_said))
+        return;
+    if (rc == 0)
+        LOG_DEBUG("checkpoint writer thread at %s: it runs on idle cores only", how);
+    else
+        LOG_INFO("checkpoint writer thread at %s (SCHED_IDLE refused: %s)", how, strerror(rc));
 }
 
 static void *writer_main(void *arg)
@@ -66,6 +105,8 @@ static void *writer_main(void *arg)
     ckpt_writer_t *w = arg;
     ckpt_write_report_t *r = &w->report;
     const double t0 = rt_now();
+    /* a name to find it by in top -H and /proc (its helper threads inherit it) */
+    (void)pthread_setname_np(pthread_self(), "rt-ckpt-write");
     writer_yield_priority();
     test_delay();
     r->status = ckpt_save(w->dir, w->run, &w->meta, w->arrays, w->n, r->path, sizeof r->path);
