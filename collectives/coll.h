@@ -12,7 +12,10 @@
  * of recent calls. Blocked waits back off to short sleeps instead of
  * spinning. After a timeout or an MPI
  * error the communicator is unusable (later calls fail at once); the caller
- * ends the job with coll_abort(). A mismatch (RT_ERR_MISMATCH) leaves the
+ * ends the job with coll_abort(). The failed call's buffers must stay
+ * allocated until then: sends and receives on them that had already
+ * matched cannot be cancelled, and any later MPI call may still read or
+ * write them. A mismatch (RT_ERR_MISMATCH) leaves the
  * communicator usable: every rank learns of it in the same call.
  * Algorithms, thresholds and messages: docs/COLLECTIVES.md.
  */
