@@ -34,7 +34,7 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static void *open_cublas(void)
 {
     static const char *const candidates[] = { RT_CUBLAS_SONAME, RT_CUBLAS_PATH };
-    char tried[sizeof load_error] = "";
+    char tried[sizeof load_error - 64] = ""; /* room for the prefix below */
     for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
         void *lib = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
         if (lib != NULL)
