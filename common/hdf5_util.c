@@ -4,11 +4,41 @@
 #define _POSIX_C_SOURCE 200809L /* strdup */
 #include "common/hdf5_util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/check.h"
+
+/* A variable-length string attribute's stored value must hold one whole
+ * element as HDF5 keeps it on disk: its length (4 bytes), the global heap
+ * collection's address (the file's address size) and the object's index
+ * (4 bytes). libhdf5 1.10.8 sizes the stored value from the datatype
+ * message's size field, but H5Aread copies a whole element out of it: a
+ * damaged size field (15 instead of 16, found by fuzz_h5_open) makes it
+ * read past its own buffer. */
+static rt_status vlen_value_size_check(hid_t loc, hid_t attr, const char *name)
+{
+    size_t sizeof_addr = 8, sizeof_size = 8;
+    hid_t file = H5Iget_file_id(loc);
+    hid_t fcpl = file >= 0 ? H5Fget_create_plist(file) : H5I_INVALID_HID;
+    herr_t got = fcpl >= 0 ? H5Pget_sizes(fcpl, &sizeof_addr, &sizeof_size) : -1;
+    if (fcpl >= 0)
+        H5Pclose(fcpl);
+    if (file >= 0)
+        H5Fclose(file);
+    if (got < 0)
+        return rt_hdf5_error("H5Pget_sizes", __FILE__, __LINE__);
+    hsize_t stored = H5Aget_storage_size(attr);
+    uint64_t element = 4 + (uint64_t)sizeof_addr + 4;
+    if ((uint64_t)stored < element)
+        return rt_fail(RT_ERR_FORMAT,
+                       "string attribute '%s': its stored value is %llu bytes, shorter than one "
+                       "variable-length string (%llu)",
+                       name, (unsigned long long)stored, (unsigned long long)element);
+    return RT_OK;
+}
 
 rt_status h5_attr_string_dup(hid_t loc, const char *name, char **out, bool *present)
 {
@@ -45,6 +75,9 @@ rt_status h5_attr_string_dup(hid_t loc, const char *name, char **out, bool *pres
     if (H5Tis_variable_str(ftype) > 0) {
         char *value = NULL;
         st = h5_vlen_attr_check(loc, name);
+        if (st != RT_OK)
+            goto close_mtype;
+        st = vlen_value_size_check(loc, attr, name);
         if (st != RT_OK)
             goto close_mtype;
         H5Tset_size(mtype, H5T_VARIABLE);
