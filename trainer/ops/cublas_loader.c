@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 /* The cuBLAS header maps some names to versioned symbols (cublasCreate ->
  * cublasCreate_v2); the symbol looked up is the one the macro expands to. */
@@ -40,9 +41,7 @@ static void *open_cublas(void)
         if (lib != NULL)
             return lib;
         const char *why = dlerror();
-        size_t used = 0;
-        while (used < sizeof tried && tried[used] != '\0')
-            used++;
+        size_t used = strlen(tried);
         snprintf(tried + used, sizeof tried - used, "%s%s", used ? "; " : "",
                  why ? why : candidates[i]);
     }
